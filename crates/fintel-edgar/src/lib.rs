@@ -1,0 +1,1 @@
+//! fintel-edgar (being written).

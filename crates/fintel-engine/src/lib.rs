@@ -1,0 +1,1 @@
+//! fintel-engine (being written).

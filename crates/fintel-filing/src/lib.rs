@@ -1,0 +1,1 @@
+//! fintel-filing (being written).

@@ -1,0 +1,270 @@
+//! The contract between the engine and every provider: requests, answers, keys and the closed
+//! error taxonomy.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// An API key. Its secret never appears in `Debug`, `Display` or serialised output: only its
+/// masked label (e.g. `AIza...9xQk`) and a SHA-256 fingerprint are ever shown or stored.
+#[derive(Clone)]
+pub struct ApiKey {
+    secret: String,
+    label: String,
+}
+
+impl ApiKey {
+    /// A key with the user's name for it (e.g. `GOOGLE_API_KEY_3`); the label shown to users is
+    /// that name plus the masked secret.
+    pub fn new(name: &str, secret: impl Into<String>) -> Self {
+        let secret = secret.into();
+        let label = format!("{name} ({})", mask_secret(&secret));
+        ApiKey { secret, label }
+    }
+
+    /// The secret, for the one place that puts it in a request header.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// A label safe to print and store.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// SHA-256 of the secret, hex: how the database recognises a key without storing it.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.secret.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({})", self.label)
+    }
+}
+
+/// Shows the first four and last four characters of a secret, or only asterisks when it is
+/// too short for that to hide anything.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "****".to_string();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+/// Replaces every occurrence of any of `secrets` in `text` by its mask. Error bodies pass
+/// through this before they are logged or stored, since some providers echo the key back.
+pub fn mask_secrets_in(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 8) {
+        out = out.replace(s, &mask_secret(s));
+    }
+    out
+}
+
+/// Who said a turn of the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Model,
+}
+
+/// One turn of the conversation. A first call has one user turn; a repair call adds the
+/// model's bad answer and a user turn saying what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+}
+
+/// How much the model may think before answering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub enum Thinking {
+    /// Send nothing; the model's default applies.
+    #[default]
+    ProviderDefault,
+    /// Gemini 2.5: `thinkingConfig.thinkingBudget` (0 turns thinking off, -1 dynamic).
+    Budget(i32),
+    /// Gemini 3.x: `thinkingConfig.thinkingLevel` (e.g. "low", "high").
+    Level(String),
+}
+
+/// One structured-output request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub model: String,
+    pub system_instruction: Option<String>,
+    pub turns: Vec<Turn>,
+    /// The JSON schema the answer must match (sent as `responseJsonSchema` / `json_schema`).
+    pub response_schema: serde_json::Value,
+    pub temperature: Option<f32>,
+    pub max_output_tokens: Option<u32>,
+    pub thinking: Thinking,
+}
+
+/// Tokens the provider reports for a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub thinking_tokens: u64,
+}
+
+/// A successful call: HTTP 200 with a candidate that finished normally. Its text has not yet
+/// been checked against the schema (see the validation functions of this crate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub text: String,
+    pub usage: Usage,
+    pub finish_reason: String,
+    pub model_version: Option<String>,
+    pub latency: Duration,
+}
+
+/// What the model's tokenizer says about a request (`countTokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCount {
+    pub total_tokens: u64,
+}
+
+/// What a pre-flight check learned about a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub input_token_limit: Option<u64>,
+    pub output_token_limit: Option<u64>,
+}
+
+/// Every way a provider call can fail, one variant per row of SPEC.md section 3. The engine
+/// decides what to do by matching on this and nothing else.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// 429 whose QuotaFailure names a per-day quota: the key's bucket is spent until the next
+    /// reset. Not a failure of the task; never counts as an attempt.
+    #[error("daily quota exhausted: {message}")]
+    DailyQuotaExhausted { message: String },
+
+    /// 429 for a per-minute request limit (or with no details, or 2024-style
+    /// RATE_LIMIT_EXCEEDED, or OpenAI `rate_limit_exceeded`): wait and send the same task again.
+    #[error("rate limited (retry after {retry_after:?}): {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+
+    /// 429 for the input-tokens-per-minute quota. If the request alone is larger than
+    /// `limit_tokens` it can never pass on this tier and must be fitted smaller; otherwise it is
+    /// a per-minute wait.
+    #[error("input tokens per minute exceeded (limit {limit_tokens:?}): {message}")]
+    InputTokensPerMinute {
+        limit_tokens: Option<u64>,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+
+    /// 400 "input token count ... exceeds the maximum" / OpenAI `context_length_exceeded`.
+    #[error("context too long (maximum {max_tokens:?}): {message}")]
+    ContextTooLong {
+        max_tokens: Option<u64>,
+        message: String,
+    },
+
+    /// 400 API_KEY_INVALID, 403 PERMISSION_DENIED (leaked key, service disabled), OpenAI 401:
+    /// disable this key and go on with the others.
+    #[error("key unusable: {reason}")]
+    KeyUnusable { reason: String },
+
+    /// OpenAI 429 `insufficient_quota`: the key is spent until the user re-enables it.
+    #[error("key out of credit: {message}")]
+    KeyExhausted { message: String },
+
+    /// 5xx, timeouts, connection resets. `reached_server` is false only when the request
+    /// provably never left (connection refused, DNS failure): such a request costs no quota.
+    #[error("transient failure: {message}")]
+    Transient {
+        message: String,
+        reached_server: bool,
+    },
+
+    /// HTTP 200 whose output is unusable: finishReason MAX_TOKENS, text that is not JSON, or
+    /// JSON that does not match the schema. Retried (counts as an attempt).
+    #[error("bad output: {reason}")]
+    BadOutput {
+        reason: String,
+        raw_text: Option<String>,
+        usage: Usage,
+    },
+
+    /// HTTP 200 that the model refused (finishReason SAFETY, RECITATION, blocked prompt):
+    /// the task is skipped with this reason.
+    #[error("refused by the model: {reason}")]
+    Refused { reason: String },
+
+    /// 404 unknown model, or any other 400 INVALID_ARGUMENT (e.g. a schema the model rejects):
+    /// every task would fail, so the batch stops with exit 4 and the provider's message.
+    #[error("configuration problem: {message}")]
+    Configuration { message: String },
+}
+
+impl CallError {
+    /// True when the request may have reached the provider and so may have cost quota.
+    pub fn may_have_cost_quota(&self) -> bool {
+        !matches!(
+            self,
+            CallError::Transient {
+                reached_server: false,
+                ..
+            }
+        )
+    }
+}
+
+/// A model provider. One call is one HTTP request; retries, repair calls and quota decisions
+/// belong to the engine, which writes a ledger row before each call.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// A short name for logs and provenance, e.g. `gemini` or `openai-compatible`.
+    fn name(&self) -> &str;
+
+    /// Sends one generation request.
+    async fn generate(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Generation, CallError>;
+
+    /// Checks that the key works and the model exists without spending generation quota
+    /// (Gemini `GET v1beta/models/{model}`).
+    async fn check_model(&self, key: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError>;
+
+    /// Counts the tokens of a request with the model's own tokenizer, where the provider can.
+    async fn count_tokens(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Option<TokenCount>, CallError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_show_their_secret() {
+        let k = ApiKey::new("GOOGLE_API_KEY_1", "AIzaSyD-abcdefghijklmnopqrstuvwxyz012345");
+        assert_eq!(k.label(), "GOOGLE_API_KEY_1 (AIza...2345)");
+        assert!(!format!("{k:?}").contains("abcdefghij"));
+        assert_eq!(k.fingerprint().len(), 64);
+        let body = r#"{"error":"bad key AIzaSyD-abcdefghijklmnopqrstuvwxyz012345"}"#;
+        let masked = mask_secrets_in(body, &[k.secret()]);
+        assert!(!masked.contains("abcdefghij"), "{masked}");
+        assert_eq!(mask_secret("short"), "****");
+    }
+}

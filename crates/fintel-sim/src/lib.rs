@@ -1,0 +1,1 @@
+//! fintel-sim (being written).

@@ -1,0 +1,1 @@
+//! fintel-store (being written).

@@ -1,0 +1,1 @@
+//! fintel-workflows (being written).

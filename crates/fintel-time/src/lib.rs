@@ -173,7 +173,7 @@ impl ManualClock {
     /// Moves the clock forward by `duration`.
     pub fn advance(&self, duration: Duration) {
         let mut now = self.lock();
-        *now = *now + duration_to_span(duration);
+        *now += duration_to_span(duration);
     }
 
     /// Sets the clock to `t` (never backwards).

@@ -96,6 +96,57 @@ pub enum Thinking {
     Level(String),
 }
 
+/// The thinking levels Gemini 3 models accept (`thinkingConfig.thinkingLevel`).
+pub const THINKING_LEVELS: &[&str] = &["minimal", "low", "medium", "high"];
+
+impl Thinking {
+    /// Reads a user's thinking setting: empty or `default` sends nothing, an integer is a
+    /// token budget (`0` off, `-1` dynamic), and a level name is a level.
+    pub fn from_setting(value: &str) -> Result<Thinking, String> {
+        let value = value.trim();
+        if value.is_empty() || value.eq_ignore_ascii_case("default") {
+            return Ok(Thinking::ProviderDefault);
+        }
+        if let Ok(budget) = value.parse::<i32>() {
+            if budget < -1 {
+                return Err(format!(
+                    "thinking budget {budget} is negative: use 0 to turn thinking off, -1 for a \
+                     dynamic budget, or a number of tokens"
+                ));
+            }
+            return Ok(Thinking::Budget(budget));
+        }
+        let level = value.to_ascii_lowercase();
+        if THINKING_LEVELS.contains(&level.as_str()) {
+            return Ok(Thinking::Level(level));
+        }
+        Err(format!(
+            "thinking setting {value:?} is neither a token budget (e.g. 1024, 0 for off, -1 for \
+             dynamic) nor a level ({})",
+            THINKING_LEVELS.join(", ")
+        ))
+    }
+
+    /// Catches settings a Gemini model would reject with a 400 (which stops a batch), so they
+    /// can be reported before it starts: levels are for Gemini 3 models only, and Gemini 2.5
+    /// Pro cannot turn thinking off.
+    pub fn check_for_model(&self, model: &str) -> Result<(), String> {
+        let name = model.trim().strip_prefix("models/").unwrap_or(model.trim());
+        let older_gemini = name.starts_with("gemini-1") || name.starts_with("gemini-2");
+        match self {
+            Thinking::Level(level) if older_gemini => Err(format!(
+                "thinking level {level:?} is for Gemini 3 models; {name} takes a token budget \
+                 instead (e.g. 1024, 0 for off, -1 for dynamic)"
+            )),
+            Thinking::Budget(0) if name.starts_with("gemini-2.5-pro") => Err(format!(
+                "{name} cannot turn thinking off (budget 0): use a budget of at least 128, or -1 \
+                 for dynamic"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// One structured-output request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
@@ -224,6 +275,65 @@ impl CallError {
             }
         )
     }
+
+    /// The same error with every occurrence of `secrets` in its text replaced by its mask
+    /// (see [`mask_secrets_in`]). The clients of this crate already return masked errors; this
+    /// is for errors built elsewhere.
+    pub fn masked(self, secrets: &[&str]) -> CallError {
+        let m = |text: String| mask_secrets_in(&text, secrets);
+        match self {
+            CallError::DailyQuotaExhausted { message } => CallError::DailyQuotaExhausted {
+                message: m(message),
+            },
+            CallError::RateLimited {
+                retry_after,
+                message,
+            } => CallError::RateLimited {
+                retry_after,
+                message: m(message),
+            },
+            CallError::InputTokensPerMinute {
+                limit_tokens,
+                retry_after,
+                message,
+            } => CallError::InputTokensPerMinute {
+                limit_tokens,
+                retry_after,
+                message: m(message),
+            },
+            CallError::ContextTooLong {
+                max_tokens,
+                message,
+            } => CallError::ContextTooLong {
+                max_tokens,
+                message: m(message),
+            },
+            CallError::KeyUnusable { reason } => CallError::KeyUnusable { reason: m(reason) },
+            CallError::KeyExhausted { message } => CallError::KeyExhausted {
+                message: m(message),
+            },
+            CallError::Transient {
+                message,
+                reached_server,
+            } => CallError::Transient {
+                message: m(message),
+                reached_server,
+            },
+            CallError::BadOutput {
+                reason,
+                raw_text,
+                usage,
+            } => CallError::BadOutput {
+                reason: m(reason),
+                raw_text: raw_text.map(m),
+                usage,
+            },
+            CallError::Refused { reason } => CallError::Refused { reason: m(reason) },
+            CallError::Configuration { message } => CallError::Configuration {
+                message: m(message),
+            },
+        }
+    }
 }
 
 /// A model provider. One call is one HTTP request; retries, repair calls and quota decisions
@@ -257,8 +367,75 @@ mod tests {
     use super::*;
 
     #[test]
+    fn masking_an_error_reaches_every_text_field() {
+        let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz";
+        let error = CallError::BadOutput {
+            reason: format!("echoed {secret}"),
+            raw_text: Some(format!("raw {secret}")),
+            usage: Usage::default(),
+        }
+        .masked(&[secret]);
+        let shown = format!("{error:?}");
+        assert!(!shown.contains("abcdefghij"), "{shown}");
+        assert!(shown.contains("sk-p...wxyz"), "{shown}");
+        let transient = CallError::Transient {
+            message: secret.to_string(),
+            reached_server: false,
+        }
+        .masked(&[secret]);
+        assert_eq!(
+            transient,
+            CallError::Transient {
+                message: "sk-p...wxyz".into(),
+                reached_server: false
+            }
+        );
+    }
+
+    #[test]
+    fn thinking_settings_are_read_and_checked() {
+        assert_eq!(Thinking::from_setting(""), Ok(Thinking::ProviderDefault));
+        assert_eq!(
+            Thinking::from_setting("Default"),
+            Ok(Thinking::ProviderDefault)
+        );
+        assert_eq!(Thinking::from_setting(" 1024 "), Ok(Thinking::Budget(1024)));
+        assert_eq!(Thinking::from_setting("-1"), Ok(Thinking::Budget(-1)));
+        assert_eq!(
+            Thinking::from_setting("HIGH"),
+            Ok(Thinking::Level("high".into()))
+        );
+        assert!(Thinking::from_setting("-5")
+            .unwrap_err()
+            .contains("negative"));
+        assert!(Thinking::from_setting("lots")
+            .unwrap_err()
+            .contains("minimal, low, medium, high"));
+
+        let low = Thinking::Level("low".into());
+        assert!(low.check_for_model("gemini-3-flash-preview").is_ok());
+        assert!(low
+            .check_for_model("gemini-2.5-flash")
+            .unwrap_err()
+            .contains("token budget"));
+        assert!(Thinking::Budget(0)
+            .check_for_model("gemini-2.5-flash")
+            .is_ok());
+        assert!(Thinking::Budget(0)
+            .check_for_model("models/gemini-2.5-pro")
+            .is_err());
+        assert!(Thinking::Budget(1024)
+            .check_for_model("gemini-3-pro-preview")
+            .is_ok());
+        assert!(low.check_for_model("gpt-4o-mini").is_ok());
+    }
+
+    #[test]
     fn keys_never_show_their_secret() {
-        let k = ApiKey::new("GOOGLE_API_KEY_1", "AIzaSyD-abcdefghijklmnopqrstuvwxyz012345");
+        let k = ApiKey::new(
+            "GOOGLE_API_KEY_1",
+            "AIzaSyD-abcdefghijklmnopqrstuvwxyz012345",
+        );
         assert_eq!(k.label(), "GOOGLE_API_KEY_1 (AIza...2345)");
         assert!(!format!("{k:?}").contains("abcdefghij"));
         assert_eq!(k.fingerprint().len(), 64);

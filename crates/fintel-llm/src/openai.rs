@@ -1,0 +1,880 @@
+//! The OpenAI-compatible chat-completions client (OpenAI itself, a local Ollama or vLLM server,
+//! Gemini's OpenAI-compatibility endpoint) and the pure functions that build its request body
+//! and read its answers.
+//!
+//! Base URL rule: a base URL with no path gets `/v1` appended (`http://localhost:11434` means
+//! `http://localhost:11434/v1`); a base URL with a path is used as given
+//! (`https://api.openai.com/v1`, `https://generativelanguage.googleapis.com/v1beta/openai`).
+//! Requests go to `{api base}/chat/completions` and `{api base}/models`.
+
+use std::time::{Duration, Instant};
+
+use fintel_time::{SharedClock, SystemClock};
+use jiff::Timestamp;
+use serde_json::{json, Map, Value};
+
+use crate::gemini::{classify_rpc, f32_json, number_after, parse_rpc_status, RpcStatus};
+use crate::http::{
+    body_preview, build_http_client, classify_transport_error, parse_base_url, secret_header_value,
+    truncate_chars, ClientBuildError, MAX_MESSAGE_CHARS,
+};
+use crate::types::{
+    mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, Role,
+    Thinking, TokenCount, Usage,
+};
+
+/// OpenAI's own API, for when no base URL is configured (`FINTEL_OPENAI_URL`).
+pub const DEFAULT_OPENAI_URL: &str = "https://api.openai.com/v1";
+
+/// Which field carries the output limit. OpenAI's reasoning models accept only
+/// `max_completion_tokens`; older models and most local servers know only `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxTokensField {
+    /// `max_tokens`: understood by Ollama, vLLM, Gemini's compatibility endpoint and older
+    /// OpenAI models.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens`: required by OpenAI's o-series and later models.
+    MaxCompletionTokens,
+}
+
+/// How an [`OpenAiClient`] reaches its server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiConfig {
+    /// See the module documentation for the `/v1` rule.
+    pub base_url: String,
+    /// The whole call; a local model on a CPU can be slow.
+    pub timeout: Duration,
+    /// Connecting alone. A connect timeout proves the request was never sent.
+    pub connect_timeout: Duration,
+    /// Which output-limit field to send.
+    pub max_tokens_field: MaxTokensField,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            base_url: DEFAULT_OPENAI_URL.to_string(),
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(20),
+            max_tokens_field: MaxTokensField::default(),
+        }
+    }
+}
+
+/// A provider speaking the OpenAI chat-completions protocol.
+#[derive(Clone)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    api_base: String,
+    max_tokens_field: MaxTokensField,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for OpenAiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiClient")
+            .field("api_base", &self.api_base)
+            .field("max_tokens_field", &self.max_tokens_field)
+            .finish()
+    }
+}
+
+impl OpenAiClient {
+    /// Builds a client reading the system clock (used only to turn an HTTP-date
+    /// `retry-after` into a delay).
+    pub fn new(config: OpenAiConfig) -> Result<Self, ClientBuildError> {
+        let base = parse_base_url(
+            &config.base_url,
+            "the OpenAI-compatible base URL",
+            DEFAULT_OPENAI_URL,
+        )?;
+        Ok(OpenAiClient {
+            http: build_http_client(config.timeout, config.connect_timeout)?,
+            api_base: openai_api_base(&base),
+            max_tokens_field: config.max_tokens_field,
+            clock: std::sync::Arc::new(SystemClock),
+        })
+    }
+
+    /// The same client reading `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The URL that `/chat/completions` and `/models/...` are appended to.
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    async fn send(
+        &self,
+        key: Option<&ApiKey>,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<(u16, Option<Duration>, String), CallError> {
+        let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
+        let builder = match key {
+            Some(key) => builder.header(
+                reqwest::header::AUTHORIZATION,
+                secret_header_value(key.secret(), "Bearer ")?,
+            ),
+            None => builder,
+        };
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| classify_transport_error(&e, &secrets))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = retry_after_from_headers(
+            header("retry-after").as_deref(),
+            header("retry-after-ms").as_deref(),
+            self.clock.now(),
+        );
+        let body = response
+            .text()
+            .await
+            .map_err(|e| classify_transport_error(&e, &secrets))?;
+        Ok((status, retry_after, body))
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiClient {
+    fn name(&self) -> &str {
+        "openai-compatible"
+    }
+
+    async fn generate(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Generation, CallError> {
+        openai_model_name(&request.model)?;
+        let body = openai_chat_body(request, self.max_tokens_field);
+        let url = format!("{}/chat/completions", self.api_base);
+        let started = Instant::now();
+        let (status, retry_after, text) = self.send(key, self.http.post(url).json(&body)).await?;
+        let latency = started.elapsed();
+        let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
+        interpret_openai_chat(status, &text, retry_after, &secrets).map(|mut generation| {
+            generation.latency = latency;
+            generation
+        })
+    }
+
+    /// `GET {api base}/models` and a look for the model in the list. The list is served by
+    /// OpenAI, vLLM (which has no per-model route), Ollama and Gemini's compatibility endpoint;
+    /// it spends no tokens and checks the key. Token limits are filled only where the server
+    /// says them (vLLM's `max_model_len`).
+    async fn check_model(&self, key: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError> {
+        let name = openai_model_name(model)?;
+        let url = format!("{}/models", self.api_base);
+        let (status, retry_after, text) = self.send(key, self.http.get(url)).await?;
+        let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
+        if !(200..300).contains(&status) {
+            return Err(classify_openai(status, &text, retry_after, &secrets));
+        }
+        parse_openai_model_list(name, &text).map_err(|e| e.masked(&secrets))
+    }
+
+    /// The protocol has no tokenizer endpoint.
+    async fn count_tokens(
+        &self,
+        _key: Option<&ApiKey>,
+        _request: &GenerateRequest,
+    ) -> Result<Option<TokenCount>, CallError> {
+        Ok(None)
+    }
+}
+
+/// Appends `/v1` to a base URL that has no path (see the module documentation).
+fn openai_api_base(base: &str) -> String {
+    match reqwest::Url::parse(base) {
+        Ok(url) if url.path().trim_matches('/').is_empty() => {
+            format!("{}/v1", base.trim_end_matches('/'))
+        }
+        _ => base.trim_end_matches('/').to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request body
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON body of `POST /chat/completions`.
+///
+/// `response_format` is `json_schema` named `result`, with `strict: true` only when
+/// [`schema_allows_strict`] says OpenAI's strict mode would accept the schema (otherwise the
+/// server would reject the request). `Thinking::Level` is sent as `reasoning_effort`;
+/// `Thinking::Budget` has no equivalent in this protocol and is not sent.
+pub fn openai_chat_body(request: &GenerateRequest, max_tokens_field: MaxTokensField) -> Value {
+    let mut messages = Vec::new();
+    if let Some(system) = &request.system_instruction {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    for turn in &request.turns {
+        let role = match turn.role {
+            Role::User => "user",
+            Role::Model => "assistant",
+        };
+        messages.push(json!({ "role": role, "content": turn.text }));
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(request.model.trim()));
+    body.insert("messages".into(), Value::Array(messages));
+    body.insert(
+        "response_format".into(),
+        json!({
+            "type": "json_schema",
+            "json_schema": {
+                "name": "result",
+                "schema": request.response_schema,
+                "strict": schema_allows_strict(&request.response_schema),
+            }
+        }),
+    );
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), f32_json(t));
+    }
+    if let Some(max) = request.max_output_tokens {
+        let field = match max_tokens_field {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        };
+        body.insert(field.into(), json!(max));
+    }
+    if let Thinking::Level(level) = &request.thinking {
+        body.insert("reasoning_effort".into(), json!(level));
+    }
+    Value::Object(body)
+}
+
+/// Keywords OpenAI's strict structured-output mode is known to accept.
+const STRICT_KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "description",
+    "title",
+    "$defs",
+    "definitions",
+    "$ref",
+];
+
+/// True when the schema meets OpenAI's strict mode: every object lists all its properties as
+/// required and sets `additionalProperties: false`, the root is an object, and only keywords
+/// strict mode accepts are used. Anything else is sent with `strict: false`.
+pub fn schema_allows_strict(schema: &Value) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("object") && strict_node(schema)
+}
+
+fn strict_node(node: &Value) -> bool {
+    let Some(map) = node.as_object() else {
+        return node.is_boolean();
+    };
+    if map.keys().any(|k| !STRICT_KEYWORDS.contains(&k.as_str())) {
+        return false;
+    }
+    let is_object = match map.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+        _ => map.contains_key("properties"),
+    };
+    if is_object {
+        if map.get("additionalProperties") != Some(&Value::Bool(false)) {
+            return false;
+        }
+        let properties = map.get("properties").and_then(Value::as_object);
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(properties) = properties {
+            if properties.keys().any(|k| !required.contains(&k.as_str())) {
+                return false;
+            }
+            if !properties.values().all(strict_node) {
+                return false;
+            }
+        }
+    }
+    let children_ok = |key: &str| match map.get(key) {
+        None => true,
+        Some(Value::Array(items)) => items.iter().all(strict_node),
+        Some(Value::Object(defs)) if key == "$defs" || key == "definitions" => {
+            defs.values().all(strict_node)
+        }
+        Some(other) => strict_node(other),
+    };
+    children_ok("items")
+        && children_ok("anyOf")
+        && children_ok("$defs")
+        && children_ok("definitions")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------------------------
+
+/// Reads a chat-completions answer of any status: 2xx goes to [`parse_openai_success`],
+/// anything else to [`classify_openai`]. Messages have `secrets` masked.
+pub fn interpret_openai_chat(
+    status: u16,
+    body: &str,
+    retry_after: Option<Duration>,
+    secrets: &[&str],
+) -> Result<Generation, CallError> {
+    if (200..300).contains(&status) {
+        parse_openai_success(body).map_err(|e| e.masked(secrets))
+    } else {
+        Err(classify_openai(status, body, retry_after, secrets))
+    }
+}
+
+/// Reads an HTTP 200 chat-completions body.
+///
+/// `finish_reason` `length` is `BadOutput` (with usage); `content_filter` or a `refusal` in
+/// the message is `Refused`. `Usage::output_tokens` excludes reasoning tokens (which OpenAI
+/// counts inside `completion_tokens`), to match Gemini's accounting. `latency` is zero: the
+/// client fills it in.
+pub fn parse_openai_success(body: &str) -> Result<Generation, CallError> {
+    let value: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return Err(CallError::BadOutput {
+                reason: format!(
+                    "the server answered HTTP 200 with a body that is not JSON: {}",
+                    body_preview(body)
+                ),
+                raw_text: None,
+                usage: Usage::default(),
+            })
+        }
+    };
+    if value.get("error").is_some_and(|e| !e.is_null()) {
+        // Some gateways put an error in a 200 body.
+        let code = value
+            .pointer("/error/code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| *c >= 400)
+            .unwrap_or(500);
+        return Err(classify_openai(code, body, None, &[]));
+    }
+    let usage_value = value.get("usage").cloned().unwrap_or(Value::Null);
+    let field = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let reasoning = field(&usage_value, "/completion_tokens_details/reasoning_tokens");
+    let usage = Usage {
+        prompt_tokens: field(&usage_value, "/prompt_tokens"),
+        output_tokens: field(&usage_value, "/completion_tokens").saturating_sub(reasoning),
+        thinking_tokens: reasoning,
+    };
+    let Some(choice) = value
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+    else {
+        return Err(CallError::BadOutput {
+            reason: format!("the answer has no choices: {}", body_preview(body)),
+            raw_text: None,
+            usage,
+        });
+    };
+    let message = choice.get("message").cloned().unwrap_or(Value::Null);
+    let text = match message.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    };
+    if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
+        if !refusal.trim().is_empty() {
+            return Err(CallError::Refused {
+                reason: format!(
+                    "the model refused: {}",
+                    truncate_chars(refusal, MAX_MESSAGE_CHARS)
+                ),
+            });
+        }
+    }
+    let finish = choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .unwrap_or("stop")
+        .to_string();
+    match finish.as_str() {
+        "stop" | "" => {}
+        "length" => {
+            return Err(CallError::BadOutput {
+                reason: format!(
+                    "the answer was cut off at the output token limit (finish_reason length after \
+                     {} output and {} reasoning tokens)",
+                    usage.output_tokens, usage.thinking_tokens
+                ),
+                raw_text: Some(text),
+                usage,
+            })
+        }
+        "content_filter" => {
+            return Err(CallError::Refused {
+                reason: "the answer was stopped by the provider's content filter (finish_reason \
+                         content_filter)"
+                    .to_string(),
+            })
+        }
+        other => {
+            return Err(CallError::BadOutput {
+                reason: format!("the model stopped abnormally (finish_reason {other})"),
+                raw_text: Some(text),
+                usage,
+            })
+        }
+    }
+    if text.trim().is_empty() {
+        return Err(CallError::BadOutput {
+            reason: "the model finished normally but returned no text".to_string(),
+            raw_text: Some(text),
+            usage,
+        });
+    }
+    Ok(Generation {
+        text,
+        usage,
+        finish_reason: finish,
+        model_version: value
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        latency: Duration::ZERO,
+    })
+}
+
+/// Checks a model name for the OpenAI protocol, where it travels in the JSON body and may
+/// contain `/` and `:` (`meta-llama/Llama-3.1-8B-Instruct`, `llama3.1:8b`, `ft:gpt-4o:org:x`).
+fn openai_model_name(model: &str) -> Result<&str, CallError> {
+    let name = model.trim();
+    if name.is_empty() {
+        return Err(CallError::Configuration {
+            message: "no model name given: set the model (e.g. FINTEL_MODEL=gpt-4o-mini)"
+                .to_string(),
+        });
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(CallError::Configuration {
+            message: format!("model name {name:?} contains spaces or control characters"),
+        });
+    }
+    Ok(name)
+}
+
+/// Finds `requested` in a `GET /models` answer (`{"data": [{"id": ...}, ...]}`). Ids are
+/// compared with and without a `models/` prefix, which Gemini's compatibility endpoint adds.
+/// A model that is not listed is a configuration problem naming some of those that are.
+pub fn parse_openai_model_list(requested: &str, body: &str) -> Result<ModelInfo, CallError> {
+    let not_api = || CallError::Configuration {
+        message: format!(
+            "the server did not answer like an OpenAI-compatible API (is the base URL right?): {}",
+            body_preview(body)
+        ),
+    };
+    let value: Value = serde_json::from_str(body).map_err(|_| not_api())?;
+    let models = value
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(not_api)?;
+    let bare = |id: &str| id.strip_prefix("models/").unwrap_or(id).to_string();
+    let wanted = bare(requested);
+    let found = models.iter().find(|m| {
+        m.get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| bare(id) == wanted)
+    });
+    match found {
+        Some(model) => Ok(ModelInfo {
+            name: wanted,
+            input_token_limit: model.get("max_model_len").and_then(Value::as_u64),
+            output_token_limit: None,
+        }),
+        None => {
+            let ids: Vec<String> = models
+                .iter()
+                .filter_map(|m| m.get("id").and_then(Value::as_str))
+                .map(bare)
+                .collect();
+            let shown = ids.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+            let more = ids.len().saturating_sub(20);
+            Err(CallError::Configuration {
+                message: if ids.is_empty() {
+                    format!("model {wanted:?} is not offered: the server lists no models")
+                } else if more > 0 {
+                    format!(
+                        "model {wanted:?} is not offered; the server lists {shown} and {more} more"
+                    )
+                } else {
+                    format!("model {wanted:?} is not offered; the server lists {shown}")
+                },
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// An error body in any of the shapes OpenAI-compatible servers use.
+enum ErrorBody {
+    /// `{"error": {"message", "type", "code"}}` (OpenAI, Ollama's /v1), the array form, or
+    /// vLLM's top-level `{"object": "error", "message", "type", "code"}`.
+    OpenAi {
+        message: String,
+        kind: String,
+        code: String,
+    },
+    /// A `google.rpc.Status` (Gemini's compatibility endpoint, which answers with
+    /// `[{"error": {"code", "message", "status", "details"}}]`).
+    Google(RpcStatus),
+}
+
+fn parse_error_body(body: &str) -> Option<ErrorBody> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let value = match value {
+        Value::Array(items) => items.into_iter().next()?,
+        other => other,
+    };
+    let error = match value.get("error") {
+        Some(Value::String(message)) => {
+            return Some(ErrorBody::OpenAi {
+                message: message.clone(),
+                kind: String::new(),
+                code: String::new(),
+            })
+        }
+        Some(error @ Value::Object(_)) => error,
+        _ if value.get("message").is_some() => &value,
+        _ => return None,
+    };
+    if error.get("status").is_some_and(Value::is_string)
+        || error.get("details").is_some_and(Value::is_array)
+    {
+        return parse_rpc_status(&json!({ "error": error }).to_string()).map(ErrorBody::Google);
+    }
+    let text = |name: &str| match error.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    Some(ErrorBody::OpenAi {
+        message: text("message"),
+        kind: text("type"),
+        code: text("code"),
+    })
+}
+
+/// Classifies a non-2xx answer from an OpenAI-compatible server.
+///
+/// `retry_after` is the delay from the `retry-after` / `retry-after-ms` headers (see
+/// [`retry_after_from_headers`]). Google-shaped bodies from Gemini's compatibility endpoint are
+/// classified exactly like the native API's. Every message has `secrets` masked.
+pub fn classify_openai(
+    status: u16,
+    body: &str,
+    retry_after: Option<Duration>,
+    secrets: &[&str],
+) -> CallError {
+    let body = mask_secrets_in(body, secrets);
+    let error = match parse_error_body(&body) {
+        Some(ErrorBody::Google(rpc)) => match classify_rpc(status, &rpc) {
+            CallError::RateLimited {
+                retry_after: None,
+                message,
+            } => CallError::RateLimited {
+                retry_after,
+                message,
+            },
+            other => other,
+        },
+        Some(ErrorBody::OpenAi {
+            message,
+            kind,
+            code,
+        }) => classify_openai_fields(status, &message, &kind, &code, retry_after),
+        None => classify_openai_fields(
+            status,
+            &format!("a body that is not a JSON error: {}", body_preview(&body)),
+            "",
+            "",
+            retry_after,
+        ),
+    };
+    error.masked(secrets)
+}
+
+fn classify_openai_fields(
+    status: u16,
+    message: &str,
+    kind: &str,
+    code: &str,
+    retry_after: Option<Duration>,
+) -> CallError {
+    let lower = message.to_ascii_lowercase();
+    let is = |name: &str| code == name || kind == name;
+    let shown = {
+        let text = truncate_chars(message.trim(), MAX_MESSAGE_CHARS);
+        let label = if !code.is_empty() { code } else { kind };
+        if label.is_empty() {
+            format!("HTTP {status}, {text}")
+        } else {
+            format!("HTTP {status} {label}, {text}")
+        }
+    };
+    let context_too_long = is("context_length_exceeded")
+        || lower.contains("maximum context length")
+        || (lower.contains("context length") && lower.contains("exceed"));
+    match status {
+        429 | 402 if is("insufficient_quota") || status == 402 => {
+            CallError::KeyExhausted { message: shown }
+        }
+        429 if kind == "tokens" || lower.contains("tokens per min") => {
+            CallError::InputTokensPerMinute {
+                limit_tokens: number_directly_after(message, "limit"),
+                retry_after,
+                message: shown,
+            }
+        }
+        429 => CallError::RateLimited {
+            retry_after,
+            message: shown,
+        },
+        400 | 413 | 422 if context_too_long => CallError::ContextTooLong {
+            max_tokens: number_after(message, "maximum context length is")
+                .or_else(|| number_after(message, "context length is")),
+            message: shown,
+        },
+        413 => CallError::ContextTooLong {
+            max_tokens: None,
+            message: shown,
+        },
+        401 => CallError::KeyUnusable {
+            reason: format!("key not accepted: {shown}"),
+        },
+        403 if is("unsupported_country_region_territory") => {
+            CallError::Configuration { message: shown }
+        }
+        403 => CallError::KeyUnusable {
+            reason: format!("key not permitted: {shown}"),
+        },
+        404 => CallError::Configuration {
+            message: format!(
+                "{shown} (unknown model, or a base URL that does not point at the API)"
+            ),
+        },
+        408 | 409 | 500..=599 => CallError::Transient {
+            message: shown,
+            reached_server: true,
+        },
+        300..=399 => CallError::Configuration {
+            message: format!("{shown} (a redirect: check the base URL)"),
+        },
+        _ => CallError::Configuration { message: shown },
+    }
+}
+
+/// The number that directly follows some occurrence of `marker` (case-insensitive), past
+/// spaces and colons: `"Limit 10000"` gives 10000 where `"Rate limit reached for gpt-4"` gives
+/// nothing.
+fn number_directly_after(text: &str, marker: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let marker = marker.to_ascii_lowercase();
+    lower.match_indices(&marker).find_map(|(at, _)| {
+        let rest = text[at + marker.len()..].trim_start_matches([' ', ':']);
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// The delay a server asks for: `retry-after-ms` (milliseconds, OpenAI) wins over
+/// `retry-after` (delta-seconds or an HTTP date, RFC 9110). A date in the past means now.
+pub fn retry_after_from_headers(
+    retry_after: Option<&str>,
+    retry_after_ms: Option<&str>,
+    now: Timestamp,
+) -> Option<Duration> {
+    if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && (0.0..1e12).contains(&ms) {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    parse_retry_after(retry_after?, now)
+}
+
+/// Parses one `retry-after` value: delta-seconds (`"20"`, also `"1.5"` as some servers send)
+/// or an HTTP date (`"Wed, 21 Oct 2015 07:28:00 GMT"`), relative to `now`.
+pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && (0.0..1e9).contains(&seconds))
+            .then(|| Duration::from_secs_f64(seconds));
+    }
+    let when = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let delta = when.duration_since(now);
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_gets_v1_only_when_it_has_no_path() {
+        assert_eq!(
+            openai_api_base("http://localhost:11434"),
+            "http://localhost:11434/v1"
+        );
+        assert_eq!(
+            openai_api_base("https://api.openai.com/v1"),
+            "https://api.openai.com/v1"
+        );
+        assert_eq!(
+            openai_api_base("https://generativelanguage.googleapis.com/v1beta/openai"),
+            "https://generativelanguage.googleapis.com/v1beta/openai"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_dates_and_milliseconds() {
+        let now: Timestamp = "2015-10-21T07:27:30Z".parse().unwrap();
+        assert_eq!(parse_retry_after("20", now), Some(Duration::from_secs(20)));
+        assert_eq!(
+            parse_retry_after(" 1.5 ", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(
+            retry_after_from_headers(Some("20"), Some("350"), now),
+            Some(Duration::from_millis(350))
+        );
+        assert_eq!(
+            retry_after_from_headers(Some("20"), Some("junk"), now),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(retry_after_from_headers(None, None, now), None);
+    }
+
+    #[test]
+    fn model_lists_are_searched_and_missing_models_named() {
+        let vllm = json!({"object": "list", "data": [
+            {"id": "meta-llama/Llama-3.1-8B-Instruct", "object": "model", "max_model_len": 131072}]});
+        let info =
+            parse_openai_model_list("meta-llama/Llama-3.1-8B-Instruct", &vllm.to_string()).unwrap();
+        assert_eq!(info.input_token_limit, Some(131_072));
+        let gemini = json!({"object": "list", "data": [{"id": "models/gemini-2.5-flash", "object": "model"}]});
+        let info = parse_openai_model_list("gemini-2.5-flash", &gemini.to_string()).unwrap();
+        assert_eq!(info.name, "gemini-2.5-flash");
+        assert_eq!(info.input_token_limit, None);
+        match parse_openai_model_list("gpt-9", &gemini.to_string()) {
+            Err(CallError::Configuration { message }) => {
+                assert!(
+                    message.contains("\"gpt-9\" is not offered")
+                        && message.contains("gemini-2.5-flash"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let many: Vec<Value> = (0..25).map(|i| json!({"id": format!("m{i}")})).collect();
+        let err = parse_openai_model_list("x", &json!({"data": many}).to_string()).unwrap_err();
+        assert!(err.to_string().ends_with("and 5 more"), "{err}");
+        assert!(matches!(
+            parse_openai_model_list("x", "<html>welcome to nginx</html>"),
+            Err(CallError::Configuration { .. })
+        ));
+        assert!(matches!(
+            parse_openai_model_list("x", "{}"),
+            Err(CallError::Configuration { .. })
+        ));
+    }
+
+    #[test]
+    fn model_names_may_have_slashes_but_not_spaces() {
+        assert_eq!(
+            openai_model_name(" meta-llama/Llama-3.1-8B ").unwrap(),
+            "meta-llama/Llama-3.1-8B"
+        );
+        assert_eq!(
+            openai_model_name("ft:gpt-4o-mini:org:custom:abc").unwrap(),
+            "ft:gpt-4o-mini:org:custom:abc"
+        );
+        assert!(openai_model_name("").is_err());
+        assert!(openai_model_name("gpt 4").is_err());
+    }
+
+    #[test]
+    fn strict_only_for_closed_fully_required_schemas() {
+        let closed = json!({
+            "type": "object",
+            "properties": {
+                "verdict": {"type": "string", "enum": ["buy", "hold"]},
+                "risks": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}},
+                    "required": ["name"],
+                    "additionalProperties": false
+                }}
+            },
+            "required": ["verdict", "risks"],
+            "additionalProperties": false
+        });
+        assert!(schema_allows_strict(&closed));
+
+        let mut optional = closed.clone();
+        optional["required"] = json!(["verdict"]);
+        assert!(!schema_allows_strict(&optional));
+
+        let mut open_inner = closed.clone();
+        open_inner["properties"]["risks"]["items"]
+            .as_object_mut()
+            .unwrap()
+            .remove("additionalProperties");
+        assert!(!schema_allows_strict(&open_inner));
+
+        let mut with_min = closed.clone();
+        with_min["properties"]["verdict"]["minLength"] = json!(1);
+        assert!(!schema_allows_strict(&with_min));
+
+        assert!(!schema_allows_strict(
+            &json!({"type": "array", "items": {"type": "string"}})
+        ));
+    }
+}

@@ -1,0 +1,178 @@
+//! Google API error bodies, shaped exactly like the ones the live Gemini API returns
+//! (`{"error":{"code","message","status","details"?}}`), so a client's error classification is
+//! exercised against the real shapes.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::quota::{QuotaLimitKind, QuotaRefusal};
+
+/// A status code and a JSON body.
+pub type ErrorReply = (StatusCode, Value);
+
+const HELP_URL: &str = "https://ai.google.dev/gemini-api/docs/rate-limits";
+
+fn error(code: StatusCode, status: &str, message: &str, details: Option<Value>) -> ErrorReply {
+    let mut inner = json!({"code": code.as_u16(), "message": message, "status": status});
+    if let Some(details) = details {
+        inner["details"] = details;
+    }
+    (code, json!({ "error": inner }))
+}
+
+/// 400 INVALID_ARGUMENT without details, e.g. a bad field value.
+pub fn invalid_argument(message: &str) -> ErrorReply {
+    error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message, None)
+}
+
+/// 400 INVALID_ARGUMENT for JSON the API cannot map to its request message, with the
+/// BadRequest field violation the API adds.
+pub fn invalid_payload(message: &str, field: Option<&str>) -> ErrorReply {
+    let mut violation = json!({ "description": message });
+    if let Some(field) = field {
+        violation["field"] = json!(field);
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        message,
+        Some(json!([{
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [violation]
+        }])),
+    )
+}
+
+/// 400 for an unknown key (ErrorInfo API_KEY_INVALID + LocalizedMessage, as live).
+pub fn api_key_invalid() -> ErrorReply {
+    let message = "API key not valid. Please pass a valid API key.";
+    error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_ARGUMENT",
+        message,
+        Some(json!([
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"}
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                "locale": "en-US",
+                "message": message
+            }
+        ])),
+    )
+}
+
+/// 403 for a key reported as leaked.
+pub fn key_leaked() -> ErrorReply {
+    error(
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        "Your API key was reported as leaked. Please use another API key.",
+        None,
+    )
+}
+
+/// 403 for a request without any key.
+pub fn unregistered_caller() -> ErrorReply {
+    error(
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        None,
+    )
+}
+
+/// 404 for a model the simulator does not serve.
+pub fn model_not_found(model: &str, method: &str) -> ErrorReply {
+    let message = format!(
+        "models/{model} is not found for API version v1beta, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods."
+    );
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &message,
+        Some(json!([{
+            "@type": "type.googleapis.com/google.rpc.DebugInfo",
+            "detail": message
+        }])),
+    )
+}
+
+/// 404 for a path the API does not have.
+pub fn no_such_method(path: &str) -> ErrorReply {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        &format!("The requested URL {path} was not found on this server."),
+        None,
+    )
+}
+
+/// 400 when the request is larger than the model's context.
+pub fn context_too_long(tokens: u64, limit: u64) -> ErrorReply {
+    invalid_argument(&format!(
+        "The input token count ({tokens}) exceeds the maximum number of tokens allowed ({limit})."
+    ))
+}
+
+/// 503 "model is overloaded".
+pub fn unavailable() -> ErrorReply {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "The model is overloaded. Please try again later.",
+        None,
+    )
+}
+
+/// 429 RESOURCE_EXHAUSTED with QuotaFailure violations, Help and RetryInfo, as the free tier
+/// answers today.
+pub fn quota_exceeded(
+    refusal: &QuotaRefusal,
+    model: &str,
+    limits: crate::quota::QuotaLimits,
+) -> ErrorReply {
+    let violations: Vec<Value> = refusal
+        .violations
+        .iter()
+        .map(|kind| {
+            let (metric, id, value) = match kind {
+                QuotaLimitKind::RequestsPerDay => (
+                    "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                    u64::from(limits.requests_per_day),
+                ),
+                QuotaLimitKind::RequestsPerMinute => (
+                    "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                    u64::from(limits.requests_per_minute),
+                ),
+                QuotaLimitKind::InputTokensPerMinute => (
+                    "generativelanguage.googleapis.com/generate_content_free_tier_input_token_count",
+                    "GenerateContentInputTokensPerModelPerMinute-FreeTier",
+                    limits.input_tokens_per_minute,
+                ),
+            };
+            json!({
+                "quotaMetric": metric,
+                "quotaId": id,
+                "quotaDimensions": {"location": "global", "model": model},
+                "quotaValue": value.to_string()
+            })
+        })
+        .collect();
+    error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RESOURCE_EXHAUSTED",
+        &format!("You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: {HELP_URL}."),
+        Some(json!([
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": HELP_URL}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", refusal.retry_after.as_secs())}
+        ])),
+    )
+}

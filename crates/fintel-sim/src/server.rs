@@ -1,0 +1,859 @@
+//! The HTTP server: routes SEC and Gemini paths to the simulation, applies quotas, faults and
+//! latency, and counts everything. [`router`] gives an embeddable axum router; [`start`] runs
+//! it on its own accept loop, which can drop a connection without answering (the
+//! "connection reset" fault) and shuts down gracefully.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use fintel_time::{pacific_date, SharedClock};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::config::{ModelConfig, SimConfig};
+use crate::document::{annual_report_html, filing_html};
+use crate::errors::{self, ErrorReply};
+use crate::fixtures::{SecFixtures, APPLE_CIK};
+use crate::gemini::{self, Finish};
+use crate::quota::{ProjectQuota, QuotaLimitKind, QuotaLimits};
+use crate::rng::DetRng;
+use crate::stats::{GeminiEvent, GeminiStats, SecPathClass, SecRecorder, SimStats};
+use crate::universe::Universe;
+use crate::SimError;
+
+/// Shared state of one simulator: configuration, clock, universe and the mutable ledgers.
+pub struct SimState {
+    config: SimConfig,
+    clock: SharedClock,
+    universe: Universe,
+    fixtures: Option<SecFixtures>,
+    key_project: HashMap<String, usize>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    quotas: Vec<ProjectQuota>,
+    /// generateContent attempts per request content (drives the fault draw).
+    attempts: HashMap<u64, u32>,
+    /// Request contents already answered 200 STOP.
+    answered: HashSet<u64>,
+    gemini: GeminiStats,
+    sec: SecRecorder,
+}
+
+impl std::fmt::Debug for SimState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimState")
+            .field("seed", &self.config.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimState {
+    /// Checks `config`, builds the universe and loads fixtures (if configured).
+    pub fn new(config: SimConfig, clock: SharedClock) -> Result<Arc<Self>, SimError> {
+        config.validate()?;
+        let fixtures = match &config.sec.fixtures_dir {
+            Some(dir) => Some(SecFixtures::load(dir)?),
+            None => None,
+        };
+        let universe = Universe::generate(&config);
+        let mut key_project = HashMap::new();
+        let mut quotas = Vec::new();
+        for (i, p) in config.gemini.projects.iter().enumerate() {
+            for k in &p.keys {
+                key_project.insert(k.clone(), i);
+            }
+            quotas.push(ProjectQuota::new(QuotaLimits {
+                requests_per_day: p.requests_per_day,
+                requests_per_minute: p.requests_per_minute,
+                input_tokens_per_minute: p.input_tokens_per_minute,
+            }));
+        }
+        Ok(Arc::new(SimState {
+            config,
+            clock,
+            universe,
+            fixtures,
+            key_project,
+            inner: Mutex::new(Inner {
+                quotas,
+                attempts: HashMap::new(),
+                answered: HashSet::new(),
+                gemini: GeminiStats::default(),
+                sec: SecRecorder::default(),
+            }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves counters that are still meaningful.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A snapshot of every counter.
+    pub fn stats(&self) -> SimStats {
+        let inner = self.lock();
+        SimStats {
+            gemini: inner.gemini.clone(),
+            sec: inner.sec.stats.clone(),
+        }
+    }
+
+    /// Zeroes the counters (quotas, attempt counts and the duplicate memory are kept).
+    pub fn reset_stats(&self) {
+        let mut inner = self.lock();
+        inner.gemini = GeminiStats::default();
+        inner.sec = SecRecorder::default();
+    }
+
+    /// The synthetic universe served.
+    pub fn universe(&self) -> &Universe {
+        &self.universe
+    }
+}
+
+/// The simulator's routes on `state`, for embedding in another server.
+pub fn router(state: Arc<SimState>) -> Router {
+    Router::new()
+        .route("/files/company_tickers.json", get(company_tickers))
+        .route("/submissions/{file}", get(submissions))
+        .route(
+            "/Archives/edgar/data/{cik}/{folder}/{document}",
+            get(archive),
+        )
+        .route("/v1beta/models/{*rest}", get(gemini_get).post(gemini_post))
+        .route("/__sim/stats", get(stats))
+        .route("/__sim/reset-stats", post(reset_stats))
+        .fallback(not_found)
+        // Filings make large prompts; the API's own limit is checked in the handler so the
+        // refusal has the API's body rather than axum's 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn stats(State(state): State<Arc<SimState>>) -> Json<SimStats> {
+    Json(state.stats())
+}
+
+async fn reset_stats(State(state): State<Arc<SimState>>) -> StatusCode {
+    state.reset_stats();
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found(req: Request<Body>) -> Response {
+    reply(errors::no_such_method(req.uri().path()))
+}
+
+fn reply((code, body): ErrorReply) -> Response {
+    (code, Json(body)).into_response()
+}
+
+// ---------------------------------------------------------------- SEC
+
+fn sec_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html><body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>",
+    )
+        .into_response()
+}
+
+/// Counts an SEC request and refuses it without a User-Agent, as SEC does.
+fn sec_arrive(state: &SimState, headers: &HeaderMap, class: SecPathClass) -> Option<Response> {
+    let now = state.clock.now();
+    let mut inner = state.lock();
+    inner.sec.arrive(now);
+    inner.sec.class(class);
+    let has_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty());
+    if !has_agent {
+        inner.sec.stats.missing_user_agent += 1;
+        return Some((
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body><h1>Your Request Originates from an Undeclared Automated Tool</h1><p>Please declare your traffic by updating your user agent to include company specific information.</p></body></html>",
+        )
+            .into_response());
+    }
+    None
+}
+
+fn count_not_found(state: &SimState) -> Response {
+    state.lock().sec.stats.not_found += 1;
+    sec_not_found()
+}
+
+fn json_bytes(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn company_tickers(State(state): State<Arc<SimState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = sec_arrive(&state, &headers, SecPathClass::Tickers) {
+        return r;
+    }
+    let mut body = state.universe.company_tickers_json();
+    if let (Some(fx), Some(map)) = (&state.fixtures, body.as_object_mut()) {
+        map.insert(map.len().to_string(), fx.apple_ticker_entry.clone());
+    }
+    Json(body).into_response()
+}
+
+/// `CIK##########.json` -> (cik, 0); `CIK##########-submissions-001.json` -> (cik, 1).
+fn parse_submissions_name(file: &str) -> Option<(u64, u32)> {
+    let rest = file.strip_prefix("CIK")?.strip_suffix(".json")?;
+    let (digits, page) = match rest.split_once("-submissions-") {
+        Some((d, p)) => (d, p.parse::<u32>().ok()?),
+        None => (rest, 0),
+    };
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, page))
+}
+
+async fn submissions(
+    State(state): State<Arc<SimState>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = sec_arrive(&state, &headers, SecPathClass::Submissions) {
+        return r;
+    }
+    let Some((cik, page)) = parse_submissions_name(&file) else {
+        return count_not_found(&state);
+    };
+    if cik == APPLE_CIK {
+        if let Some(fx) = &state.fixtures {
+            match page {
+                0 => return json_bytes(fx.apple_recent.clone()),
+                1 => return json_bytes(fx.apple_page_001.clone()),
+                _ => return count_not_found(&state),
+            }
+        }
+    }
+    match state.universe.submissions_json(cik, page) {
+        Some(v) => Json(v).into_response(),
+        None => count_not_found(&state),
+    }
+}
+
+async fn archive(
+    State(state): State<Arc<SimState>>,
+    Path((cik, folder, document)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let class = if document == "index.json" {
+        SecPathClass::Index
+    } else {
+        SecPathClass::Document
+    };
+    if let Some(r) = sec_arrive(&state, &headers, class) {
+        return r;
+    }
+    let Ok(cik) = cik.parse::<u64>() else {
+        return count_not_found(&state);
+    };
+    if let Some(fx) = &state.fixtures {
+        if class == SecPathClass::Document {
+            match fx.document(&folder) {
+                Some(Ok(bytes)) => return html(bytes),
+                Some(Err(e)) => {
+                    tracing::warn!("{e}");
+                    return count_not_found(&state);
+                }
+                None => {}
+            }
+        }
+        if cik == APPLE_CIK {
+            return match (fx.apple_filing(&folder), class) {
+                (Some(f), SecPathClass::Document) if f.document == document => {
+                    html(annual_report_html(&fx.apple(), f, state.config.seed).into_bytes())
+                }
+                (Some(f), SecPathClass::Index) => Json(index_json(cik, f)).into_response(),
+                _ => count_not_found(&state),
+            };
+        }
+    }
+    let Some(company) = state.universe.company(cik) else {
+        return count_not_found(&state);
+    };
+    let Some(filing) = state.universe.find_filing(company, &folder) else {
+        return count_not_found(&state);
+    };
+    match class {
+        SecPathClass::Index => Json(index_json(cik, &filing)).into_response(),
+        _ if document == filing.document => {
+            html(filing_html(company, &filing, state.config.seed).into_bytes())
+        }
+        _ => count_not_found(&state),
+    }
+}
+
+fn html(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "text/html")], bytes).into_response()
+}
+
+/// A filing folder listing in the shape of SEC's `index.json`.
+fn index_json(cik: u64, filing: &crate::universe::Filing) -> Value {
+    let folder = filing.accession_folder();
+    let modified = format!("{} 16:05:12", filing.filing_date);
+    let item = |name: String, kind: &str, size: String| serde_json::json!({"last-modified": modified, "name": name, "type": kind, "size": size});
+    serde_json::json!({
+        "directory": {
+            "item": [
+                item(format!("{}-index-headers.html", filing.accession), "text.gif", String::new()),
+                item(format!("{}-index.html", filing.accession), "text.gif", String::new()),
+                item(format!("{}.txt", filing.accession), "text.gif", String::new()),
+                item(filing.document.clone(), "text.gif", filing.size.to_string()),
+            ],
+            "name": format!("/Archives/edgar/data/{cik}/{folder}"),
+            "parent-dir": format!("/Archives/edgar/data/{cik}")
+        }
+    })
+}
+
+// ---------------------------------------------------------------- Gemini
+
+/// Lets a handler drop its connection without a response (inserted by [`start`]'s accept loop).
+#[derive(Clone)]
+struct ConnectionKiller(Arc<Notify>);
+
+/// The API key from `x-goog-api-key` or `?key=`.
+fn api_key(headers: &HeaderMap, query: &HashMap<String, String>) -> Option<String> {
+    headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query.get("key").cloned())
+        .filter(|k| !k.is_empty())
+}
+
+/// Who is calling: the project index and the key, or the refusal.
+fn authenticate(state: &SimState, key: Option<String>) -> Result<(usize, String), ErrorReply> {
+    let g = &state.config.gemini;
+    let mut inner = state.lock();
+    let Some(key) = key else {
+        inner.gemini.missing_key += 1;
+        return Err(errors::unregistered_caller());
+    };
+    if g.leaked_keys.contains(&key) {
+        inner.gemini.leaked_key += 1;
+        return Err(errors::key_leaked());
+    }
+    match state.key_project.get(&key) {
+        Some(p) if !g.invalid_keys.contains(&key) => Ok((*p, key)),
+        _ => {
+            inner.gemini.invalid_key += 1;
+            Err(errors::api_key_invalid())
+        }
+    }
+}
+
+fn find_model<'a>(
+    state: &'a SimState,
+    model: &str,
+    method: &str,
+) -> Result<&'a ModelConfig, ErrorReply> {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    state
+        .config
+        .gemini
+        .models
+        .iter()
+        .find(|m| m.name == model)
+        .ok_or_else(|| {
+            state.lock().gemini.unknown_model += 1;
+            errors::model_not_found(model, method)
+        })
+}
+
+async fn gemini_get(
+    State(state): State<Arc<SimState>>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if rest.contains(':') || rest.contains('/') {
+        return reply(errors::no_such_method(&format!("/v1beta/models/{rest}")));
+    }
+    let result = authenticate(&state, api_key(&headers, &query))
+        .and_then(|_| find_model(&state, &rest, "get"))
+        .map(|m| {
+            state.lock().gemini.model_gets += 1;
+            gemini::model_body(m)
+        });
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => reply(e),
+    }
+}
+
+async fn gemini_post(
+    State(state): State<Arc<SimState>>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    killer: Option<Extension<ConnectionKiller>>,
+    body: Bytes,
+) -> Response {
+    let Some((model, method)) = rest.split_once(':') else {
+        return reply(errors::no_such_method(&format!("/v1beta/models/{rest}")));
+    };
+    if body.len() > MAX_REQUEST_BYTES {
+        return reply(errors::invalid_argument(&format!(
+            "Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."
+        )));
+    }
+    match method {
+        "generateContent" => {
+            let outcome = decide_generate(&state, model, &headers, &query, &body);
+            deliver(&state, outcome, killer.map(|Extension(k)| k)).await
+        }
+        "countTokens" => {
+            let result = authenticate(&state, api_key(&headers, &query))
+                .and_then(|_| find_model(&state, model, "countTokens"))
+                .and_then(|m| gemini::count_tokens_request(&body, m))
+                .map(|tokens| {
+                    state.lock().gemini.count_tokens += 1;
+                    gemini::count_tokens_body(tokens)
+                });
+            match result {
+                Ok(v) => Json(v).into_response(),
+                Err(e) => reply(e),
+            }
+        }
+        _ => reply(errors::no_such_method(&format!("/v1beta/models/{rest}"))),
+    }
+}
+
+/// The API's request size limit (20 MiB).
+const MAX_REQUEST_BYTES: usize = 20 * 1024 * 1024;
+
+/// What to do with a generateContent request, decided under the lock.
+enum Outcome {
+    Reply(ErrorReply),
+    Unavailable,
+    Answer { body: Value, slow: bool },
+    Reset,
+}
+
+fn decide_generate(
+    state: &SimState,
+    model_name: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Outcome {
+    let (project_index, key) = match authenticate(state, api_key(headers, query)) {
+        Ok(v) => v,
+        Err(e) => return Outcome::Reply(e),
+    };
+    let model = match find_model(state, model_name, "generateContent") {
+        Ok(m) => m,
+        Err(e) => return Outcome::Reply(e),
+    };
+    let config = &state.config.gemini;
+    let project = config.projects[project_index].name.as_str();
+    let now = state.clock.now();
+    let date = pacific_date(now).to_string();
+    let mut inner = state.lock();
+    let inner = &mut *inner;
+    let bump = |g: &mut GeminiStats, e| g.bump(&date, project, &key, e);
+    bump(&mut inner.gemini, GeminiEvent::Received);
+
+    let request = match gemini::parse_generate_request(body, model) {
+        Ok(r) => r,
+        Err(e) => {
+            bump(&mut inner.gemini, GeminiEvent::InvalidRequest);
+            return Outcome::Reply(e);
+        }
+    };
+    if request.tokens > model.input_token_limit {
+        bump(&mut inner.gemini, GeminiEvent::RefusedContext);
+        return Outcome::Reply(errors::context_too_long(
+            request.tokens,
+            model.input_token_limit,
+        ));
+    }
+    if config.outages.iter().any(|w| w.from <= now && now < w.to) {
+        bump(&mut inner.gemini, GeminiEvent::Outage);
+        return Outcome::Unavailable;
+    }
+    let quota = &mut inner.quotas[project_index];
+    if let Err(refusal) = quota.check(now, request.tokens) {
+        for v in &refusal.violations {
+            bump(
+                &mut inner.gemini,
+                match v {
+                    QuotaLimitKind::RequestsPerDay => GeminiEvent::RefusedRpd,
+                    QuotaLimitKind::RequestsPerMinute => GeminiEvent::RefusedRpm,
+                    QuotaLimitKind::InputTokensPerMinute => GeminiEvent::RefusedTpm,
+                },
+            );
+        }
+        if refusal.request_too_big {
+            bump(&mut inner.gemini, GeminiEvent::RefusedRequestTooBig);
+        }
+        if refusal.already_at_limit {
+            bump(&mut inner.gemini, GeminiEvent::OverLimit);
+        }
+        if config.refused_requests_consume_quota {
+            quota.record(now, request.tokens);
+        }
+        return Outcome::Reply(errors::quota_exceeded(
+            &refusal,
+            &model.name,
+            quota.limits(),
+        ));
+    }
+    quota.record(now, request.tokens);
+
+    let attempt = {
+        let a = inner.attempts.entry(request.content_hash).or_insert(0);
+        *a += 1;
+        *a
+    };
+    let faults = &config.faults;
+    let draw = DetRng::new(
+        state.config.seed,
+        &[request.content_hash, u64::from(attempt), 0xFA17],
+    )
+    .unit();
+    let mut threshold = 0.0;
+    let mut pick = |p: f64| {
+        threshold += p;
+        draw < threshold
+    };
+    enum Fault {
+        None,
+        Unavailable,
+        Slow,
+        Reset,
+        InvalidJson,
+        MaxTokens,
+        Safety,
+    }
+    let fault = if pick(faults.unavailable) {
+        Fault::Unavailable
+    } else if pick(faults.slow) {
+        Fault::Slow
+    } else if pick(faults.connection_reset) {
+        Fault::Reset
+    } else if pick(faults.invalid_json) {
+        Fault::InvalidJson
+    } else if pick(faults.max_tokens) {
+        Fault::MaxTokens
+    } else if pick(faults.safety) {
+        Fault::Safety
+    } else {
+        Fault::None
+    };
+    match fault {
+        Fault::Unavailable => {
+            bump(&mut inner.gemini, GeminiEvent::Unavailable);
+            return Outcome::Unavailable;
+        }
+        Fault::Reset => {
+            bump(&mut inner.gemini, GeminiEvent::ConnectionReset);
+            return Outcome::Reset;
+        }
+        _ => {}
+    }
+
+    // The answer depends only on the content, so a retry of the same call gets the same text.
+    let mut answer_rng = DetRng::new(state.config.seed, &[request.content_hash, 0xA45]);
+    let text = match &request.schema {
+        Some(schema) => crate::answer::value_for_schema(schema, &mut answer_rng).to_string(),
+        None => "The annual report describes steady revenue growth, stable margins and the principal risks named by management.".to_string(),
+    };
+    let mut finish = Finish::Stop;
+    let mut text = Some(text);
+    match fault {
+        Fault::InvalidJson => {
+            bump(&mut inner.gemini, GeminiEvent::InvalidJson);
+            text = text.map(|t| truncate_chars(&t, t.chars().count() / 2));
+        }
+        Fault::MaxTokens => {
+            bump(&mut inner.gemini, GeminiEvent::MaxTokens);
+            finish = Finish::MaxTokens;
+            text = text.map(|t| truncate_chars(&t, t.chars().count() / 3));
+        }
+        Fault::Safety => {
+            bump(&mut inner.gemini, GeminiEvent::Safety);
+            finish = Finish::Safety;
+            text = None;
+        }
+        Fault::Slow => bump(&mut inner.gemini, GeminiEvent::Slow),
+        _ => {}
+    }
+    if let (Some(max), Some(t)) = (request.max_output_tokens, &text) {
+        if finish == Finish::Stop && (t.chars().count() as u64).div_ceil(4) > max {
+            finish = Finish::MaxTokens;
+            text = Some(truncate_chars(t, (max * 4) as usize));
+        }
+    }
+    bump(&mut inner.gemini, GeminiEvent::Accepted);
+    let slow = matches!(fault, Fault::Slow);
+    let clean = finish == Finish::Stop && matches!(fault, Fault::None);
+    if clean && !inner.answered.insert(request.content_hash) {
+        bump(&mut inner.gemini, GeminiEvent::Duplicate);
+    }
+    let thoughts = if request.thinking {
+        model.thoughts_tokens
+    } else {
+        0
+    };
+    let body = gemini::success_body(
+        &model.name,
+        text.as_deref(),
+        finish,
+        request.tokens,
+        thoughts,
+        &gemini::response_id(request.content_hash, attempt),
+    );
+    Outcome::Answer { body, slow }
+}
+
+fn truncate_chars(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+async fn deliver(state: &SimState, outcome: Outcome, killer: Option<ConnectionKiller>) -> Response {
+    let latency = &state.config.gemini.latency;
+    let delay = if latency.max_ms > 0 {
+        let mut rng = DetRng::new(
+            state.config.seed,
+            &[state.clock.now().as_nanosecond() as u64],
+        );
+        rng.range_inclusive(latency.min_ms as i64, latency.max_ms as i64) as u64
+    } else {
+        0
+    };
+    // Latency and slowness are real time, not clock time: they exist to meet the client's
+    // real-time timeouts.
+    match outcome {
+        Outcome::Reply(e) => reply(e),
+        Outcome::Unavailable => {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            reply(errors::unavailable())
+        }
+        Outcome::Answer { body, slow } => {
+            let extra = if slow {
+                state.config.gemini.faults.slow_ms
+            } else {
+                0
+            };
+            tokio::time::sleep(Duration::from_millis(delay + extra)).await;
+            Json(body).into_response()
+        }
+        Outcome::Reset => match killer {
+            Some(k) => {
+                k.0.notify_one();
+                // The accept loop drops the connection, and this future with it.
+                std::future::pending::<()>().await;
+                Response::new(Body::empty())
+            }
+            // Embedded without the accept loop: abort the body instead, which the client also
+            // sees as a broken connection.
+            None => Response::new(Body::new(BrokenBody)),
+        },
+    }
+}
+
+/// A body that fails at once.
+struct BrokenBody;
+
+impl HttpBody for BrokenBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))))
+    }
+}
+
+// ---------------------------------------------------------------- serving
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    state: Arc<SimState>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// The bound address (the real port when started on port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the base URL for both the SEC and the Gemini clients.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of every counter.
+    pub fn stats(&self) -> SimStats {
+        self.state.stats()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&self) {
+        self.state.reset_stats()
+    }
+
+    /// The shared state (universe, stats).
+    pub fn state(&self) -> &Arc<SimState> {
+        &self.state
+    }
+
+    /// Stops accepting, lets requests in progress finish (up to 5 s), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (it runs until [`shutdown`](Self::shutdown) otherwise).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts a simulator on `addr` (port 0 picks a free port).
+pub async fn start(
+    config: SimConfig,
+    clock: SharedClock,
+    addr: SocketAddr,
+) -> Result<SimHandle, SimError> {
+    let state = SimState::new(config, clock)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| SimError::Bind(addr, e))?;
+    let addr = listener.local_addr().map_err(|e| SimError::Bind(addr, e))?;
+    let app = router(state.clone());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, app, shutdown_rx));
+    tracing::info!("fintel-sim listening on http://{addr}");
+    Ok(SimHandle {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, _)) => {
+                        connections.spawn(serve_connection(stream, app.clone(), shutdown.clone()));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a moment instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let killer = ConnectionKiller(Arc::new(Notify::new()));
+    let service_killer = killer.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(service_killer.clone());
+        let app = app.clone();
+        async move {
+            Ok::<_, Infallible>(
+                app.oneshot(req.map(Body::new))
+                    .await
+                    .unwrap_or_else(|e| match e {}),
+            )
+        }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut draining = *shutdown.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = killer.0.notified() => break,
+            changed = shutdown.changed(), if !draining => {
+                draining = true;
+                if changed.is_ok() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submissions_names_are_parsed_strictly() {
+        assert_eq!(
+            parse_submissions_name("CIK0000320193.json"),
+            Some((320_193, 0))
+        );
+        assert_eq!(
+            parse_submissions_name("CIK0001800001-submissions-001.json"),
+            Some((1_800_001, 1))
+        );
+        assert_eq!(parse_submissions_name("CIK320193.json"), None);
+        assert_eq!(parse_submissions_name("CIK0000320193.xml"), None);
+        assert_eq!(parse_submissions_name("CIK00003201x3.json"), None);
+    }
+}

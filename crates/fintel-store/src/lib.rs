@@ -1,1 +1,194 @@
-//! fintel-store (being written).
+//! fintel's system of record: one SQLite database per data directory.
+//!
+//! Everything a resume needs is here before the step that depends on it: batches with their
+//! pinned analysis, companies, tasks with their leases, results, the usage ledger (one row per
+//! HTTP request to a provider, written before the request is sent), key buckets and process
+//! owners. A process keeps no state of its own that is not in this database.
+//!
+//! Every claim, lease and ledger write is a single SQL statement (`UPDATE ... RETURNING`,
+//! `INSERT ... SELECT ... WHERE`), so the rules hold across processes sharing the file and a
+//! server database could take the same statements later.
+
+mod batches;
+mod ledger;
+mod owners;
+mod schema;
+mod tasks;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags};
+
+pub use batches::*;
+pub use ledger::*;
+pub use owners::*;
+pub use schema::SCHEMA_VERSION;
+pub use tasks::*;
+
+/// Errors of the store. Messages say what to do, since most reach the user as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database {path} is not a fintel database or is corrupted ({detail}); restore it \
+         from a backup in the data directory's backups folder, or move it away to start afresh"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+
+    #[error(
+        "the database was written by a newer fintel (schema version {found}; this build knows \
+         up to {supported}); upgrade fintel to use it"
+    )]
+    NewerSchema { found: i64, supported: i64 },
+
+    #[error("no batch matches {0:?}; `fintel batch --list-incomplete` lists the batches")]
+    BatchNotFound(String),
+
+    #[error("{prefix:?} matches several batches ({candidates}); give more of the id")]
+    AmbiguousBatch { prefix: String, candidates: String },
+
+    #[error("this process no longer holds the task's lease; another process took it over")]
+    LeaseLost,
+
+    #[error("stored data is invalid: {0}")]
+    Invalid(String),
+
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A handle on the database. Cheap operations run under one connection mutex; SQLite's own
+/// locking (WAL, busy timeout) arbitrates between processes.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// Milliseconds since the Unix epoch: how instants are stored, so that they compare as numbers.
+pub fn millis(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// The instant stored as `ms`.
+pub fn from_millis(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::configure(conn, path, true)
+    }
+
+    /// Opens an existing database without writing to it (for status views and the dashboard).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Self::configure(conn, path, false)
+    }
+
+    fn configure(mut conn: Connection, path: &Path, write: bool) -> Result<Store, StoreError> {
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        conn.busy_timeout(Duration::from_secs(30))?;
+        // The first real read is where a file that is not a database shows itself.
+        let _: i64 = conn
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if write {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            schema::migrate(&mut conn)?;
+        } else {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the database file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for the few callers (maintenance, export) that run their own queries.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned mutex means a thread panicked mid-call; SQLite rolled back whatever
+        // transaction it had open, so the connection itself is still sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a line to a batch's event log (shown by `status` and the dashboard).
+    pub fn log_event(
+        &self,
+        batch_id: Option<&str>,
+        now: Timestamp,
+        level: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO events (batch_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![batch_id, millis(now), level, message],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_file_is_reported_as_corrupt_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fintel.db");
+        let junk = b"this is not a database, just some text the user put here".repeat(100);
+        std::fs::write(&path, &junk).unwrap();
+        let err = Store::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("backup"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), junk, "file untouched");
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_older_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fintel.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        let err = Store::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade fintel"));
+
+        let path2 = dir.path().join("old.db");
+        drop(Connection::open(&path2).unwrap());
+        let store = Store::open(&path2).unwrap();
+        let v: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        // Opening again is a no-op.
+        drop(store);
+        Store::open(&path2).unwrap();
+    }
+}

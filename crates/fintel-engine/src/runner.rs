@@ -1,0 +1,980 @@
+//! The driver: claims tasks, runs them with bounded concurrency, applies each outcome through
+//! one handler, waits for quota resets and outages, and drains on shutdown.
+//!
+//! It holds no state that matters beyond the process: tasks, results, the ledger and the
+//! batch's state are in the database, so a process killed at any instant loses nothing but
+//! the calls in flight.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fintel_llm::{repair_request, CallError, GenerateRequest, Provider, Role, Turn};
+use fintel_store::{
+    BatchState, CallIntent, CallPurpose, ClaimedTask, NewResult, Store, StoreError, TaskCounts,
+    TaskKind,
+};
+use fintel_time::{duration_to_span, local_and_pacific, span_between, SharedClock};
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::backoff::{retry_delay, Breaker};
+use crate::keys::{Grant, KeyPool, WaitReason};
+use crate::ports::{
+    AggregateInput, Analysis, FilingSource, SourceError, StepRequest, YearInput, YearsSpec,
+};
+use crate::settings::{BatchSettings, EngineSettings};
+use crate::{result_key, EngineError};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every task ended; `failed` of them failed.
+    Completed { failed: u64 },
+    /// Stopped on request (signal or the dashboard); resumable.
+    Stopped,
+    /// The batch was cancelled.
+    Cancelled,
+    /// Nothing can work until the user fixes the configuration; no task was failed for it.
+    ConfigurationProblem(String),
+}
+
+/// What the runner tells the user about, through the binary's progress display.
+pub trait Observer: Send + Sync {
+    fn progress(&self, snapshot: &Progress);
+    fn message(&self, level: Level, text: &str);
+}
+
+/// Importance of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// A progress snapshot.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub counts: TaskCounts,
+    pub state: BatchState,
+    pub state_reason: Option<String>,
+    pub now: Timestamp,
+}
+
+/// An observer that says nothing (tests).
+pub struct Silent;
+impl Observer for Silent {
+    fn progress(&self, _: &Progress) {}
+    fn message(&self, _: Level, _: &str) {}
+}
+
+/// Everything a run needs.
+pub struct Engine {
+    pub store: Arc<Store>,
+    pub clock: SharedClock,
+    pub source: Arc<dyn FilingSource>,
+    pub provider: Arc<dyn Provider>,
+    pub analysis: Arc<dyn Analysis>,
+    pub pool: Arc<KeyPool>,
+    pub settings: EngineSettings,
+    pub observer: Arc<dyn Observer>,
+    pub owner: String,
+}
+
+/// Why a task's run ended without a result.
+enum TaskEnd {
+    Done,
+    /// A transient failure (network, 5xx), for the outage breaker of that side.
+    Transient(Side),
+    /// Nothing could be sent now; the task went back to pending untouched.
+    Deferred,
+    Configuration(String),
+}
+
+struct Shared {
+    engine: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    e: EngineRef,
+    batch: fintel_store::Batch,
+    batch_settings: BatchSettings,
+    years: YearsSpec,
+    breakers: Mutex<Breakers>,
+}
+
+type EngineRef = Arc<Engine>;
+
+/// Which outside service a transient failure came from: each has its own outage breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Sec,
+    Provider,
+}
+
+struct Breakers {
+    sec: Breaker,
+    provider: Breaker,
+}
+
+impl Breakers {
+    fn side(&mut self, side: Side) -> &mut Breaker {
+        match side {
+            Side::Sec => &mut self.sec,
+            Side::Provider => &mut self.provider,
+        }
+    }
+}
+
+impl Engine {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs a batch until it completes, is stopped (`shutdown` turns true, or a stop is
+    /// requested in the database), is cancelled, or hits a configuration problem.
+    pub async fn run(
+        self: Arc<Self>,
+        batch_id: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<RunOutcome, EngineError> {
+        let store = self.store.clone();
+        let batch = store.find_batch(batch_id)?;
+        if batch.state == BatchState::Cancelled {
+            return Ok(RunOutcome::Cancelled);
+        }
+        let batch_settings: BatchSettings = serde_json::from_str(&batch.settings)
+            .map_err(|e| EngineError::Invalid(format!("batch settings: {e}")))?;
+        let years: YearsSpec = serde_json::from_str(&batch.years_spec)
+            .map_err(|e| EngineError::Invalid(format!("batch years: {e}")))?;
+        let recovered = store.recover_dead_owners(&batch.id, self.now())?;
+        if recovered > 0 {
+            self.observer.message(
+                Level::Info,
+                &format!("{recovered} task(s) left running by a process that died are pending again"),
+            );
+        }
+        store.request_stop(&batch.id, false)?;
+        let inner = Arc::new(EngineInner {
+            e: self.clone(),
+            batch: batch.clone(),
+            batch_settings,
+            years,
+            breakers: Mutex::new(Breakers {
+                sec: Breaker::new(self.settings.breaker_threshold),
+                provider: Breaker::new(self.settings.breaker_threshold),
+            }),
+        });
+        let shared = Shared { engine: inner };
+        self.set_state(&batch.id, BatchState::Running, None)?;
+
+        let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
+        let mut config_problem: Option<String> = None;
+        let mut probe_at: Option<Timestamp> = None;
+        let mut last_heartbeat = self.now();
+        let outcome = loop {
+            if *shutdown.borrow() || store.stop_requested(&batch.id)? {
+                break None;
+            }
+            if config_problem.is_some() && inflight.is_empty() {
+                break None;
+            }
+            let now = self.now();
+            if span_between(last_heartbeat, now) >= Duration::from_secs(30) {
+                store.heartbeat(&self.owner, now)?;
+                last_heartbeat = now;
+            }
+            // Fill free slots.
+            while config_problem.is_none() && inflight.len() < self.settings.concurrency {
+                let now = self.now();
+                let Some((model_allowed, probe)) =
+                    self.claim_permission(&shared, now, &mut probe_at)?
+                else {
+                    break;
+                };
+                let Some(task) = store.claim_next(&batch.id, &self.owner, now, model_allowed)?
+                else {
+                    break;
+                };
+                let inner = shared.engine.clone();
+                inflight.spawn(async move { inner.execute(task).await });
+                if probe {
+                    // While a breaker is open, exactly one probe is in flight.
+                    break;
+                }
+            }
+            if inflight.is_empty() {
+                let counts = store.task_counts(&batch.id)?;
+                if counts.pending == 0 && counts.running == 0 && counts.resolving == 0 {
+                    let failed = counts.failed;
+                    self.set_state(&batch.id, BatchState::Completed, None)?;
+                    break Some(RunOutcome::Completed { failed });
+                }
+                if counts.pending == 0 && counts.resolving == 0 {
+                    // Only other processes' tasks are running: wait for them.
+                    self.wait(&mut shutdown, now + duration_to_span(Duration::from_secs(2)))
+                        .await;
+                    continue;
+                }
+                let (until, state, reason) = self.idle_reason(&shared, now, probe_at)?;
+                self.set_state(&batch.id, state, reason.as_deref())?;
+                self.report(&batch.id, state, reason)?;
+                // Re-check at least every minute, so suspends and other processes are noticed.
+                let until = until.min(now + duration_to_span(Duration::from_secs(60)));
+                self.wait(&mut shutdown, until).await;
+                continue;
+            }
+            // Wait for a task to end (or a signal).
+            tokio::select! {
+                joined = inflight.join_next() => {
+                    if let Some(joined) = joined {
+                        match joined {
+                            Ok(Ok(TaskEnd::Configuration(msg))) => config_problem = Some(msg),
+                            Ok(Ok(_)) => {}
+                            Ok(Err(e)) => return Err(e),
+                            Err(e) if e.is_cancelled() => {}
+                            Err(e) => return Err(EngineError::Invalid(format!("worker panicked: {e}"))),
+                        }
+                    }
+                    let state = if shared.engine.breaker_open() { BatchState::WaitingProvider } else { BatchState::Running };
+                    if state == BatchState::Running {
+                        self.set_state(&batch.id, state, None)?;
+                    }
+                    self.report(&batch.id, state, None)?;
+                }
+                _ = shutdown.changed() => {}
+            }
+        };
+        if let Some(outcome) = outcome {
+            return Ok(outcome);
+        }
+        // Drain: let in-flight calls finish within the grace period, then give back the rest.
+        let grace = tokio::time::sleep(self.settings.grace);
+        tokio::pin!(grace);
+        while !inflight.is_empty() {
+            tokio::select! {
+                joined = inflight.join_next() => {
+                    if let Some(Ok(Ok(TaskEnd::Configuration(msg)))) = joined {
+                        config_problem.get_or_insert(msg);
+                    }
+                }
+                _ = &mut grace => {
+                    inflight.abort_all();
+                    while inflight.join_next().await.is_some() {}
+                }
+            }
+        }
+        let now = self.now();
+        store.release_owner(&self.owner, now)?;
+        if let Some(msg) = config_problem {
+            self.set_state(&batch.id, BatchState::Stopped, Some(&msg))?;
+            return Ok(RunOutcome::ConfigurationProblem(msg));
+        }
+        let state = store.find_batch(&batch.id)?.state;
+        if state == BatchState::Cancelled {
+            return Ok(RunOutcome::Cancelled);
+        }
+        self.set_state(&batch.id, BatchState::Stopped, Some("stopped by request"))?;
+        Ok(RunOutcome::Stopped)
+    }
+
+    async fn wait(&self, shutdown: &mut watch::Receiver<bool>, until: Timestamp) {
+        tokio::select! {
+            _ = self.clock.sleep_until(until) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    fn set_state(
+        &self,
+        batch_id: &str,
+        state: BatchState,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.store.set_batch_state(batch_id, state, reason, self.now())
+    }
+
+    fn report(
+        &self,
+        batch_id: &str,
+        state: BatchState,
+        state_reason: Option<String>,
+    ) -> Result<(), StoreError> {
+        let counts = self.store.task_counts(batch_id)?;
+        self.observer.progress(&Progress {
+            counts,
+            state,
+            state_reason,
+            now: self.now(),
+        });
+        Ok(())
+    }
+
+    /// What may be claimed now: `None` nothing; else whether model tasks may be (some bucket
+    /// can send and the provider's breaker is closed) and whether the claim is a breaker's
+    /// probe. While SEC's breaker is open nothing but its probe goes out; while the provider's
+    /// is open, tasks without a model call go on.
+    fn claim_permission(
+        &self,
+        shared: &Shared,
+        now: Timestamp,
+        probe_at: &mut Option<Timestamp>,
+    ) -> Result<Option<(bool, bool)>, StoreError> {
+        let (sec_open, provider_open) = {
+            let b = shared.engine.lock_breakers();
+            (b.sec.is_open(), b.provider.is_open())
+        };
+        let mut probe = false;
+        if sec_open || provider_open {
+            let due = match probe_at {
+                Some(t) => *t <= now,
+                None => {
+                    let mut b = shared.engine.lock_breakers();
+                    let delay = if sec_open { &mut b.sec } else { &mut b.provider }
+                        .next_probe_delay();
+                    *probe_at = Some(now + duration_to_span(delay));
+                    false
+                }
+            };
+            if due {
+                *probe_at = None;
+                probe = true;
+            } else if sec_open {
+                return Ok(None);
+            } else {
+                return Ok(Some((false, false)));
+            }
+        }
+        let intent = CallIntent {
+            bucket: "",
+            key_fingerprint: None,
+            batch_id: None,
+            task_id: None,
+            purpose: CallPurpose::Generate,
+            input_tokens: 0,
+        };
+        let model_allowed = matches!(
+            self.pool.acquire(&self.store, now, &intent, false)?,
+            Grant::Granted { .. }
+        );
+        Ok(Some((model_allowed, probe)))
+    }
+
+    /// When something can happen next, and what to tell the user meanwhile.
+    fn idle_reason(
+        &self,
+        shared: &Shared,
+        now: Timestamp,
+        probe_at: Option<Timestamp>,
+    ) -> Result<(Timestamp, BatchState, Option<String>), StoreError> {
+        let batch_id = &shared.engine.batch.id;
+        let backoff = self.store.next_backoff_end(batch_id, now)?;
+        if shared.engine.breaker_open() {
+            // Nothing but the probe may go out, so task backoffs do not matter here.
+            let at = probe_at.unwrap_or(now + duration_to_span(Duration::from_secs(60)));
+            return Ok((
+                at,
+                BatchState::WaitingProvider,
+                Some(format!(
+                    "provider or SEC failing repeatedly; next probe at {}",
+                    local_and_pacific(at)
+                )),
+            ));
+        }
+        let probe = CallIntent {
+            bucket: "",
+            key_fingerprint: None,
+            batch_id: None,
+            task_id: None,
+            purpose: CallPurpose::Generate,
+            input_tokens: 0,
+        };
+        let grant = self.pool.acquire(&self.store, now, &probe, false)?;
+        let model_work = self.store.has_pending_model_work(batch_id)?;
+        match grant {
+            Grant::Wait { until, why } if model_work => {
+                let until = backoff.map_or(until, |b| b.min(until).max(now));
+                let (state, reason) = match why {
+                    WaitReason::DailyQuotaSpent => (
+                        BatchState::WaitingReset,
+                        format!("daily quota used on every key; resuming at {}", local_and_pacific(until)),
+                    ),
+                    WaitReason::NoUsableKey => (
+                        BatchState::WaitingReset,
+                        "every key is disabled; fix or re-enable a key (`fintel keys`)".to_string(),
+                    ),
+                    WaitReason::Pacing => (BatchState::Running, "pacing per-minute limits".to_string()),
+                };
+                Ok((until, state, Some(reason)))
+            }
+            _ => Ok((
+                backoff.unwrap_or(now + duration_to_span(Duration::from_secs(1))),
+                BatchState::Running,
+                Some("waiting to retry".to_string()),
+            )),
+        }
+    }
+}
+
+impl EngineInner {
+    fn lock_breakers(&self) -> std::sync::MutexGuard<'_, Breakers> {
+        self.breakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn breaker_open(&self) -> bool {
+        let b = self.lock_breakers();
+        b.sec.is_open() || b.provider.is_open()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.e.clock.now()
+    }
+
+    fn store(&self) -> &Store {
+        &self.e.store
+    }
+
+    fn owner(&self) -> &str {
+        &self.e.owner
+    }
+
+    async fn execute(self: Arc<Self>, task: ClaimedTask) -> Result<TaskEnd, EngineError> {
+        let started = self.now();
+        let end = match task.kind {
+            TaskKind::Resolve => self.resolve(&task).await?,
+            TaskKind::Year => self.year(&task, started).await?,
+            TaskKind::Aggregate => self.aggregate(&task, started).await?,
+        };
+        match end {
+            TaskEnd::Done => {
+                let mut b = self.lock_breakers();
+                b.sec.record_success();
+                if task.kind != TaskKind::Resolve {
+                    b.provider.record_success();
+                }
+            }
+            TaskEnd::Transient(side) => {
+                let (opened, streak) = {
+                    let mut b = self.lock_breakers();
+                    let breaker = b.side(side);
+                    (breaker.record_failure(task.id), breaker.streak().to_vec())
+                };
+                if opened {
+                    let who = match side {
+                        Side::Sec => "SEC",
+                        Side::Provider => "the model provider",
+                    };
+                    for t in &streak {
+                        self.store().refund_attempt(*t)?;
+                    }
+                    self.e.observer.message(
+                        Level::Warn,
+                        &format!(
+                            "{} consecutive transient failures on different tasks: {who} looks \
+                             down; pausing and probing (their attempts are not counted)",
+                            streak.len()
+                        ),
+                    );
+                    self.store().set_batch_state(
+                        &self.batch.id,
+                        BatchState::WaitingProvider,
+                        Some(&format!("{who} failing repeatedly")),
+                        self.now(),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(end)
+    }
+
+    /// Applies a transient failure: retry later, counting an attempt unless the outage
+    /// breaker is open; fail once the retries are used up.
+    fn transient(
+        &self,
+        task: &ClaimedTask,
+        side: Side,
+        reason: &str,
+    ) -> Result<TaskEnd, EngineError> {
+        let now = self.now();
+        if self.lock_breakers().side(side).is_open() {
+            self.store().release_task(task.id, self.owner(), None, now)?;
+            return Ok(TaskEnd::Transient(side));
+        }
+        self.count_failed_attempt(task, reason)?;
+        Ok(TaskEnd::Transient(side))
+    }
+
+    /// Bad output or a transient failure that counts: retry with backoff or fail.
+    fn count_failed_attempt(&self, task: &ClaimedTask, reason: &str) -> Result<(), EngineError> {
+        let now = self.now();
+        let attempts = task.attempts + 1;
+        let max_attempts = self.batch_settings.max_retries + 1;
+        if attempts >= max_attempts {
+            self.store().fail_task(
+                task.id,
+                self.owner(),
+                &format!("{reason} (after {attempts} attempts)"),
+                true,
+                now,
+            )?;
+        } else {
+            let delay = retry_delay(
+                attempts,
+                self.e.settings.retry_base,
+                self.e.settings.retry_cap,
+            );
+            self.store().retry_task(
+                task.id,
+                self.owner(),
+                now + duration_to_span(delay),
+                reason,
+                now,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn skip(&self, task: &ClaimedTask, reason: &str) -> Result<TaskEnd, EngineError> {
+        self.store()
+            .skip_task(task.id, self.owner(), reason, self.now())?;
+        Ok(TaskEnd::Done)
+    }
+
+    fn source_error(&self, task: &ClaimedTask, e: SourceError) -> Result<TaskEnd, EngineError> {
+        match e {
+            SourceError::Transient(msg) => self.transient(task, Side::Sec, &format!("SEC: {msg}")),
+            SourceError::Unavailable(msg) => self.skip(task, &msg),
+            SourceError::Configuration(msg) => {
+                self.store()
+                    .release_task(task.id, self.owner(), None, self.now())?;
+                Ok(TaskEnd::Configuration(msg))
+            }
+        }
+    }
+
+    async fn resolve(&self, task: &ClaimedTask) -> Result<TaskEnd, EngineError> {
+        let Some(cik) = task.cik else {
+            return self.skip(task, "no CIK for this company");
+        };
+        let as_of = self
+            .batch
+            .as_of_date
+            .parse()
+            .map_err(|e| EngineError::Invalid(format!("batch as-of date: {e}")))?;
+        match self
+            .e
+            .source
+            .resolve_years(cik, &self.years, as_of, self.batch_settings.include_amendments)
+            .await
+        {
+            Ok(resolution) => {
+                self.store().complete_resolution(
+                    task.id,
+                    self.owner(),
+                    &resolution.years,
+                    self.e.analysis.needs_model(),
+                    self.e.analysis.is_multi_year(),
+                    resolution.company_name.as_deref(),
+                    self.now(),
+                )?;
+                Ok(TaskEnd::Done)
+            }
+            Err(e) => self.source_error(task, e),
+        }
+    }
+
+    fn display_ticker(task: &ClaimedTask) -> String {
+        task.ticker
+            .clone()
+            .or_else(|| task.cik.map(|c| format!("CIK{c}")))
+            .unwrap_or_default()
+    }
+
+    async fn year(&self, task: &ClaimedTask, started: Timestamp) -> Result<TaskEnd, EngineError> {
+        let (Some(cik), Some(filing), Some(year)) = (task.cik, &task.filing, task.fiscal_year)
+        else {
+            return self.skip(task, "no filing recorded for this year");
+        };
+        let analysis = &self.e.analysis;
+        let model = self.model_label();
+        let key = result_key(cik, &filing.accession, analysis.name(), analysis.version(), &model);
+        if !self.batch_settings.force {
+            if let Some(id) = self.store().find_result(&key)? {
+                self.store()
+                    .complete_with_existing(task.id, self.owner(), id, self.now())?;
+                return Ok(TaskEnd::Done);
+            }
+        }
+        let mut budget = self.document_budget();
+        let mut refitted = false;
+        loop {
+            let doc = match self.e.source.prepare_document(cik, filing, budget).await {
+                Ok(doc) => doc,
+                Err(e) => return self.source_error(task, e),
+            };
+            let mut result = NewResult {
+                result_key: key.clone(),
+                cik,
+                ticker: task.ticker.clone(),
+                company_name: task.company_name.clone(),
+                fiscal_year: Some(year),
+                fiscal_year_label: doc.fiscal_year_label.clone(),
+                form: Some(filing.form.clone()),
+                accession: Some(filing.accession.clone()),
+                analysis_type: analysis.name().to_string(),
+                analysis_version: analysis.version().to_string(),
+                model: model.clone(),
+                attempts: task.attempts + 1,
+                document_url: Some(doc.url.clone()),
+                document_sha256: Some(doc.sha256.clone()),
+                fitting: Some(doc.fitting.to_string()),
+                started_at: Some(started),
+                ..Default::default()
+            };
+            let ticker = Self::display_ticker(task);
+            let company = task.company_name.clone().unwrap_or_else(|| ticker.clone());
+            let input = YearInput {
+                ticker: &ticker,
+                company_name: &company,
+                fiscal_year: year,
+                form: &filing.form,
+                document: &doc.text,
+            };
+            let Some(step) = analysis.year_request(&input) else {
+                // An analysis without a model call: the XBRL facts are the result.
+                return match doc.facts {
+                    Some(facts) => {
+                        result.json = facts.to_string();
+                        self.store()
+                            .complete_with_result(task.id, self.owner(), &result, self.now())?;
+                        Ok(TaskEnd::Done)
+                    }
+                    None => self.skip(task, "the filing has no inline XBRL financial data"),
+                };
+            };
+            let tokens = doc.tokens + analysis.year_overhead_tokens();
+            match self.call_model(task, &step, tokens).await? {
+                ModelOutcome::Json(value, usage) => {
+                    result.json = value.to_string();
+                    result.prompt_tokens = usage.tokens.prompt_tokens;
+                    result.output_tokens = usage.tokens.output_tokens;
+                    result.thinking_tokens = usage.tokens.thinking_tokens;
+                    result.calls = usage.calls;
+                    self.store()
+                        .complete_with_result(task.id, self.owner(), &result, self.now())?;
+                    return Ok(TaskEnd::Done);
+                }
+                ModelOutcome::TooLong(max) if !refitted => {
+                    refitted = true;
+                    let smaller = max
+                        .map(|m| m.saturating_sub(analysis.year_overhead_tokens()) * 9 / 10)
+                        .unwrap_or(budget / 2);
+                    budget = smaller.min(budget / 2 + budget / 4).max(1_000);
+                    continue;
+                }
+                ModelOutcome::TooLong(_) => {
+                    return self.skip(
+                        task,
+                        "document too large for the model even after fitting it smaller",
+                    )
+                }
+                ModelOutcome::Ended(end) => return Ok(end),
+            }
+        }
+    }
+
+    async fn aggregate(
+        &self,
+        task: &ClaimedTask,
+        started: Timestamp,
+    ) -> Result<TaskEnd, EngineError> {
+        let Some(cik) = task.cik else {
+            return self.skip(task, "no CIK for this company");
+        };
+        let analysis = &self.e.analysis;
+        let outcomes = self.store().year_outcomes(task.company_id)?;
+        let min = analysis.min_years() as usize;
+        if outcomes.completed.len() < min {
+            let missing: Vec<String> = outcomes
+                .missing
+                .iter()
+                .map(|(y, why)| format!("FY{y} ({why})"))
+                .collect();
+            return self.skip(
+                task,
+                &format!(
+                    "needs at least {min} completed years, has {}; missing: {}",
+                    outcomes.completed.len(),
+                    if missing.is_empty() { "none requested".to_string() } else { missing.join(", ") }
+                ),
+            );
+        }
+        let accessions: Vec<String> = outcomes
+            .completed
+            .iter()
+            .map(|r| r.accession.clone().unwrap_or_default())
+            .collect();
+        let model = self.model_label();
+        let key = result_key(cik, &accessions.join("+"), analysis.name(), analysis.version(), &model);
+        if !self.batch_settings.force {
+            if let Some(id) = self.store().find_result(&key)? {
+                self.store()
+                    .complete_with_existing(task.id, self.owner(), id, self.now())?;
+                return Ok(TaskEnd::Done);
+            }
+        }
+        let years: Vec<i32> = outcomes.completed.iter().map(|r| r.fiscal_year).collect();
+        let mut yearly = serde_json::Map::new();
+        for r in &outcomes.completed {
+            let v: Value = serde_json::from_str(&r.json).unwrap_or(Value::String(r.json.clone()));
+            yearly.insert(format!("FY{}", r.fiscal_year), v);
+        }
+        let yearly = Value::Object(yearly);
+        let ticker = Self::display_ticker(task);
+        let company = task.company_name.clone().unwrap_or_else(|| ticker.clone());
+        let input = AggregateInput {
+            ticker: &ticker,
+            company_name: &company,
+            years: &years,
+            yearly_results: &yearly,
+        };
+        let Some(step) = analysis.aggregate_request(&input) else {
+            return self.skip(task, "this analysis has no aggregate step");
+        };
+        let tokens = crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
+        match self.call_model(task, &step, tokens).await? {
+            ModelOutcome::Json(value, usage) => {
+                let result = NewResult {
+                    result_key: key,
+                    cik,
+                    ticker: task.ticker.clone(),
+                    company_name: task.company_name.clone(),
+                    fiscal_year: years.last().copied(),
+                    accession: Some(accessions.join(",")),
+                    analysis_type: analysis.name().to_string(),
+                    analysis_version: analysis.version().to_string(),
+                    model,
+                    json: value.to_string(),
+                    prompt_tokens: usage.tokens.prompt_tokens,
+                    output_tokens: usage.tokens.output_tokens,
+                    thinking_tokens: usage.tokens.thinking_tokens,
+                    attempts: task.attempts + 1,
+                    calls: usage.calls,
+                    fitting: Some(serde_json::json!({ "years": years }).to_string()),
+                    started_at: Some(started),
+                    ..Default::default()
+                };
+                self.store()
+                    .complete_with_result(task.id, self.owner(), &result, self.now())?;
+                Ok(TaskEnd::Done)
+            }
+            ModelOutcome::TooLong(_) => {
+                self.skip(task, "the yearly results are too large for the model's context")
+            }
+            ModelOutcome::Ended(end) => Ok(end),
+        }
+    }
+
+    fn model_label(&self) -> String {
+        if self.e.analysis.needs_model() {
+            self.e.settings.model.clone()
+        } else {
+            "xbrl".to_string()
+        }
+    }
+
+    /// Tokens available for the document: the smaller of the model's context and the
+    /// per-minute token cap, minus the prompt, schema and a margin for the estimate's error.
+    fn document_budget(&self) -> u64 {
+        let cap = self
+            .e
+            .settings
+            .context_tokens
+            .min(self.e.pool.max_request_tokens().max(1));
+        let overhead = self.e.analysis.year_overhead_tokens();
+        (cap.saturating_sub(overhead) * 9 / 10).max(1_000)
+    }
+
+    /// Sends a step to the model through the key pool: the ledger row first, then the call,
+    /// then one handler for every outcome (SPEC.md section 3).
+    async fn call_model(
+        &self,
+        task: &ClaimedTask,
+        step: &StepRequest,
+        input_tokens: u64,
+    ) -> Result<ModelOutcome, EngineError> {
+        let settings = &self.e.settings;
+        let mut request = GenerateRequest {
+            model: settings.model.clone(),
+            system_instruction: step.system.clone(),
+            turns: vec![Turn {
+                role: Role::User,
+                text: step.prompt.clone(),
+            }],
+            response_schema: step.schema.clone(),
+            temperature: settings.temperature,
+            max_output_tokens: settings.max_output_tokens,
+            thinking: settings.thinking.clone(),
+        };
+        let mut usage = CallUsage::default();
+        let mut repaired = false;
+        loop {
+            let now = self.now();
+            let purpose = if repaired { CallPurpose::Repair } else { CallPurpose::Generate };
+            let intent = CallIntent {
+                bucket: "",
+                key_fingerprint: None,
+                batch_id: Some(&self.batch.id),
+                task_id: Some(task.id),
+                purpose,
+                input_tokens,
+            };
+            let (call_id, bucket, key) = match self.e.pool.acquire(self.store(), now, &intent, true)? {
+                Grant::Granted { call_id, bucket, key } => (call_id, bucket, key),
+                Grant::Wait { until, .. } => {
+                    // Quota is not a failure: back to pending, no attempt counted.
+                    self.store()
+                        .release_task(task.id, self.owner(), Some(until), now)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
+                }
+            };
+            usage.calls += 1;
+            let sent = std::time::Instant::now();
+            let answer = self.e.provider.generate(key.as_ref(), &request).await;
+            let latency = sent.elapsed().as_millis() as u64;
+            let now = self.now();
+            let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
+            match answer {
+                Ok(gen) => {
+                    self.store().finish_call(
+                        call_id,
+                        "ok",
+                        None,
+                        Some(gen.usage.prompt_tokens),
+                        Some(gen.usage.output_tokens),
+                        Some(gen.usage.thinking_tokens),
+                        latency,
+                    )?;
+                    self.e.pool.on_success(self.store(), &bucket, now)?;
+                    usage.add(&gen.usage);
+                    match fintel_llm::validate_output(&step.schema, &gen.text) {
+                        Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
+                        Err(problem) => {
+                            let problem = problem.to_string();
+                            if !repaired {
+                                repaired = true;
+                                request = repair_request(&request, &gen.text, &problem);
+                                continue;
+                            }
+                            self.count_failed_attempt(task, &format!("model output invalid: {problem}"))?;
+                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
+                        }
+                    }
+                }
+                Err(err) => {
+                    let detail = fintel_llm::mask_secrets_in(&err.to_string(), &secrets);
+                    if !err.may_have_cost_quota() {
+                        self.store().refund_call(call_id, &detail)?;
+                    } else {
+                        self.store()
+                            .finish_call(call_id, outcome_name(&err), Some(&detail), None, None, None, latency)?;
+                    }
+                    match err {
+                        CallError::DailyQuotaExhausted { .. } => {
+                            self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
+                            continue;
+                        }
+                        CallError::RateLimited { retry_after, .. } => {
+                            self.e.pool.on_rate_limited(self.store(), &bucket, now, retry_after)?;
+                            continue;
+                        }
+                        CallError::InputTokensPerMinute { limit_tokens, retry_after, .. } => {
+                            if limit_tokens.is_some_and(|l| input_tokens > l) {
+                                return Ok(ModelOutcome::TooLong(limit_tokens));
+                            }
+                            self.e.pool.on_rate_limited(self.store(), &bucket, now, retry_after)?;
+                            continue;
+                        }
+                        CallError::ContextTooLong { max_tokens, .. } => {
+                            return Ok(ModelOutcome::TooLong(max_tokens))
+                        }
+                        CallError::KeyUnusable { reason } | CallError::KeyExhausted { message: reason } => {
+                            if let Some(k) = &key {
+                                self.store().disable_key(&k.fingerprint(), &reason, now)?;
+                                self.e.observer.message(
+                                    Level::Warn,
+                                    &format!(
+                                        "key {} disabled: {reason}. Going on with the other keys; \
+                                         `fintel keys enable` re-enables it once fixed",
+                                        k.label()
+                                    ),
+                                );
+                            }
+                            continue;
+                        }
+                        CallError::Transient { .. } => {
+                            return Ok(ModelOutcome::Ended(self.transient(task, Side::Provider, &detail)?));
+                        }
+                        CallError::BadOutput { ref raw_text, usage: u, .. } => {
+                            usage.add(&u);
+                            if !repaired {
+                                if let Some(raw) = raw_text.clone() {
+                                    repaired = true;
+                                    request = repair_request(&request, &raw, &detail);
+                                    continue;
+                                }
+                            }
+                            self.count_failed_attempt(task, &detail)?;
+                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
+                        }
+                        CallError::Refused { reason } => {
+                            return Ok(ModelOutcome::Ended(self.skip(task, &format!("refused by the model: {reason}"))?));
+                        }
+                        CallError::Configuration { message } => {
+                            self.store().release_task(task.id, self.owner(), None, now)?;
+                            return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome_name(e: &CallError) -> &'static str {
+    match e {
+        CallError::DailyQuotaExhausted { .. } => "quota_day",
+        CallError::RateLimited { .. } => "quota_minute",
+        CallError::InputTokensPerMinute { .. } => "quota_tokens",
+        CallError::ContextTooLong { .. } => "context_too_long",
+        CallError::KeyUnusable { .. } => "key_unusable",
+        CallError::KeyExhausted { .. } => "key_exhausted",
+        CallError::Transient { .. } => "transient",
+        CallError::BadOutput { .. } => "bad_output",
+        CallError::Refused { .. } => "refused",
+        CallError::Configuration { .. } => "configuration",
+    }
+}
+
+#[derive(Default)]
+struct CallUsage {
+    tokens: fintel_llm::Usage,
+    calls: u32,
+}
+
+impl CallUsage {
+    fn add(&mut self, u: &fintel_llm::Usage) {
+        self.tokens.prompt_tokens += u.prompt_tokens;
+        self.tokens.output_tokens += u.output_tokens;
+        self.tokens.thinking_tokens += u.thinking_tokens;
+    }
+}
+
+enum ModelOutcome {
+    Json(Value, CallUsage),
+    /// The request is too large for the model or tier; the maximum if the provider said.
+    TooLong(Option<u64>),
+    Ended(TaskEnd),
+}

@@ -1,0 +1,298 @@
+//! The usage ledger and key buckets.
+//!
+//! Every HTTP request to a provider is one row of `calls`, inserted *before* the request is sent
+//! by a single statement that also checks the bucket's limits (requests per Pacific day,
+//! requests and input tokens in the last 60 seconds). So a crash can never lead to exceeding a
+//! limit, and two processes sharing the database share the limits. Only a request that provably
+//! never reached the server is refunded.
+
+use jiff::Timestamp;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::{from_millis, millis, Store, StoreError};
+
+/// A bucket's limits (a Google Cloud project's free-tier quotas by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BucketLimits {
+    pub requests_per_day: u32,
+    pub requests_per_minute: u32,
+    pub input_tokens_per_minute: u64,
+}
+
+/// What a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPurpose {
+    /// A task's first request of an attempt.
+    Generate,
+    /// The repair request of the same attempt.
+    Repair,
+    /// The first request after a reset or an outage, which verifies the bucket or provider.
+    Probe,
+}
+
+impl CallPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallPurpose::Generate => "generate",
+            CallPurpose::Repair => "repair",
+            CallPurpose::Probe => "probe",
+        }
+    }
+}
+
+/// A request about to be sent.
+#[derive(Debug, Clone)]
+pub struct CallIntent<'a> {
+    pub bucket: &'a str,
+    pub key_fingerprint: Option<&'a str>,
+    pub batch_id: Option<&'a str>,
+    pub task_id: Option<i64>,
+    pub purpose: CallPurpose,
+    pub input_tokens: u64,
+}
+
+/// How a bucket stands, computed from the ledger.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BucketUsage {
+    pub used_today: u32,
+    pub sent_last_minute: u32,
+    pub tokens_last_minute: u64,
+    /// When the oldest request of the last minute leaves the window.
+    #[serde(skip)]
+    pub window_frees_at: Option<Timestamp>,
+    /// The provider said the day's quota is spent (its count wins over ours).
+    #[serde(skip)]
+    pub exhausted_until: Option<Timestamp>,
+    /// Still refused after a reset: wait before the next probe.
+    #[serde(skip)]
+    pub backoff_until: Option<Timestamp>,
+    pub backoff_level: u32,
+}
+
+/// A key as the database knows it: never the secret, only its fingerprint and masked label.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRow {
+    pub fingerprint: String,
+    pub label: String,
+    pub bucket: String,
+    pub disabled_reason: Option<String>,
+}
+
+impl Store {
+    /// Records a key (by fingerprint) and its bucket; a key disabled earlier stays disabled.
+    pub fn register_key(
+        &self,
+        fingerprint: &str,
+        label: &str,
+        bucket: &str,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO keys (fingerprint, label, bucket) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (fingerprint) DO UPDATE SET label = excluded.label, \
+               bucket = excluded.bucket",
+            params![fingerprint, label, bucket],
+        )?;
+        conn.execute(
+            "INSERT INTO buckets (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+            [bucket],
+        )?;
+        Ok(())
+    }
+
+    /// Every known key.
+    pub fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT fingerprint, label, bucket, disabled_reason FROM keys ORDER BY bucket, label",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(KeyRow {
+                fingerprint: r.get(0)?,
+                label: r.get(1)?,
+                bucket: r.get(2)?,
+                disabled_reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Disables a key that the provider refused (invalid, leaked, API not enabled).
+    pub fn disable_key(
+        &self,
+        fingerprint: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE keys SET disabled_reason = ?2, disabled_at = ?3 WHERE fingerprint = ?1",
+            params![fingerprint, reason, millis(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Re-enables the keys whose label is or starts with `label`; returns how many.
+    pub fn enable_key(&self, label: &str) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE keys SET disabled_reason = NULL, disabled_at = NULL \
+             WHERE label = ?1 OR label LIKE ?2",
+            params![label, format!("{} (%", label.replace(['%', '_'], ""))],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Writes the ledger row of a request about to be sent, if and only if the bucket is
+    /// within all its limits. Returns the call id, or `None` when a limit would be exceeded.
+    pub fn reserve_call(
+        &self,
+        intent: &CallIntent<'_>,
+        limits: &BucketLimits,
+        now: Timestamp,
+        quota_date: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let now_ms = millis(now);
+        let id = self
+            .conn()
+            .query_row(
+                "INSERT INTO calls (bucket, key_fingerprint, batch_id, task_id, purpose, sent_at, \
+                   quota_date, input_tokens) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
+                 WHERE (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?7 \
+                          AND refunded = 0) < ?9 \
+                   AND (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND sent_at > ?6 - 60000 \
+                          AND refunded = 0) < ?10 \
+                   AND (SELECT COALESCE(SUM(input_tokens), 0) FROM calls WHERE bucket = ?1 \
+                          AND sent_at > ?6 - 60000 AND refunded = 0) + ?8 <= ?11 \
+                 RETURNING id",
+                params![
+                    intent.bucket,
+                    intent.key_fingerprint,
+                    intent.batch_id,
+                    intent.task_id,
+                    intent.purpose.as_str(),
+                    now_ms,
+                    quota_date,
+                    intent.input_tokens,
+                    limits.requests_per_day,
+                    limits.requests_per_minute,
+                    limits.input_tokens_per_minute,
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(id)
+    }
+
+    /// Records how a call ended.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_call(
+        &self,
+        call_id: i64,
+        outcome: &str,
+        detail: Option<&str>,
+        prompt_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        thinking_tokens: Option<u64>,
+        latency_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE calls SET outcome = ?2, detail = ?3, prompt_tokens = ?4, output_tokens = ?5, \
+             thinking_tokens = ?6, latency_ms = ?7 WHERE id = ?1",
+            params![
+                call_id,
+                outcome,
+                detail,
+                prompt_tokens,
+                output_tokens,
+                thinking_tokens,
+                latency_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Gives back the quota of a request that provably never reached the server.
+    pub fn refund_call(&self, call_id: i64, detail: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE calls SET refunded = 1, outcome = 'not_sent', detail = ?2 WHERE id = ?1",
+            params![call_id, detail],
+        )?;
+        Ok(())
+    }
+
+    /// A bucket's standing at `now`.
+    pub fn bucket_usage(
+        &self,
+        bucket: &str,
+        now: Timestamp,
+        quota_date: &str,
+    ) -> Result<BucketUsage, StoreError> {
+        let conn = self.conn();
+        let now_ms = millis(now);
+        let used_today: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?2 AND refunded = 0",
+            params![bucket, quota_date],
+            |r| r.get(0),
+        )?;
+        let (sent, tokens, oldest): (i64, i64, Option<i64>) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), MIN(sent_at) FROM calls \
+             WHERE bucket = ?1 AND sent_at > ?2 - 60000 AND refunded = 0",
+            params![bucket, now_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let state: Option<(Option<i64>, Option<i64>, i64)> = conn
+            .query_row(
+                "SELECT exhausted_until, backoff_until, backoff_level FROM buckets WHERE name = ?1",
+                [bucket],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (exhausted, backoff, level) = state.unwrap_or((None, None, 0));
+        Ok(BucketUsage {
+            used_today: used_today as u32,
+            sent_last_minute: sent as u32,
+            tokens_last_minute: tokens as u64,
+            window_frees_at: oldest.map(|ms| from_millis(ms + 60_000)),
+            exhausted_until: exhausted.filter(|&t| t > now_ms).map(from_millis),
+            backoff_until: backoff.filter(|&t| t > now_ms).map(from_millis),
+            backoff_level: level as u32,
+        })
+    }
+
+    /// The provider said the bucket's day is spent: no request until `until` (the next reset).
+    pub fn mark_bucket_exhausted(&self, bucket: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO buckets (name, exhausted_until) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET exhausted_until = excluded.exhausted_until",
+            params![bucket, millis(until)],
+        )?;
+        Ok(())
+    }
+
+    /// Still refused after a reset: back off until `until`, remembering how far we have grown.
+    pub fn set_bucket_backoff(
+        &self,
+        bucket: &str,
+        until: Option<Timestamp>,
+        level: u32,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO buckets (name, backoff_until, backoff_level) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET backoff_until = excluded.backoff_until, \
+               backoff_level = excluded.backoff_level",
+            params![bucket, until.map(millis), level],
+        )?;
+        Ok(())
+    }
+
+    /// Ledger rows of one task (every request made for it, refused ones included).
+    pub fn calls_of_task(&self, task_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM calls WHERE task_id = ?1 AND refunded = 0",
+            [task_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}

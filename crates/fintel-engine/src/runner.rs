@@ -220,8 +220,8 @@ impl Engine {
                 let (until, state, reason) = self.idle_reason(&shared, now, probe_at)?;
                 self.set_state(&batch.id, state, reason.as_deref())?;
                 self.report(&batch.id, state, reason)?;
-                // Re-check at least every minute, so suspends and other processes are noticed.
-                let until = until.min(now + duration_to_span(Duration::from_secs(60)));
+                // Look at the database again now and then: stop requests, other processes.
+                let until = until.min(now + duration_to_span(self.settings.recheck));
                 self.wait(&mut shutdown, until).await;
                 continue;
             }

@@ -25,6 +25,9 @@ pub struct EngineSettings {
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     pub thinking: Thinking,
+    /// The longest an idle run sleeps before looking at the database again (stop requests,
+    /// other processes' progress). Waits are for wall-clock instants either way.
+    pub recheck: Duration,
 }
 
 impl Default for EngineSettings {
@@ -40,6 +43,7 @@ impl Default for EngineSettings {
             temperature: Some(0.2),
             max_output_tokens: Some(16_384),
             thinking: Thinking::ProviderDefault,
+            recheck: Duration::from_secs(60),
         }
     }
 }

@@ -1,1 +1,87 @@
-fn main() {}
+//! The `fintel` command: a thin layer over the workspace's crates. It reads the configuration,
+//! builds the real SEC source, model provider and analyses, runs the engine with signals and
+//! progress, and turns every outcome into an exit code (SPEC.md section 1).
+
+mod app;
+mod batch;
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod live;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::app::App;
+use crate::cli::{Cli, Command};
+use crate::config::{Config, Overrides};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::RUNTIME);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = exit::code_of(&e);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FINTEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        config_file: cli.config.clone(),
+        model: match &cli.command {
+            Command::Batch(b) => b.model.clone(),
+            _ => None,
+        },
+    };
+    let clock = fintel_time::clock_from_env().map_err(|e| exit::usage(e.to_string()))?;
+    let config = Config::load(&overrides)?;
+    let app = App { config, clock };
+    match cli.command {
+        Command::Batch(args) => batch::batch(&app, args).await,
+        Command::Analyze(args) => commands::analyze(&app, args).await,
+        Command::Demo(args) => commands::demo(&app.config, args).await,
+        Command::Config(args) => commands::config(&app, args),
+        Command::Keys(args) => commands::keys(&app, args),
+        Command::Filings(args) => commands::filings(&app, args).await,
+        Command::Text(args) => commands::text(args),
+        Command::Workflows(args) => commands::workflows(&app, args),
+        Command::Sim(args) => commands::sim(args, app.clock.clone()).await,
+    }
+}

@@ -1,0 +1,106 @@
+//! What commands share: configuration, clock, and the builders of the store, SEC client,
+//! provider, analyses and key pool.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use fintel_edgar::{EdgarClient, EdgarConfig};
+use fintel_engine::{EngineSettings, KeyPool};
+use fintel_llm::{GeminiClient, GeminiConfig, OpenAiClient, OpenAiConfig, Provider};
+use fintel_store::Store;
+use fintel_time::SharedClock;
+use fintel_workflows::Registry;
+
+use crate::config::{Config, ProviderKind};
+use crate::exit::{config_problem, usage};
+
+pub struct App {
+    pub config: Config,
+    pub clock: SharedClock,
+}
+
+impl App {
+    /// Opens (creating if needed) the database in the data directory.
+    pub fn open_store(&self) -> Result<Arc<Store>> {
+        std::fs::create_dir_all(&self.config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                self.config.data_dir.display()
+            )
+        })?;
+        Ok(Arc::new(Store::open(&self.config.db_path())?))
+    }
+
+    /// The database if it exists, without creating anything.
+    pub fn existing_store(&self) -> Result<Option<Arc<Store>>> {
+        let path = self.config.db_path();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(Store::open(&path)?)))
+    }
+
+    /// The SEC client; without a User-Agent this is a configuration problem (exit 4).
+    pub fn edgar(&self) -> Result<EdgarClient> {
+        let c = &self.config;
+        let config = EdgarConfig {
+            user_agent: c.sec_user_agent.clone(),
+            www_url: c.sec_www_url.clone(),
+            data_url: c.sec_data_url.clone(),
+            cache_dir: c.cache_dir(),
+            requests_per_second: c.sec_requests_per_second,
+        };
+        EdgarClient::new(config, self.clock.clone()).map_err(|e| match e {
+            fintel_edgar::EdgarError::MissingUserAgent { .. } => config_problem(e.to_string()),
+            e => usage(e.to_string()),
+        })
+    }
+
+    /// The model provider.
+    pub fn provider(&self) -> Result<Arc<dyn Provider>> {
+        let c = &self.config;
+        Ok(match c.provider {
+            ProviderKind::Gemini => Arc::new(
+                GeminiClient::new(GeminiConfig {
+                    base_url: c.gemini_url.clone(),
+                    ..GeminiConfig::default()
+                })
+                .map_err(|e| usage(e.to_string()))?,
+            ),
+            ProviderKind::OpenAi => Arc::new(
+                OpenAiClient::new(OpenAiConfig {
+                    base_url: c.openai_url.clone(),
+                    ..OpenAiConfig::default()
+                })
+                .map_err(|e| usage(e.to_string()))?
+                .with_clock(self.clock.clone()),
+            ),
+        })
+    }
+
+    /// Built-in and custom analysis types.
+    pub fn registry(&self) -> Result<Registry> {
+        Ok(Registry::load(&[self.config.workflows_dir()])?)
+    }
+
+    pub fn pool(&self) -> Arc<KeyPool> {
+        Arc::new(KeyPool::new(
+            self.config.buckets.clone(),
+            self.config.reset_buffer,
+        ))
+    }
+
+    pub fn engine_settings(&self) -> EngineSettings {
+        let c = &self.config;
+        EngineSettings {
+            concurrency: c.concurrency,
+            grace: c.grace,
+            model: c.model.clone(),
+            context_tokens: c.context_tokens,
+            temperature: c.temperature,
+            max_output_tokens: c.max_output_tokens,
+            thinking: c.thinking.clone(),
+            ..EngineSettings::default()
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const ABOUT: &str = "LLM analyses of SEC annual reports (10-K, 20-F) for many companies over many \
+years, within the daily quotas of your API keys. Start a batch, leave it, come back to every result.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  fintel demo                                   offline demo against the built-in simulator
+  fintel batch companies.csv --years 7          create a batch and run it
+  fintel batch --resume                         resume the most recent incomplete batch
+  fintel batch status                           counts and reasons of the latest batch
+
+Environment: GOOGLE_API_KEY_1..N, FINTEL_SEC_USER_AGENT (\"Jane Doe jane@example.com\"),
+FINTEL_HOME (data directory), FINTEL_MODEL; see the README for the full list.
+Exit codes: 0 done or stopped cleanly, 1 runtime error, 2 bad usage or input, 3 batch ended
+with failed tasks, 4 configuration problem, 130 second signal.";
+
+#[derive(Debug, Parser)]
+#[command(name = "fintel", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Data directory (database, document cache, logs, backups, workflows) [env: FINTEL_HOME]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (default: fintel.toml in the data directory) [env: FINTEL_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and run a batch, resume one, or manage batches
+    Batch(BatchArgs),
+    /// Run one company through the same engine as `batch`
+    Analyze(AnalyzeArgs),
+    /// Run a small real batch offline against the built-in simulator (no key, no network)
+    Demo(DemoArgs),
+    /// Show the effective configuration (secrets masked)
+    Config(JsonFlag),
+    /// Show key buckets: used today, limits, state, next reset; or re-enable a key
+    Keys(KeysArgs),
+    /// Show the filing fintel would analyse for each fiscal year of a company
+    Filings(FilingsArgs),
+    /// Show what the model will read for a filing document
+    Text(TextArgs),
+    /// List analysis types, or print one (`fintel workflows show NAME`) to copy and edit
+    Workflows(WorkflowsArgs),
+    /// Simulated SEC and Gemini endpoints, for tests, benchmarks and the demo
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub action: Option<BatchAction>,
+    /// Companies: a CSV with a header (ticker, company_name, cik, priority) or one ticker per line
+    pub file: Option<PathBuf>,
+    /// The N most recent fiscal years of each company
+    #[arg(long, value_name = "N")]
+    pub years: Option<u32>,
+    /// The same fixed fiscal years for every company: 2018-2024 or 2019,2021
+    #[arg(long, value_name = "YEARS", conflicts_with = "years")]
+    pub fiscal_years: Option<String>,
+    /// Analysis type (`fintel workflows` lists them)
+    #[arg(long, default_value = "fundamental", value_name = "TYPE")]
+    pub analysis_type: String,
+    /// A name for the batch
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Priority of the whole batch (higher runs first)
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i64,
+    /// Retries per task after its first attempt
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_retries: u32,
+    /// Ask the model again even where a stored result has the same key
+    #[arg(long)]
+    pub force: bool,
+    /// Record unknown tickers as skipped instead of refusing the file
+    #[arg(long)]
+    pub skip_unknown: bool,
+    /// Let amended annual reports (10-K/A) be picked over originals
+    #[arg(long)]
+    pub include_amendments: bool,
+    /// Start without asking for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Resume a batch: the most recent incomplete one, or the given id (or unique prefix)
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// Resume the batch with this id (same as --resume ID)
+    #[arg(long, value_name = "ID", conflicts_with = "resume")]
+    pub resume_id: Option<String>,
+    /// With --resume: put failed tasks back in the queue first
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// List the batches that can be resumed
+    #[arg(long)]
+    pub list_incomplete: bool,
+    /// Accepted for compatibility; fintel uses no browser, so there is nothing to clean up
+    #[arg(long, hide = true)]
+    pub cleanup_chrome: bool,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Model to use [env: FINTEL_MODEL]
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchAction {
+    /// Counts by state, and the reasons of skipped and failed tasks
+    Status(StatusArgs),
+    /// Stop a batch for good (stored results are kept)
+    Cancel {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a batch and its tasks; results are kept unless --purge-results
+    Delete {
+        id: String,
+        /// Also remove the results that no other batch uses
+        #[arg(long)]
+        purge_results: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Batch id or unique prefix (default: the most recent batch)
+    pub id: Option<String>,
+    /// List every failed task
+    #[arg(long)]
+    pub failed: bool,
+    /// List every skipped task
+    #[arg(long)]
+    pub skipped: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Ticker or CIK
+    pub company: String,
+    #[arg(long, default_value_t = 1)]
+    pub years: u32,
+    #[arg(long, default_value = "fundamental")]
+    pub analysis_type: String,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated companies
+    #[arg(long, default_value_t = 24)]
+    pub companies: usize,
+    /// Fiscal years per company
+    #[arg(long, default_value_t = 3)]
+    pub years: u32,
+    /// How many times faster than real time the demo's clock runs
+    #[arg(long, default_value_t = 3600.0)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: Option<KeysAction>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Re-enable a key that was disabled (by its name, e.g. GOOGLE_API_KEY_3)
+    Enable { label: String },
+}
+
+#[derive(Debug, Args)]
+pub struct FilingsArgs {
+    /// Ticker or CIK
+    pub company: String,
+    #[arg(long, default_value_t = 10)]
+    pub years: u32,
+    /// Only this form family: 10-K, 20-F or 40-F
+    #[arg(long)]
+    pub form: Option<String>,
+    #[arg(long)]
+    pub include_amendments: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// A filing document (HTML or text) on disk
+    pub file: PathBuf,
+    /// Only this item, e.g. 7 or 1A
+    #[arg(long)]
+    pub section: Option<String>,
+    /// Fit the text to this many tokens, as for the model
+    #[arg(long)]
+    pub budget: Option<u64>,
+    /// Show the inline-XBRL key financials
+    #[arg(long)]
+    pub facts: bool,
+    /// Form of the document (10-K, 20-F); detected when omitted
+    #[arg(long)]
+    pub form: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkflowsArgs {
+    #[command(subcommand)]
+    pub action: Option<WorkflowsAction>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsAction {
+    /// Print a built-in analysis type's file, to copy into the workflows directory and edit
+    Show { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub action: SimAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimAction {
+    /// Serve simulated SEC and Gemini endpoints until stopped
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        addr: String,
+        /// Simulator configuration (TOML)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve the shared fixtures (real Apple submissions and filings) as well
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,262 @@
+//! End-to-end tests of the built `fintel` binary against the simulator on 127.0.0.1, as a user
+//! runs it: configuration through the environment, signals, exit codes, `--json` output.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fintel_sim::{ProjectConfig, SimConfig, SimHandle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fintel");
+
+struct Env {
+    dir: tempfile::TempDir,
+    sim: Option<SimHandle>,
+    url: String,
+}
+
+impl Env {
+    async fn new(latency_ms: u64) -> Env {
+        let mut config = SimConfig::default();
+        config.sec.companies = 40;
+        config.sec.document_bytes = 40_000;
+        config.sec.large_document_share = 0.0;
+        config.gemini.latency.min_ms = latency_ms;
+        config.gemini.latency.max_ms = latency_ms;
+        config.gemini.projects = vec![ProjectConfig {
+            name: "p1".into(),
+            keys: vec!["test-key-0123456789".into()],
+            requests_per_day: 10_000,
+            requests_per_minute: 10_000,
+            input_tokens_per_minute: 100_000_000,
+        }];
+        let sim = fintel_sim::start(config, Arc::new(fintel_time::SystemClock), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let url = sim.base_url();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("companies.csv"), fintel_sim::companies_csv(8)).unwrap();
+        Env { dir, sim: Some(sim), url }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("FINTEL_HOME", self.home())
+            .env("FINTEL_SEC_USER_AGENT", "Test Runner test@example.com")
+            .env("FINTEL_SEC_WWW_URL", &self.url)
+            .env("FINTEL_SEC_DATA_URL", &self.url)
+            .env("FINTEL_GEMINI_URL", &self.url)
+            .env("GOOGLE_API_KEY_1", "test-key-0123456789")
+            .env("FINTEL_REQUESTS_PER_DAY", "10000")
+            .env("FINTEL_REQUESTS_PER_MINUTE", "10000")
+            .env("FINTEL_CONCURRENCY", "2")
+            .env("CI", "true")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn db(&self) -> PathBuf {
+        self.home().join("fintel.db")
+    }
+
+    fn completed_results(&self) -> i64 {
+        if !self.db().exists() {
+            return 0;
+        }
+        rusqlite::Connection::open(self.db())
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0)))
+            .unwrap_or(0)
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wait_for(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("fintel did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn read_all(mut r: impl std::io::Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_batch_exits_0_with_the_resume_command_and_resume_completes() {
+    let env = Env::new(150).await;
+    let mut child = env
+        .cmd(&["batch", "companies.csv", "--years", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while env.completed_results() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "exited early: {}", read_all(child.stderr.take().unwrap()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&child, "-TERM");
+    let status = wait_for(&mut child, Duration::from_secs(40));
+    let stderr = read_all(child.stderr.take().unwrap());
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("Resume with: fintel batch --resume "))
+        .unwrap_or_else(|| panic!("no resume command in: {stderr}"));
+    let id = line.rsplit(' ').next().unwrap().to_string();
+    let before = env.completed_results();
+    assert!(before < 24, "the batch should not have finished yet ({before})");
+
+    // The batch is listed as incomplete, in JSON a script can read.
+    let out = env.run(&["batch", "--list-incomplete", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["state"], "stopped");
+
+    let out = env.run(&["batch", "--resume", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["state"], "completed");
+    let counts = &doc["counts"];
+    assert_eq!(counts["completed"].as_u64().unwrap() + counts["skipped"].as_u64().unwrap(), counts["total"].as_u64().unwrap());
+    let stats = env.sim.as_ref().unwrap().stats();
+    assert_eq!(stats.gemini.total.duplicates, 0, "no result was asked for twice");
+    assert_eq!(stats.gemini.total.over_limit, 0);
+    assert_eq!(env.completed_results() as u64, counts["completed"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_usage_and_configuration_get_their_exit_codes_and_change_nothing() {
+    let env = Env::new(0).await;
+    // 2: no file.
+    let out = env.run(&["batch", "--years", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no companies file"));
+    // 2: no years.
+    let out = env.run(&["batch", "companies.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--years N"));
+    // 2: unknown analysis type, listing the known ones.
+    let out = env.run(&["batch", "companies.csv", "--years", "3", "--analysis-type", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("fundamental"), "{}", text(&out.stderr));
+    // 2: too few years for a multi-year type.
+    let out = env.run(&["batch", "companies.csv", "--years", "2", "--analysis-type", "excellent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // 2: malformed file, every line reported.
+    std::fs::write(env.dir.path().join("bad.csv"), "ticker,cik\nAAPL,abc\n$$,\n").unwrap();
+    let out = env.run(&["batch", "bad.csv", "--years", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+    // 2: unknown ticker, with its line; --skip-unknown is suggested.
+    std::fs::write(env.dir.path().join("unknown.txt"), "NOSUCHCO\n").unwrap();
+    let out = env.run(&["batch", "unknown.txt", "--years", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("line 1: NOSUCHCO"));
+    // 4: no SEC User-Agent.
+    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env_remove("FINTEL_SEC_USER_AGENT").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("FINTEL_SEC_USER_AGENT"));
+    // 4: no key.
+    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env_remove("GOOGLE_API_KEY_1").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("GOOGLE_API_KEY_1"));
+    // 4: a model the provider does not know.
+    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env("FINTEL_MODEL", "gemini-nope").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    // Nothing was created by any of these.
+    let out = env.run(&["batch", "--list-incomplete", "--json"]);
+    assert_eq!(text(&out.stdout).trim(), "[]");
+    // 2: resuming a batch that does not exist.
+    let out = env.run(&["batch", "--resume", "nosuchbatch"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_completes_and_status_json_has_the_documented_shape() {
+    let env = Env::new(0).await;
+    let out = env.run(&["batch", "companies.csv", "--years", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["batch_id", "state", "counts", "exit_code", "resume_command"] {
+        assert!(doc.get(key).is_some(), "{key} missing in {doc}");
+    }
+    let id = doc["batch_id"].as_str().unwrap();
+    let out = env.run(&["batch", "status", id, "--json", "--skipped"]);
+    assert_eq!(out.status.code(), Some(0));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["id", "state", "analysis_type", "model", "counts", "reasons", "skipped"] {
+        assert!(st.get(key).is_some(), "{key} missing in {st}");
+    }
+    assert_eq!(st["state"], "completed");
+    // The results carry their provenance.
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let (url, sha, version): (String, String, String) = conn
+        .query_row("SELECT document_url, document_sha256, analysis_version FROM results LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert!(url.starts_with(&env.url), "{url}");
+    assert_eq!(sha.len(), 64);
+    assert_eq!(version.len(), 64);
+    // A second batch asking for the same thing reuses every stored result.
+    let before = env.sim.as_ref().unwrap().stats().gemini.total.received;
+    let out = env.run(&["batch", "companies.csv", "--years", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(env.sim.as_ref().unwrap().stats().gemini.total.received, before);
+}
+
+#[test]
+fn cleanup_chrome_and_the_original_command_lines_are_accepted() {
+    let out = Command::new(BIN)
+        .args(["batch", "--help"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("--resume-id"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["batch", "--list-incomplete", "--cleanup-chrome"])
+        .env("FINTEL_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("without a browser"), "{}", text(&out.stderr));
+}
+

@@ -31,8 +31,9 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Without a command, fintel runs the offline demo
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +185,16 @@ pub struct DemoArgs {
     /// How many times faster than real time the demo's clock runs
     #[arg(long, default_value_t = 3600.0)]
     pub speed: f64,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        DemoArgs {
+            companies: 24,
+            years: 3,
+            speed: 3600.0,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -66,14 +66,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         data_dir: cli.data_dir.clone(),
         config_file: cli.config.clone(),
         model: match &cli.command {
-            Command::Batch(b) => b.model.clone(),
+            Some(Command::Batch(b)) => b.model.clone(),
             _ => None,
         },
     };
     let clock = fintel_time::clock_from_env().map_err(|e| exit::usage(e.to_string()))?;
     let config = Config::load(&overrides)?;
     let app = App { config, clock };
-    match cli.command {
+    let Some(command) = cli.command else {
+        eprintln!("no command given: running the offline demo (`fintel --help` lists the commands)");
+        return commands::demo(&app.config, cli::DemoArgs::default()).await;
+    };
+    match command {
         Command::Batch(args) => batch::batch(&app, args).await,
         Command::Analyze(args) => commands::analyze(&app, args).await,
         Command::Demo(args) => commands::demo(&app.config, args).await,

@@ -11,9 +11,11 @@
 
 mod batches;
 mod ledger;
+mod maintenance;
 mod owners;
 mod schema;
 mod tasks;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -24,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use batches::*;
 pub use ledger::*;
+pub use maintenance::*;
 pub use owners::*;
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;

@@ -1,0 +1,249 @@
+//! The readable view of stored results behind `fintel results TICKER`.
+
+use std::fmt::Write as _;
+
+use fintel_store::{from_millis, Store};
+use rusqlite::params;
+use serde_json::Value;
+
+use crate::mask::{mask_json, mask_keys};
+use crate::ExportError;
+
+/// Width text is wrapped at.
+const WRAP_COLUMNS: usize = 100;
+
+/// One stored result with its provenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResultView {
+    pub ticker: Option<String>,
+    pub cik: u64,
+    pub company_name: Option<String>,
+    pub fiscal_year: Option<i32>,
+    pub fiscal_year_label: Option<String>,
+    pub form: Option<String>,
+    pub accession: Option<String>,
+    pub analysis_type: String,
+    pub analysis_version: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub thinking_tokens: u64,
+    pub attempts: u32,
+    pub document_url: Option<String>,
+    pub document_sha256: Option<String>,
+    pub fitting: Option<String>,
+    /// When the result was stored (RFC 3339, UTC).
+    pub created_at: String,
+    pub result: Value,
+}
+
+/// The stored results of a company, given by ticker (any case) or CIK (digits, leading zeros
+/// allowed), newest fiscal year first; optionally one year and one analysis type.
+pub fn results_view(
+    store: &Store,
+    ticker_or_cik: &str,
+    year: Option<i32>,
+    analysis_type: Option<&str>,
+) -> Result<Vec<ResultView>, ExportError> {
+    let wanted = ticker_or_cik.trim();
+    if wanted.is_empty() {
+        return Err(ExportError::BadArgument(
+            "no company given; pass a ticker (AAPL) or a CIK (320193)".into(),
+        ));
+    }
+    let cik: Option<i64> =
+        if wanted.bytes().all(|b| b.is_ascii_digit()) {
+            Some(wanted.parse().map_err(|_| {
+                ExportError::BadArgument(format!("{wanted:?} is too long to be a CIK"))
+            })?)
+        } else {
+            None
+        };
+    let ticker = wanted.to_ascii_uppercase();
+    let conn = store.conn();
+    let mut stmt = conn.prepare(
+        "SELECT ticker, cik, company_name, fiscal_year, fiscal_year_label, form, accession, \
+           analysis_type, analysis_version, model, prompt_tokens, output_tokens, \
+           thinking_tokens, attempts, document_url, document_sha256, fitting, created_at, json, \
+           result_key \
+         FROM results r \
+         WHERE (CASE WHEN ?1 IS NOT NULL THEN r.cik = ?1 \
+                ELSE (UPPER(r.ticker) = ?2 OR r.cik IN ( \
+                  SELECT cik FROM companies WHERE UPPER(ticker) = ?2 AND cik IS NOT NULL)) END) \
+           AND (?3 IS NULL OR r.fiscal_year = ?3) AND (?4 IS NULL OR r.analysis_type = ?4) \
+         ORDER BY r.fiscal_year DESC, r.analysis_type, r.created_at DESC, r.id DESC",
+    )?;
+    let mut rows = stmt.query(params![cik, ticker, year, analysis_type])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let text: String = r.get(18)?;
+        let mut result: Value =
+            serde_json::from_str(&text).map_err(|e| ExportError::BadStoredJson {
+                result_key: r.get::<_, String>(19).unwrap_or_default(),
+                detail: e.to_string(),
+            })?;
+        mask_json(&mut result);
+        let masked = |i: usize| -> rusqlite::Result<Option<String>> {
+            Ok(r.get::<_, Option<String>>(i)?.map(|s| mask_keys(&s)))
+        };
+        out.push(ResultView {
+            ticker: masked(0)?,
+            cik: r.get::<_, i64>(1)?.max(0) as u64,
+            company_name: masked(2)?,
+            fiscal_year: r.get(3)?,
+            fiscal_year_label: masked(4)?,
+            form: masked(5)?,
+            accession: masked(6)?,
+            analysis_type: r.get(7)?,
+            analysis_version: r.get(8)?,
+            model: r.get(9)?,
+            prompt_tokens: r.get::<_, i64>(10)?.max(0) as u64,
+            output_tokens: r.get::<_, i64>(11)?.max(0) as u64,
+            thinking_tokens: r.get::<_, i64>(12)?.max(0) as u64,
+            attempts: r.get::<_, i64>(13)?.clamp(0, u32::MAX as i64) as u32,
+            document_url: masked(14)?,
+            document_sha256: masked(15)?,
+            fitting: masked(16)?,
+            created_at: from_millis(r.get(17)?).to_string(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
+/// Renders results for the terminal: a heading per fiscal year and analysis, the JSON as
+/// indented `key: value` lines with long text wrapped, and a provenance line.
+pub fn render_text(results: &[ResultView]) -> String {
+    let mut out = String::new();
+    if results.is_empty() {
+        out.push_str("No stored results match.\n");
+        return out;
+    }
+    let mut last_company: Option<u64> = None;
+    for view in results {
+        if last_company != Some(view.cik) {
+            let _ = writeln!(
+                out,
+                "{} {}(CIK {})",
+                view.ticker.as_deref().unwrap_or("-"),
+                view.company_name
+                    .as_deref()
+                    .map(|n| format!("{n} "))
+                    .unwrap_or_default(),
+                view.cik
+            );
+            last_company = Some(view.cik);
+        }
+        let year = match (&view.fiscal_year_label, view.fiscal_year) {
+            (Some(label), _) => label.clone(),
+            (None, Some(y)) => format!("FY{y}"),
+            (None, None) => "all years".to_string(),
+        };
+        let _ = writeln!(out, "\n== {year} · {} ==", view.analysis_type);
+        render_value(&mut out, &view.result, 1);
+        let version: String = view.analysis_version.chars().take(12).collect();
+        let _ = writeln!(
+            out,
+            "  [form {}, accession {}, model {}, version {}, tokens {} in / {} out / {} \
+             thinking, attempts {}, stored {}]",
+            view.form.as_deref().unwrap_or("-"),
+            view.accession.as_deref().unwrap_or("-"),
+            view.model,
+            version,
+            view.prompt_tokens,
+            view.output_tokens,
+            view.thinking_tokens,
+            view.attempts,
+            view.created_at
+        );
+    }
+    out
+}
+
+fn render_value(out: &mut String, value: &Value, depth: usize) {
+    let indent = "  ".repeat(depth);
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        let _ = writeln!(out, "{indent}{k}:");
+                        render_value(out, v, depth + 1);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        let _ = writeln!(out, "{indent}{k}:");
+                        render_value(out, v, depth + 1);
+                    }
+                    _ => write_wrapped(out, &indent, &format!("{k}: "), &scalar(v)),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(_) | Value::Array(_) => {
+                        let _ = writeln!(out, "{indent}-");
+                        render_value(out, item, depth + 1);
+                    }
+                    _ => write_wrapped(out, &indent, "- ", &scalar(item)),
+                }
+            }
+        }
+        other => write_wrapped(out, &indent, "", &scalar(other)),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Writes `lead` + `text` wrapped at [`WRAP_COLUMNS`], continuation lines aligned under the
+/// text.
+fn write_wrapped(out: &mut String, indent: &str, lead: &str, text: &str) {
+    let first = format!("{indent}{lead}");
+    let hang = " ".repeat(first.chars().count());
+    let width = WRAP_COLUMNS.saturating_sub(hang.len()).max(20);
+    let mut line = String::new();
+    let mut lines = Vec::new();
+    for paragraph in text.split('\n') {
+        for word in paragraph.split_whitespace() {
+            let needed =
+                line.chars().count() + word.chars().count() + usize::from(!line.is_empty());
+            if !line.is_empty() && needed > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(std::mem::take(&mut line));
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let _ = writeln!(out, "{}{}", if i == 0 { &first } else { &hang }, l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_wraps_under_its_key() {
+        let mut out = String::new();
+        let long = "word ".repeat(60);
+        write_wrapped(&mut out, "  ", "summary: ", long.trim());
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() >= 3, "{out}");
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= WRAP_COLUMNS),
+            "{out}"
+        );
+        assert!(lines[0].starts_with("  summary: word"));
+        assert!(lines[1].starts_with("           word"));
+    }
+}

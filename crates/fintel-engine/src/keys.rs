@@ -32,6 +32,9 @@ pub enum Grant {
     },
     /// Nothing may be sent before `until`.
     Wait { until: Timestamp, why: WaitReason },
+    /// The request is larger than any bucket's input-tokens-per-minute cap: it can never be
+    /// sent as it is and must be made smaller.
+    TooLarge { cap: u64 },
 }
 
 /// Why a request must wait.
@@ -56,16 +59,24 @@ pub struct KeyPool {
     rotation: AtomicUsize,
     /// A local server without keys: one bucket whose requests need no key.
     keyless: bool,
+    /// Each bucket's key fingerprints, in the order of its keys: computed once, since every
+    /// request's decision compares them with the disabled keys.
+    fingerprints: Vec<Vec<String>>,
 }
 
 impl KeyPool {
     pub fn new(buckets: Vec<Bucket>, reset_buffer: Duration) -> Self {
         let keyless = buckets.iter().all(|b| b.keys.is_empty());
+        let fingerprints = buckets
+            .iter()
+            .map(|b| b.keys.iter().map(ApiKey::fingerprint).collect())
+            .collect();
         KeyPool {
             buckets,
             reset_buffer,
             rotation: AtomicUsize::new(0),
             keyless,
+            fingerprints,
         }
     }
 
@@ -95,19 +106,14 @@ impl KeyPool {
         Ok(())
     }
 
-    fn usable_keys(&self, store: &Store, bucket: &Bucket) -> Result<Vec<ApiKey>, StoreError> {
-        let disabled: Vec<String> = store
-            .keys()?
-            .into_iter()
-            .filter(|k| k.disabled_reason.is_some())
-            .map(|k| k.fingerprint)
-            .collect();
-        Ok(bucket
-            .keys
+    /// Indices (into `bucket.keys`) of the bucket's keys that are not disabled.
+    fn usable_key_indices(&self, bucket_index: usize, disabled: &[String]) -> Vec<usize> {
+        self.fingerprints[bucket_index]
             .iter()
-            .filter(|k| !disabled.contains(&k.fingerprint()))
-            .cloned()
-            .collect())
+            .enumerate()
+            .filter(|(_, fp)| !disabled.contains(fp))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Tries to reserve a request of `input_tokens` on some bucket, in rotation so that every
@@ -120,6 +126,10 @@ impl KeyPool {
         intent: &CallIntent<'_>,
         commit: bool,
     ) -> Result<Grant, StoreError> {
+        let cap = self.max_request_tokens();
+        if intent.input_tokens > cap {
+            return Ok(Grant::TooLarge { cap });
+        }
         let quota_date = pacific_date(now).to_string();
         let reset = next_reset(now, self.reset_buffer);
         let n = self.buckets.len();
@@ -127,14 +137,21 @@ impl KeyPool {
         let mut earliest: Option<Timestamp> = None;
         let mut any_usable = false;
         let mut all_day_spent = true;
+        // Read once per decision, not once per bucket: this runs before every request.
+        let disabled = if self.keyless {
+            Vec::new()
+        } else {
+            store.disabled_key_fingerprints()?
+        };
         for i in 0..n {
-            let bucket = &self.buckets[(start + i) % n];
-            let keys = self.usable_keys(store, bucket)?;
+            let index = (start + i) % n;
+            let bucket = &self.buckets[index];
+            let keys = self.usable_key_indices(index, &disabled);
             if keys.is_empty() && !self.keyless {
                 continue;
             }
             any_usable = true;
-            let usage = store.bucket_usage(&bucket.name, now, &quota_date)?;
+            let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
             let limits = &bucket.limits;
             let wake = if let Some(t) = usage.exhausted_until {
                 Some(t)
@@ -148,7 +165,11 @@ impl KeyPool {
                     || usage.tokens_last_minute + intent.input_tokens
                         > limits.input_tokens_per_minute
                 {
-                    Some(usage.window_frees_at.unwrap_or(now + duration_to_span(Duration::from_secs(1))))
+                    Some(
+                        usage
+                            .window_frees_at
+                            .unwrap_or(now + duration_to_span(Duration::from_secs(1))),
+                    )
                 } else {
                     None
                 }
@@ -164,15 +185,12 @@ impl KeyPool {
                     key: None,
                 });
             }
-            let key = if keys.is_empty() {
-                None
-            } else {
-                Some(keys[start % keys.len()].clone())
-            };
-            let fingerprint = key.as_ref().map(|k| k.fingerprint());
+            let chosen = (!keys.is_empty()).then(|| keys[start % keys.len()]);
+            let key = chosen.map(|k| bucket.keys[k].clone());
+            let fingerprint = chosen.map(|k| self.fingerprints[index][k].as_str());
             let intent = CallIntent {
                 bucket: &bucket.name,
-                key_fingerprint: fingerprint.as_deref(),
+                key_fingerprint: fingerprint,
                 ..intent.clone()
             };
             match store.reserve_call(&intent, limits, now, &quota_date)? {
@@ -217,7 +235,7 @@ impl KeyPool {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let quota_date = pacific_date(now).to_string();
-        let usage = store.bucket_usage(bucket, now, &quota_date)?;
+        let usage = store.bucket_standing(bucket, now, &quota_date)?;
         if usage.used_today <= 1 {
             let level = usage.backoff_level.min(6);
             let wait = STILL_REFUSED_BACKOFF.saturating_mul(1 << level);
@@ -235,19 +253,163 @@ impl KeyPool {
         now: Timestamp,
         retry_after: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let wait = retry_after.unwrap_or(Duration::from_secs(60)).max(Duration::from_secs(1));
+        let wait = retry_after
+            .unwrap_or(Duration::from_secs(60))
+            .max(Duration::from_secs(1));
         let level = store
-            .bucket_usage(bucket, now, &pacific_date(now).to_string())?
+            .bucket_standing(bucket, now, &pacific_date(now).to_string())?
             .backoff_level;
         store.set_bucket_backoff(bucket, Some(now + duration_to_span(wait)), level)
     }
 
     /// A success: the bucket works, its "still refused" backoff is over.
-    pub fn on_success(&self, store: &Store, bucket: &str, now: Timestamp) -> Result<(), StoreError> {
-        let usage = store.bucket_usage(bucket, now, &pacific_date(now).to_string())?;
+    pub fn on_success(
+        &self,
+        store: &Store,
+        bucket: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let usage = store.bucket_standing(bucket, now, &pacific_date(now).to_string())?;
         if usage.backoff_level > 0 {
             store.set_bucket_backoff(bucket, None, 0)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fintel_store::CallPurpose;
+
+    fn pool_of(buckets: usize, keys_per_bucket: usize) -> KeyPool {
+        let limits = BucketLimits {
+            requests_per_day: 2,
+            requests_per_minute: 100,
+            input_tokens_per_minute: 1_000,
+        };
+        KeyPool::new(
+            (0..buckets)
+                .map(|b| Bucket {
+                    name: format!("project-{b}"),
+                    keys: (0..keys_per_bucket)
+                        .map(|k| {
+                            ApiKey::new(
+                                &format!("KEY_{b}_{k}"),
+                                format!("AIzaUnitTestKey-{b}-{k}-abcdefghijkl"),
+                            )
+                        })
+                        .collect(),
+                    limits,
+                })
+                .collect(),
+            Duration::from_secs(300),
+        )
+    }
+
+    fn intent(tokens: u64) -> CallIntent<'static> {
+        CallIntent {
+            bucket: "",
+            key_fingerprint: None,
+            batch_id: None,
+            task_id: None,
+            purpose: CallPurpose::Generate,
+            input_tokens: tokens,
+        }
+    }
+
+    fn noon() -> Timestamp {
+        "2026-06-15T19:00:00Z".parse().unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fintel.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn disabled_keys_are_never_granted_and_all_disabled_means_no_usable_key() {
+        let (_dir, store) = store();
+        let pool = pool_of(2, 2);
+        pool.register(&store).unwrap();
+        let off = |b: usize, k: usize| pool.buckets()[b].keys[k].fingerprint();
+        store
+            .disable_key(&off(0, 0), "API_KEY_INVALID", noon())
+            .unwrap();
+        store
+            .disable_key(&off(0, 1), "API_KEY_INVALID", noon())
+            .unwrap();
+        store
+            .disable_key(&off(1, 0), "API_KEY_INVALID", noon())
+            .unwrap();
+        // Only KEY_1_1 is left: every grant goes to it, and the ledger row names it.
+        for _ in 0..2 {
+            match pool.acquire(&store, noon(), &intent(10), true).unwrap() {
+                Grant::Granted {
+                    bucket,
+                    key,
+                    call_id,
+                } => {
+                    assert_eq!(bucket, "project-1");
+                    let key = key.unwrap();
+                    assert_eq!(key.fingerprint(), off(1, 1));
+                    let fp: String = store
+                        .conn()
+                        .query_row(
+                            "SELECT key_fingerprint FROM calls WHERE id = ?1",
+                            [call_id],
+                            |r| r.get(0),
+                        )
+                        .unwrap();
+                    assert_eq!(fp, off(1, 1));
+                }
+                other => panic!("expected a grant, got {other:?}"),
+            }
+        }
+        // Its bucket's day is spent; the other bucket has no usable key.
+        match pool.acquire(&store, noon(), &intent(10), true).unwrap() {
+            Grant::Wait { why, .. } => assert_eq!(why, WaitReason::DailyQuotaSpent),
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        store
+            .disable_key(&off(1, 1), "PERMISSION_DENIED", noon())
+            .unwrap();
+        match pool.acquire(&store, noon(), &intent(10), true).unwrap() {
+            Grant::Wait { why, .. } => assert_eq!(why, WaitReason::NoUsableKey),
+            other => panic!("expected a wait, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rotation_spreads_requests_over_buckets_and_a_dry_run_writes_nothing() {
+        let (_dir, store) = store();
+        let pool = pool_of(3, 1);
+        pool.register(&store).unwrap();
+        assert!(matches!(
+            pool.acquire(&store, noon(), &intent(10), false).unwrap(),
+            Grant::Granted { call_id: 0, .. }
+        ));
+        let rows: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "a dry run reserves nothing");
+        // A request larger than every bucket's per-minute token cap can never be sent: it is
+        // reported as too large (to be fitted smaller), not paced for ever.
+        match pool.acquire(&store, noon(), &intent(5_000), true).unwrap() {
+            Grant::TooLarge { cap } => assert_eq!(cap, 1_000),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        let mut used = std::collections::HashMap::new();
+        for _ in 0..6 {
+            if let Grant::Granted { bucket, .. } =
+                pool.acquire(&store, noon(), &intent(10), true).unwrap()
+            {
+                *used.entry(bucket).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(used.len(), 3, "{used:?}");
+        assert!(used.values().all(|&n| n == 2), "{used:?}");
     }
 }

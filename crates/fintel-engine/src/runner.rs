@@ -173,6 +173,7 @@ impl Engine {
         let mut config_problem: Option<String> = None;
         let mut probe_at: Option<Timestamp> = None;
         let mut last_heartbeat = self.now();
+        let mut last_report = std::time::Instant::now();
         let outcome = loop {
             if *shutdown.borrow() || store.stop_requested(&batch.id)? {
                 break None;
@@ -237,11 +238,16 @@ impl Engine {
                             Err(e) => return Err(EngineError::Invalid(format!("worker panicked: {e}"))),
                         }
                     }
-                    let state = if shared.engine.breaker_open() { BatchState::WaitingProvider } else { BatchState::Running };
-                    if state == BatchState::Running {
-                        self.set_state(&batch.id, state, None)?;
+                    // Counting every task row after every task would dominate a large batch's
+                    // run time; a few reports a second are plenty for a person.
+                    if last_report.elapsed() >= Duration::from_millis(200) {
+                        last_report = std::time::Instant::now();
+                        let state = if shared.engine.breaker_open() { BatchState::WaitingProvider } else { BatchState::Running };
+                        if state == BatchState::Running {
+                            self.set_state(&batch.id, state, None)?;
+                        }
+                        self.report(&batch.id, state, None)?;
                     }
-                    self.report(&batch.id, state, None)?;
                 }
                 _ = shutdown.changed() => {}
             }
@@ -833,6 +839,7 @@ impl EngineInner {
             };
             let (call_id, bucket, key) = match self.e.pool.acquire(self.store(), now, &intent, true)? {
                 Grant::Granted { call_id, bucket, key } => (call_id, bucket, key),
+                Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
                 Grant::Wait { until, .. } => {
                     // Quota is not a failure: back to pending, no attempt counted.
                     self.store()

@@ -413,3 +413,56 @@ fn fiscal_year_lists_parse_and_bad_ones_are_explained() {
         assert!(e.contains("--fiscal-years"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn bad_output_gets_one_repair_call_in_the_same_attempt_then_the_retry_path() {
+    // SIM0 answers bad output once, then the repair succeeds: one attempt, two calls.
+    // SIM1 always answers bad output: each attempt is a call and its repair, until failed.
+    let provider = FakeProvider::with_script(Arc::new(|prompt: &str, n| {
+        let bad = |why: &str| CallError::BadOutput {
+            reason: why.into(),
+            raw_text: Some("{\"summary\": 3".into()),
+            usage: Default::default(),
+        };
+        if prompt.starts_with("SIM0") && n == 1 {
+            return Some(bad("finishReason MAX_TOKENS"));
+        }
+        prompt.starts_with("SIM1").then(|| bad("invalid JSON"))
+    }));
+    let h = Harness::new(2, provider, buckets(1, 1000, 1000));
+    let t = tickers(2);
+    let batch = h.create(&names(&t), YearsSpec::Latest(1), BatchSettings::default()).await;
+    let owner = h.owner("a");
+    let (_tx, rx) = no_shutdown();
+    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    assert_eq!(out, RunOutcome::Completed { failed: 1 });
+    assert_eq!(h.task_state(&batch, "SIM0", 2024), "completed");
+    assert_eq!(h.task_field(&batch, "SIM0", 2024, "attempts"), 0);
+    let sim0 = h.task_field(&batch, "SIM0", 2024, "id");
+    assert_eq!(h.store.calls_of_task(sim0).unwrap(), 2, "the call and its repair");
+    let purposes: Vec<String> = {
+        let conn = h.store.conn();
+        let mut stmt = conn.prepare("SELECT purpose FROM calls WHERE task_id = ?1 ORDER BY id").unwrap();
+        stmt.query_map([sim0], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(purposes, ["generate", "repair"]);
+    assert_eq!(h.task_state(&batch, "SIM1", 2024), "failed");
+    assert_eq!(h.task_field(&batch, "SIM1", 2024, "attempts"), 3);
+    let sim1 = h.task_field(&batch, "SIM1", 2024, "id");
+    assert_eq!(h.store.calls_of_task(sim1).unwrap(), 6, "3 attempts x (call + repair)");
+}
+
+#[tokio::test]
+async fn a_refusal_is_a_skip_with_its_reason() {
+    let provider = FakeProvider::with_script(Arc::new(|prompt: &str, _| {
+        prompt.starts_with("SIM0").then(|| CallError::Refused { reason: "finishReason SAFETY".into() })
+    }));
+    let h = Harness::new(1, provider, buckets(1, 1000, 1000));
+    let batch = h.create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default()).await;
+    let owner = h.owner("a");
+    let (_tx, rx) = no_shutdown();
+    h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    assert_eq!(h.task_state(&batch, "SIM0", 2024), "skipped");
+    let skipped = h.store.ended_tasks(&batch, "skipped").unwrap();
+    assert!(skipped[0].reason.as_deref().unwrap().contains("SAFETY"));
+}

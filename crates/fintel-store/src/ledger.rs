@@ -136,8 +136,8 @@ impl Store {
     pub fn enable_key(&self, label: &str) -> Result<u64, StoreError> {
         let n = self.conn().execute(
             "UPDATE keys SET disabled_reason = NULL, disabled_at = NULL \
-             WHERE label = ?1 OR label LIKE ?2",
-            params![label, format!("{} (%", label.replace(['%', '_'], ""))],
+             WHERE label = ?1 OR substr(label, 1, length(?1) + 2) = ?1 || ' ('",
+            params![label],
         )?;
         Ok(n as u64)
     }
@@ -294,5 +294,26 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_re_enabled_by_their_name_even_with_underscores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("f.db")).unwrap();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        store.register_key("fp1", "GOOGLE_API_KEY_1 (AIza...abcd)", "b1").unwrap();
+        store.register_key("fp12", "GOOGLE_API_KEY_12 (AIza...wxyz)", "b1").unwrap();
+        store.disable_key("fp1", "leaked", now).unwrap();
+        store.disable_key("fp12", "leaked", now).unwrap();
+        assert_eq!(store.enable_key("GOOGLE_API_KEY_1").unwrap(), 1, "not KEY_12 too");
+        assert_eq!(store.enable_key("GOOGLE%").unwrap(), 0, "no wildcards");
+        let keys = store.keys().unwrap();
+        assert!(keys.iter().any(|k| k.fingerprint == "fp1" && k.disabled_reason.is_none()));
+        assert!(keys.iter().any(|k| k.fingerprint == "fp12" && k.disabled_reason.is_some()));
     }
 }

@@ -153,6 +153,13 @@ CREATE TABLE events (
 );
 CREATE INDEX events_batch ON events (batch_id, at);
 "#,
+    // Version 2: indexes that let a claim and the counts avoid sorting or scanning every task
+    // of a large batch.
+    r#"
+CREATE INDEX tasks_claim_order ON tasks
+    (batch_id, state, priority DESC, (kind = 'aggregate'), company_id, fiscal_year DESC);
+CREATE INDEX tasks_counts ON tasks (batch_id, kind, state);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -420,6 +420,7 @@ impl Store {
     /// Completes a company's resolve task and creates its yearly tasks (and its aggregate task
     /// for a multi-year analysis) in one transaction, so the chosen filings are stored once and
     /// never decided again.
+    #[allow(clippy::too_many_arguments)]
     pub fn complete_resolution(
         &self,
         task_id: i64,

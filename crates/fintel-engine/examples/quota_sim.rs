@@ -1,0 +1,99 @@
+//! Benchmark of the scheduler (SPEC.md section 10): the 14-day quota simulation of 1,000
+//! companies x 7 years on 25 buckets of 20 requests/day and 5/minute, started at 00:05 Pacific,
+//! on a virtual clock against a simulated provider that enforces the limits by its own counts.
+//!
+//! Run with `cargo run --release -p fintel-engine --example quota_sim [-- --faults 0.05]`. It
+//! prints simulated days to finish, requests sent, requests over a limit, extra requests from
+//! retries, the ratio of the finish time to the arithmetic limit, and the wall time (target:
+//! under 30 s).
+
+#[path = "../tests/support/quota.rs"]
+mod quota;
+
+use std::process::ExitCode;
+
+use quota::{run_simulation, SimConfig};
+
+fn main() -> ExitCode {
+    let mut config = SimConfig::full();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next();
+        let parsed = match (arg.as_str(), value.as_deref()) {
+            ("--faults", Some(v)) => v.parse().map(|f| config.fault_rate = f).is_ok(),
+            ("--companies", Some(v)) => v.parse().map(|n| config.companies = n).is_ok(),
+            ("--engines", Some(v)) => v.parse().map(|n| config.engines = n).is_ok(),
+            ("--seed", Some(v)) => v.parse().map(|n| config.seed = n).is_ok(),
+            _ => false,
+        };
+        if !parsed {
+            eprintln!(
+                "unexpected argument {arg:?}; usage: quota_sim [--faults RATE] [--companies N] \
+                 [--engines N] [--seed N]"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(run_simulation(&config));
+    let p = &report.provider;
+    println!(
+        "scenario:            {} companies x {} years, {} buckets of {}/day and {}/min, \
+         {:.1}% transient faults, {} engine(s), start {}",
+        config.companies,
+        config.years.len(),
+        config.buckets,
+        config.requests_per_day,
+        config.requests_per_minute,
+        config.fault_rate * 100.0,
+        config.engines,
+        config.start
+    );
+    println!(
+        "outcome:             {:?}, {:?}",
+        report.outcomes, report.counts
+    );
+    println!(
+        "simulated days:      {:.3} (finished {}, arithmetic limit {} = reset #{} after start)",
+        report.simulated_days(),
+        report.finished_at,
+        report.limit(),
+        report.days_needed()
+    );
+    println!("requests sent:       {}", p.arrived);
+    println!(
+        "requests over limit: {} (daily {}, per-minute {}, tokens {})",
+        p.over_limit(),
+        p.over_daily,
+        p.over_minute,
+        p.over_tokens
+    );
+    println!(
+        "extra from retries:  {} ({} injected faults)",
+        report.extra_requests(),
+        p.faults
+    );
+    println!("ratio to limit:      {:.3}", report.ratio_to_limit());
+    println!(
+        "wall time:           {:.2} s (target < 30 s)",
+        report.wall.as_secs_f64()
+    );
+    let ok = p.over_limit() == 0
+        && report.finished_at < report.limit()
+        && report.counts.completed == config.model_tasks();
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("FAILED: a limit was exceeded, the run was late, or tasks did not complete");
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,673 @@
+//! A discrete-event quota simulation: a simulated provider that enforces a project's limits by
+//! its own counters (not the engine's ledger), a gap-free SEC side, and a driver that runs one
+//! or more engines on a virtual clock until a batch completes.
+//!
+//! The provider is the referee: it counts every request that arrives, per project, per Pacific
+//! date and per sliding minute, refuses one that arrives over a limit the way Gemini does
+//! (`DailyQuotaExhausted` / `RateLimited`) and records it as an over-limit request. Nothing here
+//! trusts the engine's own accounting.
+//!
+//! Shared by the quota tests and the release benchmark (`examples/quota_sim.rs`), so it only
+//! depends on the engine's public API.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fintel_engine::*;
+use fintel_llm::{
+    ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, TokenCount, Usage,
+};
+use fintel_store::{BucketLimits, FilingRef, Store, TaskCounts, YearPlan};
+use fintel_time::{next_reset, pacific_date, Clock, ManualClock};
+use jiff::civil::Date;
+use jiff::Timestamp;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// The reset buffer every simulated pool uses (SPEC.md section 3 default).
+pub const RESET_BUFFER: Duration = Duration::from_secs(300);
+
+/// One project's counters, kept by the provider.
+#[derive(Debug, Default)]
+struct ProjectCounters {
+    /// The Pacific date `used_today` counts.
+    day: Option<Date>,
+    used_today: u32,
+    /// Accepted requests of the sliding minute: arrival instant (ms, as Gemini and the ledger
+    /// count) and input tokens.
+    recent: VecDeque<(i64, u64)>,
+}
+
+/// What the provider saw over a whole run.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderStats {
+    /// Every request that arrived, refused ones included.
+    pub arrived: u64,
+    /// Requests the provider accepted (they count against the quota), faulted ones included.
+    pub accepted: u64,
+    /// Accepted requests answered with an injected transient fault.
+    pub faults: u64,
+    /// Requests that arrived over a daily limit.
+    pub over_daily: u64,
+    /// Requests that arrived over a per-minute request limit.
+    pub over_minute: u64,
+    /// Requests that arrived over a per-minute input-token limit.
+    pub over_tokens: u64,
+    /// The most requests any project accepted on one Pacific date.
+    pub max_per_project_day: u32,
+    /// The most requests any project accepted within one sliding minute.
+    pub max_per_project_minute: u32,
+    /// When the last request arrived.
+    pub last_arrival: Option<Timestamp>,
+}
+
+impl ProviderStats {
+    pub fn over_limit(&self) -> u64 {
+        self.over_daily + self.over_minute + self.over_tokens
+    }
+}
+
+struct ProviderState {
+    projects: Vec<ProjectCounters>,
+    rng: StdRng,
+    stats: ProviderStats,
+}
+
+/// A provider that enforces per-project limits by its own counters.
+pub struct QuotaProvider {
+    clock: ManualClock,
+    /// Key secret to project index.
+    projects: HashMap<String, usize>,
+    limits: Vec<BucketLimits>,
+    fault_rate: f64,
+    state: Mutex<ProviderState>,
+}
+
+impl QuotaProvider {
+    /// A provider whose projects are `buckets` (one project each), answering `fault_rate` of
+    /// the accepted requests with a transient 503 drawn from a generator seeded with `seed`.
+    pub fn new(clock: ManualClock, buckets: &[Bucket], fault_rate: f64, seed: u64) -> Self {
+        let mut projects = HashMap::new();
+        for (i, b) in buckets.iter().enumerate() {
+            for k in &b.keys {
+                projects.insert(k.secret().to_string(), i);
+            }
+        }
+        QuotaProvider {
+            clock,
+            projects,
+            limits: buckets.iter().map(|b| b.limits).collect(),
+            fault_rate,
+            state: Mutex::new(ProviderState {
+                projects: buckets.iter().map(|_| ProjectCounters::default()).collect(),
+                rng: StdRng::seed_from_u64(seed),
+                stats: ProviderStats::default(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> ProviderStats {
+        self.lock().stats.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProviderState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admits or refuses a request of `tokens` on `project` arriving now.
+    fn admit(&self, project: usize, tokens: u64) -> Result<(), CallError> {
+        let now = self.clock.now();
+        let now_ms = now.as_millisecond();
+        let today = pacific_date(now);
+        let limits = self.limits[project];
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.stats.arrived += 1;
+        state.stats.last_arrival = Some(now);
+        let counters = &mut state.projects[project];
+        if counters.day != Some(today) {
+            counters.day = Some(today);
+            counters.used_today = 0;
+        }
+        while counters
+            .recent
+            .front()
+            .is_some_and(|&(at, _)| at <= now_ms - 60_000)
+        {
+            counters.recent.pop_front();
+        }
+        if counters.used_today >= limits.requests_per_day {
+            state.stats.over_daily += 1;
+            return Err(CallError::DailyQuotaExhausted {
+                message: format!(
+                    "simulated 429: quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier, \
+                     project {project} used {} of {} on {today}",
+                    counters.used_today, limits.requests_per_day
+                ),
+            });
+        }
+        if counters.recent.len() as u32 >= limits.requests_per_minute {
+            state.stats.over_minute += 1;
+            return Err(CallError::RateLimited {
+                retry_after: Some(Duration::from_secs(30)),
+                message: format!(
+                    "simulated 429: quotaId GenerateRequestsPerMinutePerProjectPerModel-FreeTier, \
+                     project {project}"
+                ),
+            });
+        }
+        let window_tokens: u64 = counters.recent.iter().map(|&(_, t)| t).sum();
+        if window_tokens + tokens > limits.input_tokens_per_minute {
+            state.stats.over_tokens += 1;
+            return Err(CallError::InputTokensPerMinute {
+                limit_tokens: Some(limits.input_tokens_per_minute),
+                retry_after: Some(Duration::from_secs(30)),
+                message: format!("simulated 429: input tokens per minute, project {project}"),
+            });
+        }
+        counters.used_today += 1;
+        counters.recent.push_back((now_ms, tokens));
+        let (day, minute) = (counters.used_today, counters.recent.len() as u32);
+        state.stats.accepted += 1;
+        state.stats.max_per_project_day = state.stats.max_per_project_day.max(day);
+        state.stats.max_per_project_minute = state.stats.max_per_project_minute.max(minute);
+        if self.fault_rate > 0.0 && state.rng.random_bool(self.fault_rate) {
+            state.stats.faults += 1;
+            return Err(CallError::Transient {
+                message: "simulated 503 UNAVAILABLE".into(),
+                reached_server: true,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Provider for QuotaProvider {
+    fn name(&self) -> &str {
+        "quota-sim"
+    }
+
+    async fn generate(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Generation, CallError> {
+        let Some(project) = key.and_then(|k| self.projects.get(k.secret())).copied() else {
+            return Err(CallError::KeyUnusable {
+                reason: "simulated 400 API_KEY_INVALID: unknown key".into(),
+            });
+        };
+        let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
+        let tokens = (prompt.len() as u64).div_ceil(4);
+        self.admit(project, tokens)?;
+        Ok(Generation {
+            text: json!({"summary": "simulated analysis", "score": 7}).to_string(),
+            usage: Usage {
+                prompt_tokens: tokens,
+                output_tokens: 20,
+                thinking_tokens: 0,
+            },
+            finish_reason: "STOP".into(),
+            model_version: None,
+            latency: Duration::ZERO,
+        })
+    }
+
+    async fn check_model(&self, _: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError> {
+        Ok(ModelInfo {
+            name: model.into(),
+            input_token_limit: Some(1_000_000),
+            output_token_limit: None,
+        })
+    }
+
+    async fn count_tokens(
+        &self,
+        _: Option<&ApiKey>,
+        _: &GenerateRequest,
+    ) -> Result<Option<TokenCount>, CallError> {
+        Ok(None)
+    }
+}
+
+/// One engine's door to the shared simulated provider: counts the requests that engine sent.
+pub struct EngineTap {
+    inner: Arc<QuotaProvider>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait]
+impl Provider for EngineTap {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn generate(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Generation, CallError> {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.generate(key, request).await
+    }
+
+    async fn check_model(&self, key: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError> {
+        self.inner.check_model(key, model).await
+    }
+
+    async fn count_tokens(
+        &self,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Option<TokenCount>, CallError> {
+        self.inner.count_tokens(key, request).await
+    }
+}
+
+/// Companies SIM0..SIMn with an annual report for every year 2000..=2030: no gap years, so
+/// every requested year is one model task.
+pub struct GapFreeSec {
+    pub companies: usize,
+}
+
+#[async_trait]
+impl FilingSource for GapFreeSec {
+    async fn lookup_companies(
+        &self,
+        queries: &[CompanyQuery],
+    ) -> Result<Vec<Option<CompanyMatch>>, SourceError> {
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let n = match q {
+                    CompanyQuery::Ticker(t) => t.strip_prefix("SIM")?.parse::<usize>().ok()?,
+                    CompanyQuery::Cik(c) => c.checked_sub(1000)? as usize,
+                };
+                (n < self.companies).then(|| CompanyMatch {
+                    cik: 1000 + n as u64,
+                    ticker: Some(format!("SIM{n}")),
+                    name: format!("Sim Company {n}"),
+                })
+            })
+            .collect())
+    }
+
+    async fn resolve_years(
+        &self,
+        cik: u64,
+        years: &YearsSpec,
+        _as_of: Date,
+        _amendments: bool,
+    ) -> Result<Resolution, SourceError> {
+        let wanted: Vec<i32> = match years {
+            YearsSpec::Latest(n) => (2025 - *n as i32..2025).collect(),
+            YearsSpec::Explicit(v) => v.clone(),
+        };
+        Ok(Resolution {
+            company_name: None,
+            years: wanted
+                .into_iter()
+                .map(|y| {
+                    if (2000..=2030).contains(&y) {
+                        YearPlan {
+                            fiscal_year: y,
+                            filing: Some(FilingRef {
+                                accession: format!("0000{cik:06}-{:02}-000001", y % 100),
+                                form: "10-K".into(),
+                                period: Some(format!("{y}-12-31")),
+                                filed: Some(format!("{}-02-15", y + 1)),
+                                document_url: format!("https://sec.test/{cik}/{y}.htm"),
+                                transition: false,
+                            }),
+                            skip_reason: None,
+                        }
+                    } else {
+                        YearPlan {
+                            fiscal_year: y,
+                            filing: None,
+                            skip_reason: Some(format!("no annual report for FY{y}")),
+                        }
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    async fn prepare_document(
+        &self,
+        cik: u64,
+        filing: &FilingRef,
+        budget_tokens: u64,
+    ) -> Result<PreparedDocument, SourceError> {
+        let text = format!("Annual report of {cik} for {}", filing.accession);
+        Ok(PreparedDocument {
+            tokens: (text.len() as u64).div_ceil(4).min(budget_tokens),
+            text,
+            url: filing.document_url.clone(),
+            sha256: "ab".repeat(32),
+            fitting: json!({"cut": false}),
+            fiscal_year_label: None,
+            facts: None,
+        })
+    }
+}
+
+/// One model call per company and year.
+pub struct SimAnalysis;
+
+impl Analysis for SimAnalysis {
+    fn name(&self) -> &str {
+        "quota_sim"
+    }
+    fn version(&self) -> &str {
+        "v1"
+    }
+    fn canonical(&self) -> &str {
+        "name = \"quota_sim\""
+    }
+    fn min_years(&self) -> u32 {
+        1
+    }
+    fn needs_model(&self) -> bool {
+        true
+    }
+    fn is_multi_year(&self) -> bool {
+        false
+    }
+    fn year_request(&self, input: &YearInput<'_>) -> Option<StepRequest> {
+        Some(StepRequest {
+            system: None,
+            prompt: format!(
+                "{} FY{}: {}",
+                input.ticker, input.fiscal_year, input.document
+            ),
+            schema: sim_schema(),
+        })
+    }
+    fn aggregate_request(&self, _: &AggregateInput<'_>) -> Option<StepRequest> {
+        None
+    }
+    fn year_overhead_tokens(&self) -> u64 {
+        50
+    }
+}
+
+fn sim_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"summary": {"type": "string"}, "score": {"type": "integer"}},
+        "required": ["summary", "score"]
+    })
+}
+
+/// `n` buckets of one key each with these limits.
+pub fn sim_buckets(n: usize, requests_per_day: u32, requests_per_minute: u32) -> Vec<Bucket> {
+    (0..n)
+        .map(|i| Bucket {
+            name: format!("project-{i}"),
+            keys: vec![ApiKey::new(
+                &format!("GOOGLE_API_KEY_{}", i + 1),
+                format!("AIzaSimKey-{i:04}-abcdefghijklmnopqrstuv"),
+            )],
+            limits: BucketLimits {
+                requests_per_day,
+                requests_per_minute,
+                input_tokens_per_minute: 250_000,
+            },
+        })
+        .collect()
+}
+
+/// 00:05 Pacific on an ordinary (non-DST) day.
+pub fn sim_start() -> Timestamp {
+    "2026-06-15T07:05:00Z"
+        .parse()
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub companies: usize,
+    pub years: Vec<i32>,
+    pub buckets: usize,
+    pub requests_per_day: u32,
+    pub requests_per_minute: u32,
+    /// Share of accepted requests answered with a transient 503.
+    pub fault_rate: f64,
+    pub seed: u64,
+    /// Engines (as separate processes would: each its own database connection and key pool)
+    /// sharing the database, the buckets and the provider.
+    pub engines: usize,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub start: Timestamp,
+}
+
+impl SimConfig {
+    /// The issue's scenario: 1,000 companies x 7 years, 25 buckets of 20/day and 5/min,
+    /// started at 00:05 Pacific.
+    pub fn full() -> Self {
+        SimConfig {
+            companies: 1000,
+            years: (2018..=2024).collect(),
+            buckets: 25,
+            requests_per_day: 20,
+            requests_per_minute: 5,
+            fault_rate: 0.0,
+            seed: 7,
+            engines: 1,
+            concurrency: 25,
+            max_retries: 5,
+            start: sim_start(),
+        }
+    }
+
+    /// Requests all buckets together may send per quota day.
+    pub fn daily_capacity(&self) -> u64 {
+        self.buckets as u64 * u64::from(self.requests_per_day)
+    }
+
+    /// Model tasks of the batch (the source has no gap years).
+    pub fn model_tasks(&self) -> u64 {
+        (self.companies * self.years.len()) as u64
+    }
+}
+
+/// What a simulation showed.
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    pub config: SimConfig,
+    pub outcomes: Vec<RunOutcome>,
+    /// Requests each engine sent, in engine order.
+    pub sent_by_engine: Vec<u64>,
+    pub counts: TaskCounts,
+    pub provider: ProviderStats,
+    /// When the last engine returned (virtual time).
+    pub finished_at: Timestamp,
+    /// The first `resets.len()` quota resets after the start (Pacific midnight + buffer).
+    pub resets: Vec<Timestamp>,
+    pub wall: Duration,
+}
+
+impl SimReport {
+    /// Quota days the provider's accepted requests need at full use of every bucket.
+    pub fn days_needed(&self) -> u64 {
+        self.provider
+            .accepted
+            .div_ceil(self.config.daily_capacity())
+    }
+
+    /// The arithmetic limit for the requests actually sent: the run must end before this
+    /// reset (the `days_needed()`-th after the start).
+    pub fn limit(&self) -> Timestamp {
+        let n = self.days_needed().max(1) as usize;
+        self.resets[n - 1]
+    }
+
+    /// The arithmetic limit for the model tasks alone (one request each, nothing retried).
+    pub fn fault_free_limit(&self) -> Timestamp {
+        let n = self
+            .config
+            .model_tasks()
+            .div_ceil(self.config.daily_capacity())
+            .max(1) as usize;
+        self.resets[n - 1]
+    }
+
+    /// Requests beyond one per model task: retries of faulted requests.
+    pub fn extra_requests(&self) -> u64 {
+        self.provider
+            .accepted
+            .saturating_sub(self.config.model_tasks())
+    }
+
+    /// Virtual days from the start to the end of the run.
+    pub fn simulated_days(&self) -> f64 {
+        self.finished_at
+            .duration_since(self.config.start)
+            .as_secs_f64()
+            / 86_400.0
+    }
+
+    /// Finish time over the arithmetic limit, both from the start (1.0 = at the limit).
+    pub fn ratio_to_limit(&self) -> f64 {
+        let start = self.config.start;
+        self.finished_at.duration_since(start).as_secs_f64()
+            / self.limit().duration_since(start).as_secs_f64()
+    }
+}
+
+/// Runs the batch of `config` to its end and reports what the provider saw.
+pub async fn run_simulation(config: &SimConfig) -> SimReport {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db: PathBuf = dir.path().join("fintel.db");
+    let clock = ManualClock::new(config.start);
+    let buckets = sim_buckets(
+        config.buckets,
+        config.requests_per_day,
+        config.requests_per_minute,
+    );
+    let provider = Arc::new(QuotaProvider::new(
+        clock.clone(),
+        &buckets,
+        config.fault_rate,
+        config.seed,
+    ));
+    let source = Arc::new(GapFreeSec {
+        companies: config.companies,
+    });
+    let analysis = Arc::new(SimAnalysis);
+    let first_store = Arc::new(Store::open(&db).expect("open the database"));
+    let tickers: Vec<String> = (0..config.companies).map(|i| format!("SIM{i}")).collect();
+    let rows = input::parse_companies("companies.txt", &tickers.join("\n")).expect("tickers");
+    let created = create_batch(
+        &first_store,
+        source.as_ref(),
+        BatchRequest {
+            name: Some("quota simulation".into()),
+            input_file: None,
+            rows,
+            years: YearsSpec::Explicit(config.years.clone()),
+            analysis: analysis.as_ref(),
+            model: "gemini-2.5-flash".into(),
+            priority: 0,
+            settings: BatchSettings {
+                max_retries: config.max_retries,
+                ..BatchSettings::default()
+            },
+        },
+        config.start,
+    )
+    .await
+    .expect("create the batch");
+    let batch_id = created.batch_id;
+
+    let settings = EngineSettings {
+        concurrency: config.concurrency,
+        retry_base: Duration::from_secs(10),
+        retry_cap: Duration::from_secs(60),
+        grace: Duration::from_millis(200),
+        recheck: Duration::from_secs(6 * 3600),
+        ..EngineSettings::default()
+    };
+    let (_stop, shutdown) = watch::channel(false);
+    let wall = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    let mut taps = Vec::new();
+    for i in 0..config.engines.max(1) {
+        // Every engine after the first opens its own connection, as another process would.
+        let store = if i == 0 {
+            first_store.clone()
+        } else {
+            Arc::new(Store::open(&db).expect("open the database again"))
+        };
+        let pool = Arc::new(KeyPool::new(buckets.clone(), RESET_BUFFER));
+        pool.register(&store).expect("register keys");
+        let owner = store
+            .register_owner(
+                &format!("engine-{i}"),
+                &dir.path().join("locks"),
+                config.start,
+            )
+            .expect("register the owner");
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        taps.push(sent.clone());
+        let engine = Arc::new(Engine {
+            store,
+            clock: Arc::new(clock.clone()),
+            source: source.clone(),
+            provider: Arc::new(EngineTap {
+                inner: provider.clone(),
+                sent: sent.clone(),
+            }),
+            analysis: analysis.clone(),
+            pool,
+            settings: settings.clone(),
+            observer: Arc::new(Silent),
+            owner: owner.id.clone(),
+        });
+        let batch = batch_id.clone();
+        let shutdown = shutdown.clone();
+        runs.spawn(async move {
+            // The ownership (its lock file) must live as long as the run.
+            let _owner = owner;
+            engine.run(&batch, shutdown).await.expect("engine run")
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = runs.join_next().await {
+        outcomes.push(joined.expect("engine task"));
+    }
+    let sent_by_engine = taps
+        .iter()
+        .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let wall = wall.elapsed();
+    let finished_at = clock.now();
+    let counts = first_store.task_counts(&batch_id).expect("task counts");
+    let mut resets = Vec::new();
+    let mut at = config.start;
+    for _ in 0..64 {
+        at = next_reset(at, RESET_BUFFER);
+        resets.push(at);
+    }
+    SimReport {
+        config: config.clone(),
+        outcomes,
+        sent_by_engine,
+        counts,
+        provider: provider.stats(),
+        finished_at,
+        resets,
+        wall,
+    }
+}

@@ -260,3 +260,54 @@ fn cleanup_chrome_and_the_original_command_lines_are_accepted() {
     assert!(text(&out.stderr).contains("without a browser"), "{}", text(&out.stderr));
 }
 
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_built_in_analysis_type_produces_a_stored_valid_result() {
+    let env = Env::new(0).await;
+    std::fs::write(env.dir.path().join("two.csv"), fintel_sim::companies_csv(2)).unwrap();
+    let types = ["fundamental", "buffett", "taleb", "contrarian", "multi", "financials", "excellent", "objective", "scanner"];
+    for t in types {
+        let out = env.run(&["batch", "two.csv", "--years", "3", "--analysis-type", t, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{t}: {}", text(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["state"], "completed", "{t}");
+        let conn = rusqlite::Connection::open(env.db()).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM results WHERE analysis_type = ?1", [t], |r| r.get(0))
+            .unwrap();
+        assert!(n >= 1, "{t}: no stored result");
+        if ["excellent", "objective", "scanner"].contains(&t) {
+            let agg: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM results WHERE analysis_type = ?1 AND accession LIKE '%,%,%'",
+                    [t],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(agg >= 1, "{t}: no aggregate result over three years");
+        }
+    }
+    // The simulator answers every request with JSON valid for its schema, and fintel validated
+    // each before storing it: no task ended failed.
+    let stats = env.sim.as_ref().unwrap().stats();
+    assert_eq!(stats.gemini.total.over_limit, 0);
+}
+
+#[test]
+fn a_broken_custom_workflow_is_refused_with_its_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    std::fs::write(
+        dir.path().join("workflows/mine.toml"),
+        "name = \"mine\"\ndescription = \"x\"\n[year]\nprompt = \"{tikcer} {document}\"\nschema = '{\"type\":\"object\"}'\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["workflows"])
+        .env("FINTEL_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("mine.toml") && err.contains("tikcer"), "{err}");
+}

@@ -48,6 +48,8 @@ pub enum Command {
     Config(JsonFlag),
     /// Show key buckets: used today, limits, state, next reset; or re-enable a key
     Keys(KeysArgs),
+    /// Estimate the requests, days and finish date of a batch before starting it
+    Plan(PlanArgs),
     /// Show the filing fintel would analyse for each fiscal year of a company
     Filings(FilingsArgs),
     /// Show what the model will read for a filing document
@@ -209,6 +211,18 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Re-enable a key that was disabled (by its name, e.g. GOOGLE_API_KEY_3)
     Enable { label: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Companies file, as for `fintel batch`
+    pub file: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    pub years: u32,
+    #[arg(long, default_value = "fundamental")]
+    pub analysis_type: String,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -470,3 +470,116 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
     Ok(code)
 }
 
+
+/// `fintel plan`: model requests a batch would need (minus results already stored), and the
+/// days and finish date at the configured buckets' daily limits.
+pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
+    let registry = app.registry()?;
+    let workflow = registry.get(&args.analysis_type)?.clone();
+    workflow.check_years(args.years as usize)?;
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))
+        .map_err(|e| usage(format!("{e:#}")))?;
+    let rows = input::parse_companies(&args.file.display().to_string(), &String::from_utf8_lossy(&bytes))?;
+    let source = LiveSource { edgar: app.edgar()? };
+    let queries: Vec<fintel_engine::CompanyQuery> = rows
+        .iter()
+        .map(|r| match (&r.ticker, r.cik) {
+            (_, Some(c)) => fintel_engine::CompanyQuery::Cik(c),
+            (Some(t), None) => fintel_engine::CompanyQuery::Ticker(t.clone()),
+            (None, None) => fintel_engine::CompanyQuery::Cik(0),
+        })
+        .collect();
+    let found = source
+        .lookup_companies(&queries)
+        .await
+        .map_err(|e| anyhow::anyhow!("SEC: {e}"))?;
+    let mut ciks: Vec<u64> = rows
+        .iter()
+        .zip(&found)
+        .filter_map(|(r, m)| m.as_ref().map(|m| m.cik).or(r.cik))
+        .collect();
+    ciks.sort_unstable();
+    ciks.dedup();
+    let unknown = rows.len() - found.iter().zip(&rows).filter(|(m, r)| m.is_some() || r.cik.is_some()).count();
+    let needs_model = workflow.kind == fintel_workflows::Kind::Llm;
+    let per_company = if !needs_model {
+        0
+    } else {
+        args.years as u64 + u64::from(workflow.is_multi_year())
+    };
+    // Stored results with the same analysis version and model are never asked for again.
+    let mut stored = 0u64;
+    if let Some(store) = app.existing_store()? {
+        let conn = store.conn();
+        let mut stmt = conn.prepare(
+            "SELECT COUNT(*) FROM results WHERE cik = ?1 AND analysis_type = ?2 \
+             AND analysis_version = ?3 AND model = ?4",
+        )?;
+        for cik in &ciks {
+            let n: i64 = stmt.query_row(
+                (*cik as i64, &workflow.name, &workflow.version, &app.config.model),
+                |r| r.get(0),
+            )?;
+            stored += (n as u64).min(per_company);
+        }
+    }
+    let requests = ciks.len() as u64 * per_company - stored;
+    let per_day: u64 = app
+        .config
+        .buckets
+        .iter()
+        .map(|b| b.limits.requests_per_day as u64)
+        .sum();
+    let now = app.clock.now();
+    let first_reset = next_reset(now, app.config.reset_buffer);
+    let (days, finish) = if requests == 0 {
+        (0, Some(now))
+    } else if per_day == 0 {
+        (0, None)
+    } else {
+        let days = requests.div_ceil(per_day);
+        // Today's quota first (assumed unused), then one more quota day per reset.
+        let finish = if days <= 1 {
+            now
+        } else {
+            first_reset + jiff::Span::new().days((days - 2) as i64)
+        };
+        (days, Some(finish))
+    };
+    let doc = json!({
+        "companies": ciks.len(),
+        "unknown_tickers": unknown,
+        "years": args.years,
+        "analysis_type": workflow.name,
+        "requests_total": ciks.len() as u64 * per_company,
+        "already_stored": stored,
+        "requests_needed": requests,
+        "requests_per_day": per_day,
+        "quota_days": days,
+        "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),
+    });
+    if args.json {
+        println!("{doc}");
+        return Ok(exit::OK);
+    }
+    println!(
+        "{} companies x {} years of {}: {} model requests ({} already stored), {} unknown ticker(s)",
+        ciks.len(),
+        args.years,
+        workflow.name,
+        requests,
+        stored,
+        unknown
+    );
+    match finish {
+        Some(t) if per_day > 0 || requests == 0 => println!(
+            "at {per_day} requests/day over {} bucket(s): {days} quota day(s), finishing on the Pacific quota day {}",
+            app.config.buckets.len(),
+            pacific_date(t)
+        ),
+        _ => println!("no key configured: set GOOGLE_API_KEY_1.. to get a finish date"),
+    }
+    Ok(exit::OK)
+}
+

@@ -83,6 +83,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(args) => commands::demo(&app.config, args).await,
         Command::Config(args) => commands::config(&app, args),
         Command::Keys(args) => commands::keys(&app, args),
+        Command::Plan(args) => commands::plan(&app, args).await,
         Command::Filings(args) => commands::filings(&app, args).await,
         Command::Text(args) => commands::text(args),
         Command::Workflows(args) => commands::workflows(&app, args),

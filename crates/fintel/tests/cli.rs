@@ -236,6 +236,14 @@ async fn a_batch_completes_and_status_json_has_the_documented_shape() {
     assert!(url.starts_with(&env.url), "{url}");
     assert_eq!(sha.len(), 64);
     assert_eq!(version.len(), 64);
+    // The plan counts what is stored: 8 companies x 3 years, minus the stored 2 years of each.
+    let out = env.run(&["plan", "companies.csv", "--years", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stored = conn.query_row("SELECT COUNT(*) FROM results", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    assert_eq!(plan["already_stored"].as_u64().unwrap(), stored);
+    assert_eq!(plan["requests_needed"].as_u64().unwrap(), plan["companies"].as_u64().unwrap() * 3 - stored);
+    assert_eq!(plan["requests_per_day"], 10_000);
     // A second batch asking for the same thing reuses every stored result.
     let before = env.sim.as_ref().unwrap().stats().gemini.total.received;
     let out = env.run(&["batch", "companies.csv", "--years", "2", "--json"]);

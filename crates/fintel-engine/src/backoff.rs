@@ -101,14 +101,19 @@ mod tests {
     fn breaker_opens_after_distinct_tasks_and_probes_grow() {
         let mut b = Breaker::new(5);
         for _ in 0..10 {
-            assert!(!b.record_failure(1), "one task failing repeatedly is not an outage");
+            assert!(
+                !b.record_failure(1),
+                "one task failing repeatedly is not an outage"
+            );
         }
         for t in 2..5 {
             assert!(!b.record_failure(t));
         }
         assert!(b.record_failure(5));
         assert!(b.is_open());
-        let delays: Vec<u64> = (0..7).map(|_| b.next_probe_delay().as_secs() / 60).collect();
+        let delays: Vec<u64> = (0..7)
+            .map(|_| b.next_probe_delay().as_secs() / 60)
+            .collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
         b.record_success();
         assert!(!b.is_open());

@@ -197,10 +197,16 @@ impl YearsSpec {
                 Some((a, b)) => (a.trim(), b.trim()),
                 None => (part, part),
             };
-            let a: i32 = a.parse().map_err(|_| bad(&format!("{a:?} is not a year")))?;
-            let b: i32 = b.parse().map_err(|_| bad(&format!("{b:?} is not a year")))?;
+            let a: i32 = a
+                .parse()
+                .map_err(|_| bad(&format!("{a:?} is not a year")))?;
+            let b: i32 = b
+                .parse()
+                .map_err(|_| bad(&format!("{b:?} is not a year")))?;
             if !(1993..=2100).contains(&a) || !(1993..=2100).contains(&b) {
-                return Err(bad("years must be between 1993 (the start of EDGAR) and 2100"));
+                return Err(bad(
+                    "years must be between 1993 (the start of EDGAR) and 2100",
+                ));
             }
             if a > b {
                 return Err(bad(&format!("{a} comes after {b}")));

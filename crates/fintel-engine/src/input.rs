@@ -71,7 +71,9 @@ pub fn parse_companies(file: &str, text: &str) -> Result<Vec<InputRow>, InputErr
         .split(',')
         .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
         .collect();
-    let has_header = header.iter().any(|h| h == "ticker" || h == "cik" || h == "symbol");
+    let has_header = header
+        .iter()
+        .any(|h| h == "ticker" || h == "cik" || h == "symbol");
     let mut errors = Vec::new();
     let rows = if has_header {
         parse_csv(text, &mut errors)
@@ -189,7 +191,9 @@ fn parse_csv(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
     let mut rows = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         if !known.contains(&Some(i)) && !h.trim().is_empty() {
-            tracing::warn!("column {h:?} is not used (known columns: ticker, company_name, cik, priority)");
+            tracing::warn!(
+                "column {h:?} is not used (known columns: ticker, company_name, cik, priority)"
+            );
         }
     }
     for record in reader.records() {
@@ -247,7 +251,15 @@ fn parse_csv(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
             },
         };
         let name = Some(get(name_col).to_string()).filter(|s| !s.is_empty());
-        push_ticker_row(&mut rows, errors, line, get(ticker_col), cik, name, priority);
+        push_ticker_row(
+            &mut rows,
+            errors,
+            line,
+            get(ticker_col),
+            cik,
+            name,
+            priority,
+        );
     }
     rows
 }
@@ -286,18 +298,27 @@ mod tests {
         let err = parse_companies("bad.csv", text).unwrap_err().to_string();
         assert!(err.contains("line 2: CIK \"abc\""), "{err}");
         assert!(err.contains("line 3: priority \"high\""), "{err}");
-        assert!(err.contains("line 5: \"$$$\" is not a valid ticker"), "{err}");
+        assert!(
+            err.contains("line 5: \"$$$\" is not a valid ticker"),
+            "{err}"
+        );
         assert!(err.contains("line 6: 4 fields"), "{err}");
         assert!(err.starts_with("bad.csv: 4 problem(s)"), "{err}");
     }
 
     #[test]
     fn plain_list_rejects_multi_column_lines_and_empty_files() {
-        let err = parse_companies("x.txt", "AAPL\nMSFT GOOG\n").unwrap_err().to_string();
+        let err = parse_companies("x.txt", "AAPL\nMSFT GOOG\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
-        let err = parse_companies("e.txt", "\n# nothing\n").unwrap_err().to_string();
+        let err = parse_companies("e.txt", "\n# nothing\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no companies found"), "{err}");
-        let err = parse_companies("h.csv", "ticker,company_name\n").unwrap_err().to_string();
+        let err = parse_companies("h.csv", "ticker,company_name\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no companies found"), "{err}");
     }
 }

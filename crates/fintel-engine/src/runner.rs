@@ -152,7 +152,9 @@ impl Engine {
         if recovered > 0 {
             self.observer.message(
                 Level::Info,
-                &format!("{recovered} task(s) left running by a process that died are pending again"),
+                &format!(
+                    "{recovered} task(s) left running by a process that died are pending again"
+                ),
             );
         }
         store.request_stop(&batch.id, false)?;
@@ -214,8 +216,11 @@ impl Engine {
                 }
                 if counts.pending == 0 && counts.resolving == 0 {
                     // Only other processes' tasks are running: wait for them.
-                    self.wait(&mut shutdown, now + duration_to_span(Duration::from_secs(2)))
-                        .await;
+                    self.wait(
+                        &mut shutdown,
+                        now + duration_to_span(Duration::from_secs(2)),
+                    )
+                    .await;
                     continue;
                 }
                 let (until, state, reason) = self.idle_reason(&shared, now, probe_at)?;
@@ -298,7 +303,8 @@ impl Engine {
         state: BatchState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.store.set_batch_state(batch_id, state, reason, self.now())
+        self.store
+            .set_batch_state(batch_id, state, reason, self.now())
     }
 
     fn report(
@@ -337,8 +343,12 @@ impl Engine {
                 Some(t) => *t <= now,
                 None => {
                     let mut b = shared.engine.lock_breakers();
-                    let delay = if sec_open { &mut b.sec } else { &mut b.provider }
-                        .next_probe_delay();
+                    let delay = if sec_open {
+                        &mut b.sec
+                    } else {
+                        &mut b.provider
+                    }
+                    .next_probe_delay();
                     *probe_at = Some(now + duration_to_span(delay));
                     false
                 }
@@ -404,13 +414,18 @@ impl Engine {
                 let (state, reason) = match why {
                     WaitReason::DailyQuotaSpent => (
                         BatchState::WaitingReset,
-                        format!("daily quota used on every key; resuming at {}", local_and_pacific(until)),
+                        format!(
+                            "daily quota used on every key; resuming at {}",
+                            local_and_pacific(until)
+                        ),
                     ),
                     WaitReason::NoUsableKey => (
                         BatchState::WaitingReset,
                         "every key is disabled; fix or re-enable a key (`fintel keys`)".to_string(),
                     ),
-                    WaitReason::Pacing => (BatchState::Running, "pacing per-minute limits".to_string()),
+                    WaitReason::Pacing => {
+                        (BatchState::Running, "pacing per-minute limits".to_string())
+                    }
                 };
                 Ok((until, state, Some(reason)))
             }
@@ -505,7 +520,8 @@ impl EngineInner {
     ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
         if self.lock_breakers().side(side).is_open() {
-            self.store().release_task(task.id, self.owner(), None, now)?;
+            self.store()
+                .release_task(task.id, self.owner(), None, now)?;
             return Ok(TaskEnd::Transient(side));
         }
         self.count_failed_attempt(task, reason)?;
@@ -572,7 +588,12 @@ impl EngineInner {
         match self
             .e
             .source
-            .resolve_years(cik, &self.years, as_of, self.batch_settings.include_amendments)
+            .resolve_years(
+                cik,
+                &self.years,
+                as_of,
+                self.batch_settings.include_amendments,
+            )
             .await
         {
             Ok(resolution) => {
@@ -605,7 +626,13 @@ impl EngineInner {
         };
         let analysis = &self.e.analysis;
         let model = self.model_label();
-        let key = result_key(cik, &filing.accession, analysis.name(), analysis.version(), &model);
+        let key = result_key(
+            cik,
+            &filing.accession,
+            analysis.name(),
+            analysis.version(),
+            &model,
+        );
         if !self.batch_settings.force {
             if let Some(id) = self.store().find_result(&key)? {
                 self.store()
@@ -653,8 +680,12 @@ impl EngineInner {
                 return match doc.facts {
                     Some(facts) => {
                         result.json = facts.to_string();
-                        self.store()
-                            .complete_with_result(task.id, self.owner(), &result, self.now())?;
+                        self.store().complete_with_result(
+                            task.id,
+                            self.owner(),
+                            &result,
+                            self.now(),
+                        )?;
                         Ok(TaskEnd::Done)
                     }
                     None => self.skip(task, "the filing has no inline XBRL financial data"),
@@ -668,8 +699,12 @@ impl EngineInner {
                     result.output_tokens = usage.tokens.output_tokens;
                     result.thinking_tokens = usage.tokens.thinking_tokens;
                     result.calls = usage.calls;
-                    self.store()
-                        .complete_with_result(task.id, self.owner(), &result, self.now())?;
+                    self.store().complete_with_result(
+                        task.id,
+                        self.owner(),
+                        &result,
+                        self.now(),
+                    )?;
                     return Ok(TaskEnd::Done);
                 }
                 ModelOutcome::TooLong(max) if !refitted => {
@@ -713,7 +748,11 @@ impl EngineInner {
                 &format!(
                     "needs at least {min} completed years, has {}; missing: {}",
                     outcomes.completed.len(),
-                    if missing.is_empty() { "none requested".to_string() } else { missing.join(", ") }
+                    if missing.is_empty() {
+                        "none requested".to_string()
+                    } else {
+                        missing.join(", ")
+                    }
                 ),
             );
         }
@@ -723,7 +762,13 @@ impl EngineInner {
             .map(|r| r.accession.clone().unwrap_or_default())
             .collect();
         let model = self.model_label();
-        let key = result_key(cik, &accessions.join("+"), analysis.name(), analysis.version(), &model);
+        let key = result_key(
+            cik,
+            &accessions.join("+"),
+            analysis.name(),
+            analysis.version(),
+            &model,
+        );
         if !self.batch_settings.force {
             if let Some(id) = self.store().find_result(&key)? {
                 self.store()
@@ -749,7 +794,8 @@ impl EngineInner {
         let Some(step) = analysis.aggregate_request(&input) else {
             return self.skip(task, "this analysis has no aggregate step");
         };
-        let tokens = crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
+        let tokens =
+            crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
         match self.call_model(task, &step, tokens).await? {
             ModelOutcome::Json(value, usage) => {
                 let result = NewResult {
@@ -776,9 +822,10 @@ impl EngineInner {
                     .complete_with_result(task.id, self.owner(), &result, self.now())?;
                 Ok(TaskEnd::Done)
             }
-            ModelOutcome::TooLong(_) => {
-                self.skip(task, "the yearly results are too large for the model's context")
-            }
+            ModelOutcome::TooLong(_) => self.skip(
+                task,
+                "the yearly results are too large for the model's context",
+            ),
             ModelOutcome::Ended(end) => Ok(end),
         }
     }
@@ -828,7 +875,11 @@ impl EngineInner {
         let mut repaired = false;
         loop {
             let now = self.now();
-            let purpose = if repaired { CallPurpose::Repair } else { CallPurpose::Generate };
+            let purpose = if repaired {
+                CallPurpose::Repair
+            } else {
+                CallPurpose::Generate
+            };
             let intent = CallIntent {
                 bucket: "",
                 key_fingerprint: None,
@@ -837,16 +888,21 @@ impl EngineInner {
                 purpose,
                 input_tokens,
             };
-            let (call_id, bucket, key) = match self.e.pool.acquire(self.store(), now, &intent, true)? {
-                Grant::Granted { call_id, bucket, key } => (call_id, bucket, key),
-                Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
-                Grant::Wait { until, .. } => {
-                    // Quota is not a failure: back to pending, no attempt counted.
-                    self.store()
-                        .release_task(task.id, self.owner(), Some(until), now)?;
-                    return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
-                }
-            };
+            let (call_id, bucket, key) =
+                match self.e.pool.acquire(self.store(), now, &intent, true)? {
+                    Grant::Granted {
+                        call_id,
+                        bucket,
+                        key,
+                    } => (call_id, bucket, key),
+                    Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
+                    Grant::Wait { until, .. } => {
+                        // Quota is not a failure: back to pending, no attempt counted.
+                        self.store()
+                            .release_task(task.id, self.owner(), Some(until), now)?;
+                        return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
+                    }
+                };
             usage.calls += 1;
             let sent = std::time::Instant::now();
             let answer = self.e.provider.generate(key.as_ref(), &request).await;
@@ -875,7 +931,10 @@ impl EngineInner {
                                 request = repair_request(&request, &gen.text, &problem);
                                 continue;
                             }
-                            self.count_failed_attempt(task, &format!("model output invalid: {problem}"))?;
+                            self.count_failed_attempt(
+                                task,
+                                &format!("model output invalid: {problem}"),
+                            )?;
                             return Ok(ModelOutcome::Ended(TaskEnd::Done));
                         }
                     }
@@ -885,8 +944,15 @@ impl EngineInner {
                     if !err.may_have_cost_quota() {
                         self.store().refund_call(call_id, &detail)?;
                     } else {
-                        self.store()
-                            .finish_call(call_id, outcome_name(&err), Some(&detail), None, None, None, latency)?;
+                        self.store().finish_call(
+                            call_id,
+                            outcome_name(&err),
+                            Some(&detail),
+                            None,
+                            None,
+                            None,
+                            latency,
+                        )?;
                     }
                     match err {
                         CallError::DailyQuotaExhausted { .. } => {
@@ -894,20 +960,29 @@ impl EngineInner {
                             continue;
                         }
                         CallError::RateLimited { retry_after, .. } => {
-                            self.e.pool.on_rate_limited(self.store(), &bucket, now, retry_after)?;
+                            self.e
+                                .pool
+                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
                             continue;
                         }
-                        CallError::InputTokensPerMinute { limit_tokens, retry_after, .. } => {
+                        CallError::InputTokensPerMinute {
+                            limit_tokens,
+                            retry_after,
+                            ..
+                        } => {
                             if limit_tokens.is_some_and(|l| input_tokens > l) {
                                 return Ok(ModelOutcome::TooLong(limit_tokens));
                             }
-                            self.e.pool.on_rate_limited(self.store(), &bucket, now, retry_after)?;
+                            self.e
+                                .pool
+                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
                             continue;
                         }
                         CallError::ContextTooLong { max_tokens, .. } => {
                             return Ok(ModelOutcome::TooLong(max_tokens))
                         }
-                        CallError::KeyUnusable { reason } | CallError::KeyExhausted { message: reason } => {
+                        CallError::KeyUnusable { reason }
+                        | CallError::KeyExhausted { message: reason } => {
                             if let Some(k) = &key {
                                 self.store().disable_key(&k.fingerprint(), &reason, now)?;
                                 self.e.observer.message(
@@ -922,9 +997,17 @@ impl EngineInner {
                             continue;
                         }
                         CallError::Transient { .. } => {
-                            return Ok(ModelOutcome::Ended(self.transient(task, Side::Provider, &detail)?));
+                            return Ok(ModelOutcome::Ended(self.transient(
+                                task,
+                                Side::Provider,
+                                &detail,
+                            )?));
                         }
-                        CallError::BadOutput { ref raw_text, usage: u, .. } => {
+                        CallError::BadOutput {
+                            ref raw_text,
+                            usage: u,
+                            ..
+                        } => {
                             usage.add(&u);
                             if !repaired {
                                 if let Some(raw) = raw_text.clone() {
@@ -937,10 +1020,13 @@ impl EngineInner {
                             return Ok(ModelOutcome::Ended(TaskEnd::Done));
                         }
                         CallError::Refused { reason } => {
-                            return Ok(ModelOutcome::Ended(self.skip(task, &format!("refused by the model: {reason}"))?));
+                            return Ok(ModelOutcome::Ended(
+                                self.skip(task, &format!("refused by the model: {reason}"))?,
+                            ));
                         }
                         CallError::Configuration { message } => {
-                            self.store().release_task(task.id, self.owner(), None, now)?;
+                            self.store()
+                                .release_task(task.id, self.owner(), None, now)?;
                             return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
                         }
                     }

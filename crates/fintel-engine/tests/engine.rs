@@ -24,13 +24,22 @@ fn names(v: &[String]) -> Vec<&str> {
 async fn a_batch_runs_to_completion_with_gap_years_skipped() {
     let h = Harness::new(6, FakeProvider::new(), buckets(2, 1000, 1000));
     let t = tickers(6);
-    let batch = h.create(&names(&t), YearsSpec::Latest(7), BatchSettings::default()).await;
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(7), BatchSettings::default())
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     let counts = h.store.task_counts(&batch).unwrap();
-    assert_eq!((counts.completed, counts.skipped, counts.total), (41, 1, 42));
+    assert_eq!(
+        (counts.completed, counts.skipped, counts.total),
+        (41, 1, 42)
+    );
     assert_eq!(h.result_keys().len(), 41);
     assert_eq!(h.task_state(&batch, "SIM4", 2019), "skipped");
     let groups = h.store.reason_groups(&batch).unwrap();
@@ -57,21 +66,45 @@ async fn stored_results_are_reused_by_a_later_batch_unless_forced() {
     let h = Harness::new(3, FakeProvider::new(), buckets(1, 1000, 1000));
     let t = tickers(3);
     let owner = h.owner("a");
-    let first = h.create(&names(&t), YearsSpec::Latest(2), BatchSettings::default()).await;
+    let first = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
     let (_tx, rx) = no_shutdown();
-    h.engine(&owner, fast_settings()).run(&first, rx.clone()).await.unwrap();
+    h.engine(&owner, fast_settings())
+        .run(&first, rx.clone())
+        .await
+        .unwrap();
     assert_eq!(h.provider.total.load(Ordering::SeqCst), 6);
 
-    let second = h.create(&names(&t), YearsSpec::Latest(3), BatchSettings::default()).await;
-    h.engine(&owner, fast_settings()).run(&second, rx.clone()).await.unwrap();
-    assert_eq!(h.provider.total.load(Ordering::SeqCst), 9, "only the new year is asked");
+    let second = h
+        .create(&names(&t), YearsSpec::Latest(3), BatchSettings::default())
+        .await;
+    h.engine(&owner, fast_settings())
+        .run(&second, rx.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.provider.total.load(Ordering::SeqCst),
+        9,
+        "only the new year is asked"
+    );
     assert_eq!(h.store.task_counts(&second).unwrap().completed, 9);
 
-    let forced = BatchSettings { force: true, ..BatchSettings::default() };
+    let forced = BatchSettings {
+        force: true,
+        ..BatchSettings::default()
+    };
     let third = h.create(&names(&t), YearsSpec::Latest(1), forced).await;
-    h.engine(&owner, fast_settings()).run(&third, rx).await.unwrap();
+    h.engine(&owner, fast_settings())
+        .run(&third, rx)
+        .await
+        .unwrap();
     assert_eq!(h.provider.total.load(Ordering::SeqCst), 12);
-    assert_eq!(h.result_keys().len(), 9, "a forced redo replaces nothing and duplicates nothing");
+    assert_eq!(
+        h.result_keys().len(),
+        9,
+        "a forced redo replaces nothing and duplicates nothing"
+    );
 }
 
 #[tokio::test]
@@ -88,20 +121,37 @@ async fn retries_are_capped_then_failed_and_retry_failed_brings_them_back() {
     }));
     let h = Harness::new(3, provider, buckets(1, 1000, 1000));
     let t = tickers(3);
-    let batch = h.create(&names(&t), YearsSpec::Latest(2), BatchSettings::default()).await;
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx.clone()).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx.clone())
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 1 });
     assert_eq!(h.task_state(&batch, "SIM1", 2024), "failed");
-    assert_eq!(h.task_field(&batch, "SIM1", 2024, "attempts"), 3, "max_retries 2 = 3 attempts");
+    assert_eq!(
+        h.task_field(&batch, "SIM1", 2024, "attempts"),
+        3,
+        "max_retries 2 = 3 attempts"
+    );
     assert_eq!(h.provider.calls_for("SIM1 FY2024"), 3);
     let failed = h.store.ended_tasks(&batch, "failed").unwrap();
-    assert!(failed[0].reason.as_deref().unwrap().contains("503"), "{failed:?}");
+    assert!(
+        failed[0].reason.as_deref().unwrap().contains("503"),
+        "{failed:?}"
+    );
 
     healthy.store(true, Ordering::SeqCst);
     assert_eq!(h.store.requeue_failed(&batch, start_time()).unwrap(), 1);
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     assert_eq!(h.task_state(&batch, "SIM1", 2024), "completed");
     assert_eq!(h.provider.calls_for("SIM1 FY2024"), 4);
@@ -111,7 +161,9 @@ async fn retries_are_capped_then_failed_and_retry_failed_brings_them_back() {
 async fn quota_refusals_never_count_as_attempts() {
     let provider = FakeProvider::with_script(Arc::new(|prompt: &str, n| {
         (prompt.starts_with("SIM0 FY2024") && n <= 2).then(|| match n {
-            1 => CallError::DailyQuotaExhausted { message: "PerDay".into() },
+            1 => CallError::DailyQuotaExhausted {
+                message: "PerDay".into(),
+            },
             _ => CallError::RateLimited {
                 retry_after: Some(Duration::from_secs(20)),
                 message: "PerMinute".into(),
@@ -120,29 +172,60 @@ async fn quota_refusals_never_count_as_attempts() {
     }));
     let h = Harness::new(2, provider, buckets(1, 1000, 1000));
     let t = tickers(2);
-    let batch = h.create(&names(&t), YearsSpec::Latest(1), BatchSettings { max_retries: 0, ..Default::default() }).await;
+    let batch = h
+        .create(
+            &names(&t),
+            YearsSpec::Latest(1),
+            BatchSettings {
+                max_retries: 0,
+                ..Default::default()
+            },
+        )
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
-    assert_eq!(out, RunOutcome::Completed { failed: 0 }, "with max_retries 0 any counted attempt would fail it");
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        RunOutcome::Completed { failed: 0 },
+        "with max_retries 0 any counted attempt would fail it"
+    );
     assert_eq!(h.task_field(&batch, "SIM0", 2024, "attempts"), 0);
     let task_id = h.task_field(&batch, "SIM0", 2024, "id");
-    assert_eq!(h.store.calls_of_task(task_id).unwrap(), 3, "refused requests are in the ledger");
+    assert_eq!(
+        h.store.calls_of_task(task_id).unwrap(),
+        3,
+        "refused requests are in the ledger"
+    );
 }
 
 #[tokio::test]
 async fn a_daily_refusal_on_the_first_request_after_reset_backs_off_instead_of_sleeping_a_day() {
     let provider = FakeProvider::with_script(Arc::new(|_: &str, n| {
-        (n == 1).then(|| CallError::DailyQuotaExhausted { message: "PerDay".into() })
+        (n == 1).then(|| CallError::DailyQuotaExhausted {
+            message: "PerDay".into(),
+        })
     }));
     let h = Harness::new(1, provider, buckets(1, 1000, 1000));
-    let batch = h.create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default()).await;
+    let batch = h
+        .create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default())
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    h.engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     let waited = fintel_time::span_between(start_time(), fintel_time::Clock::now(&h.clock));
     assert!(waited >= Duration::from_secs(15 * 60), "{waited:?}");
-    assert!(waited < Duration::from_secs(3600), "slept far too long: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(3600),
+        "slept far too long: {waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -161,17 +244,31 @@ async fn an_outage_fails_no_task_and_costs_no_attempt() {
     let h = Harness::new(8, provider, buckets(2, 1000, 1000));
     *clock_for_script.lock().unwrap() = Some(h.clock.clone());
     let t = tickers(8);
-    let settings = BatchSettings { max_retries: 1, ..Default::default() };
+    let settings = BatchSettings {
+        max_retries: 1,
+        ..Default::default()
+    };
     let batch = h.create(&names(&t), YearsSpec::Latest(2), settings).await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     let conn = h.store.conn();
     let max_attempts: i64 = conn
-        .query_row("SELECT MAX(attempts) FROM tasks WHERE kind = 'year'", [], |r| r.get(0))
+        .query_row(
+            "SELECT MAX(attempts) FROM tasks WHERE kind = 'year'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(max_attempts, 0, "failures inside an outage are not attempts");
+    assert_eq!(
+        max_attempts, 0,
+        "failures inside an outage are not attempts"
+    );
     let probes_during_outage: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM calls WHERE outcome = 'transient'",
@@ -188,10 +285,22 @@ async fn an_outage_fails_no_task_and_costs_no_attempt() {
 async fn a_second_engine_never_takes_live_work_of_the_first() {
     let h = Harness::new(4, FakeProvider::new(), buckets(1, 1000, 1000));
     let t = tickers(4);
-    let batch = h.create(&names(&t), YearsSpec::Latest(2), BatchSettings::default()).await;
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
     let owner_a = h.owner("a");
-    let stuck = Arc::new(FakeProvider { hang_all: true, ..FakeProvider::new() });
-    let engine_a = h.engine_with(&owner_a, EngineSettings { concurrency: 2, ..fast_settings() }, stuck.clone());
+    let stuck = Arc::new(FakeProvider {
+        hang_all: true,
+        ..FakeProvider::new()
+    });
+    let engine_a = h.engine_with(
+        &owner_a,
+        EngineSettings {
+            concurrency: 2,
+            ..fast_settings()
+        },
+        stuck.clone(),
+    );
     let (_tx_a, rx_a) = no_shutdown();
     let batch_a = batch.clone();
     let a = tokio::spawn(async move { engine_a.run(&batch_a, rx_a).await });
@@ -218,7 +327,11 @@ async fn a_second_engine_never_takes_live_work_of_the_first() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let c = h.store.task_counts(&batch).unwrap();
-    assert_eq!((c.completed, c.running), (6, 2), "B did all but A's live tasks");
+    assert_eq!(
+        (c.completed, c.running),
+        (6, 2),
+        "B did all but A's live tasks"
+    );
     let still_held: HashSet<i64> = h.store.running_tasks_of("a").unwrap().into_iter().collect();
     assert_eq!(still_held, held, "A's tasks were not taken");
     assert_eq!(h.provider.total.load(Ordering::SeqCst), 6);
@@ -235,15 +348,23 @@ async fn killed_at_random_points_and_resumed_ends_with_exact_results() {
         let mut h = Harness::new(6, FakeProvider::new(), buckets(2, 1000, 1000));
         h.analysis = Arc::new(TestAnalysis { multi_year: true });
         let t = tickers(6);
-        let batch = h.create(&names(&t), YearsSpec::Latest(4), BatchSettings::default()).await;
+        let batch = h
+            .create(&names(&t), YearsSpec::Latest(4), BatchSettings::default())
+            .await;
         let mut in_flight_at_kills = 0u64;
-        let mut rng = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut rng = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         for round in 0..100 {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let owner_name = format!("owner-{seed}-{round}");
             let owner = h.owner(&owner_name);
             let total = h.provider.total.load(Ordering::SeqCst);
-            h.provider.hang_at.store(total + 1 + (rng >> 33) % 8, Ordering::SeqCst);
+            h.provider
+                .hang_at
+                .store(total + 1 + (rng >> 33) % 8, Ordering::SeqCst);
             let engine = h.engine(&owner, fast_settings());
             let (_tx, rx) = no_shutdown();
             let b = batch.clone();
@@ -290,18 +411,29 @@ async fn aggregate_needs_enough_completed_years_and_names_the_missing_ones() {
     h.analysis = Arc::new(TestAnalysis { multi_year: true });
     let t = tickers(5);
     let batch = h
-        .create(&names(&t), YearsSpec::Explicit(vec![2018, 2019, 2020]), BatchSettings::default())
+        .create(
+            &names(&t),
+            YearsSpec::Explicit(vec![2018, 2019, 2020]),
+            BatchSettings::default(),
+        )
         .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     let skipped = h.store.ended_tasks(&batch, "skipped").unwrap();
     let agg: Vec<_> = skipped.iter().filter(|t| t.kind == "aggregate").collect();
     assert_eq!(agg.len(), 1);
     assert_eq!(agg[0].ticker.as_deref(), Some("SIM4"));
     let reason = agg[0].reason.as_deref().unwrap();
-    assert!(reason.contains("FY2019 (no annual report for FY2019)"), "{reason}");
+    assert!(
+        reason.contains("FY2019 (no annual report for FY2019)"),
+        "{reason}"
+    );
     assert_eq!(h.provider.calls_for("aggregate"), 4);
 }
 
@@ -327,7 +459,10 @@ async fn bad_input_creates_nothing() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("line 2: NOPE") && err.contains("line 4: ZZZ"), "{err}");
+    assert!(
+        err.contains("line 2: NOPE") && err.contains("line 4: ZZZ"),
+        "{err}"
+    );
     assert!(err.contains("--skip-unknown"), "{err}");
     assert!(h.store.list_batches(false).unwrap().is_empty());
 
@@ -365,7 +500,10 @@ async fn bad_input_creates_nothing() {
             analysis: h.analysis.as_ref(),
             model: "m".into(),
             priority: 0,
-            settings: BatchSettings { skip_unknown: true, ..Default::default() },
+            settings: BatchSettings {
+                skip_unknown: true,
+                ..Default::default()
+            },
         },
         start_time(),
     )
@@ -373,7 +511,12 @@ async fn bad_input_creates_nothing() {
     .unwrap();
     assert_eq!(created.unknown.len(), 2);
     let groups = h.store.reason_groups(&created.batch_id).unwrap();
-    assert!(groups.iter().any(|g| g.reason.contains("unknown ticker NOPE")), "{groups:?}");
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.reason.contains("unknown ticker NOPE")),
+        "{groups:?}"
+    );
 }
 
 #[tokio::test]
@@ -431,37 +574,63 @@ async fn bad_output_gets_one_repair_call_in_the_same_attempt_then_the_retry_path
     }));
     let h = Harness::new(2, provider, buckets(1, 1000, 1000));
     let t = tickers(2);
-    let batch = h.create(&names(&t), YearsSpec::Latest(1), BatchSettings::default()).await;
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(1), BatchSettings::default())
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    let out = h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(out, RunOutcome::Completed { failed: 1 });
     assert_eq!(h.task_state(&batch, "SIM0", 2024), "completed");
     assert_eq!(h.task_field(&batch, "SIM0", 2024, "attempts"), 0);
     let sim0 = h.task_field(&batch, "SIM0", 2024, "id");
-    assert_eq!(h.store.calls_of_task(sim0).unwrap(), 2, "the call and its repair");
+    assert_eq!(
+        h.store.calls_of_task(sim0).unwrap(),
+        2,
+        "the call and its repair"
+    );
     let purposes: Vec<String> = {
         let conn = h.store.conn();
-        let mut stmt = conn.prepare("SELECT purpose FROM calls WHERE task_id = ?1 ORDER BY id").unwrap();
-        stmt.query_map([sim0], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let mut stmt = conn
+            .prepare("SELECT purpose FROM calls WHERE task_id = ?1 ORDER BY id")
+            .unwrap();
+        stmt.query_map([sim0], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(purposes, ["generate", "repair"]);
     assert_eq!(h.task_state(&batch, "SIM1", 2024), "failed");
     assert_eq!(h.task_field(&batch, "SIM1", 2024, "attempts"), 3);
     let sim1 = h.task_field(&batch, "SIM1", 2024, "id");
-    assert_eq!(h.store.calls_of_task(sim1).unwrap(), 6, "3 attempts x (call + repair)");
+    assert_eq!(
+        h.store.calls_of_task(sim1).unwrap(),
+        6,
+        "3 attempts x (call + repair)"
+    );
 }
 
 #[tokio::test]
 async fn a_refusal_is_a_skip_with_its_reason() {
     let provider = FakeProvider::with_script(Arc::new(|prompt: &str, _| {
-        prompt.starts_with("SIM0").then(|| CallError::Refused { reason: "finishReason SAFETY".into() })
+        prompt.starts_with("SIM0").then(|| CallError::Refused {
+            reason: "finishReason SAFETY".into(),
+        })
     }));
     let h = Harness::new(1, provider, buckets(1, 1000, 1000));
-    let batch = h.create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default()).await;
+    let batch = h
+        .create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default())
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
-    h.engine(&owner, fast_settings()).run(&batch, rx).await.unwrap();
+    h.engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
     assert_eq!(h.task_state(&batch, "SIM0", 2024), "skipped");
     let skipped = h.store.ended_tasks(&batch, "skipped").unwrap();
     assert!(skipped[0].reason.as_deref().unwrap().contains("SAFETY"));

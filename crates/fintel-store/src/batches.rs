@@ -42,7 +42,11 @@ impl BatchState {
             "stopped" => BatchState::Stopped,
             "cancelled" => BatchState::Cancelled,
             "completed" => BatchState::Completed,
-            other => return Err(StoreError::Invalid(format!("unknown batch state {other:?}"))),
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "unknown batch state {other:?}"
+                )))
+            }
         })
     }
 

@@ -306,14 +306,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("f.db")).unwrap();
         let now = jiff::Timestamp::UNIX_EPOCH;
-        store.register_key("fp1", "GOOGLE_API_KEY_1 (AIza...abcd)", "b1").unwrap();
-        store.register_key("fp12", "GOOGLE_API_KEY_12 (AIza...wxyz)", "b1").unwrap();
+        store
+            .register_key("fp1", "GOOGLE_API_KEY_1 (AIza...abcd)", "b1")
+            .unwrap();
+        store
+            .register_key("fp12", "GOOGLE_API_KEY_12 (AIza...wxyz)", "b1")
+            .unwrap();
         store.disable_key("fp1", "leaked", now).unwrap();
         store.disable_key("fp12", "leaked", now).unwrap();
-        assert_eq!(store.enable_key("GOOGLE_API_KEY_1").unwrap(), 1, "not KEY_12 too");
+        assert_eq!(
+            store.enable_key("GOOGLE_API_KEY_1").unwrap(),
+            1,
+            "not KEY_12 too"
+        );
         assert_eq!(store.enable_key("GOOGLE%").unwrap(), 0, "no wildcards");
         let keys = store.keys().unwrap();
-        assert!(keys.iter().any(|k| k.fingerprint == "fp1" && k.disabled_reason.is_none()));
-        assert!(keys.iter().any(|k| k.fingerprint == "fp12" && k.disabled_reason.is_some()));
+        assert!(keys
+            .iter()
+            .any(|k| k.fingerprint == "fp1" && k.disabled_reason.is_none()));
+        assert!(keys
+            .iter()
+            .any(|k| k.fingerprint == "fp12" && k.disabled_reason.is_some()));
     }
 }

@@ -107,7 +107,8 @@ impl Store {
             .map_err(corrupt)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if write {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(corrupt)?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             schema::migrate(&mut conn)?;
         } else {

@@ -331,11 +331,9 @@ impl Store {
     pub fn find_result(&self, key: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT id FROM results WHERE result_key = ?1",
-                [key],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM results WHERE result_key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 

@@ -254,7 +254,9 @@ fn short(z: &Zoned) -> String {
 
 /// Converts a std duration to a jiff span in seconds and nanoseconds.
 pub fn duration_to_span(d: Duration) -> jiff::Span {
-    (d.as_secs() as i64).seconds().nanoseconds(d.subsec_nanos() as i64)
+    (d.as_secs() as i64)
+        .seconds()
+        .nanoseconds(d.subsec_nanos() as i64)
 }
 
 /// The non-negative duration from `a` to `b` (zero when `b` is not after `a`).
@@ -298,7 +300,10 @@ mod tests {
     #[test]
     fn reset_on_fall_back_day() {
         // 2026-11-01: 01:00-02:00 happens twice (PDT then PST); that day has 25 hours.
-        assert_eq!(reset_pacific(pt("2026-11-01T00:30")), "2026-11-02 00:05 PST");
+        assert_eq!(
+            reset_pacific(pt("2026-11-01T00:30")),
+            "2026-11-02 00:05 PST"
+        );
         let first_130: Timestamp = "2026-11-01T01:30-07:00".parse().unwrap();
         let second_130: Timestamp = "2026-11-01T01:30-08:00".parse().unwrap();
         assert_eq!(reset_pacific(first_130), "2026-11-02 00:05 PST");
@@ -311,7 +316,10 @@ mod tests {
             span_between(second_130, next_pacific_midnight(second_130)),
             Duration::from_secs(22 * 3600 + 30 * 60)
         );
-        assert_eq!(reset_pacific(pt("2026-11-01T02:30")), "2026-11-02 00:05 PST");
+        assert_eq!(
+            reset_pacific(pt("2026-11-01T02:30")),
+            "2026-11-02 00:05 PST"
+        );
         let t = pt("2026-11-01T00:30");
         assert_eq!(
             span_between(t, next_pacific_midnight(t)),
@@ -321,11 +329,23 @@ mod tests {
 
     #[test]
     fn reset_on_ordinary_day_and_exact_midnight() {
-        assert_eq!(reset_pacific(pt("2026-06-15T13:00")), "2026-06-16 00:05 PDT");
+        assert_eq!(
+            reset_pacific(pt("2026-06-15T13:00")),
+            "2026-06-16 00:05 PDT"
+        );
         // At midnight exactly, the reset that just happened is not "next".
-        assert_eq!(reset_pacific(pt("2026-06-16T00:00")), "2026-06-17 00:05 PDT");
-        assert_eq!(pacific_date(pt("2026-06-16T00:00")).to_string(), "2026-06-16");
-        assert_eq!(pacific_date(pt("2026-06-15T23:59:59")).to_string(), "2026-06-15");
+        assert_eq!(
+            reset_pacific(pt("2026-06-16T00:00")),
+            "2026-06-17 00:05 PDT"
+        );
+        assert_eq!(
+            pacific_date(pt("2026-06-16T00:00")).to_string(),
+            "2026-06-16"
+        );
+        assert_eq!(
+            pacific_date(pt("2026-06-15T23:59:59")).to_string(),
+            "2026-06-15"
+        );
     }
 
     #[test]
@@ -357,7 +377,12 @@ mod tests {
 
     #[test]
     fn fake_clock_rejects_bad_values() {
-        for bad in ["yesterday", "2026-03-08T07:55:00Z@fast", "2026-03-08T07:55:00Z@0", ""] {
+        for bad in [
+            "yesterday",
+            "2026-03-08T07:55:00Z@fast",
+            "2026-03-08T07:55:00Z@0",
+            "",
+        ] {
             let e = FakeClock::parse(bad).unwrap_err().to_string();
             assert!(e.contains("FINTEL_FAKE_CLOCK"), "{e}");
         }

@@ -50,7 +50,11 @@ fn fill(store: &Store, id: &str, complete: bool, now: jiff::Timestamp) {
                     .map(|y| YearPlan {
                         fiscal_year: y,
                         filing: Some(FilingRef {
-                            accession: format!("0000{:06}-{}-000001", task.cik.unwrap_or(0), y % 100),
+                            accession: format!(
+                                "0000{:06}-{}-000001",
+                                task.cik.unwrap_or(0),
+                                y % 100
+                            ),
                             form: "10-K".into(),
                             period: Some(format!("{y}-12-31")),
                             filed: Some(format!("{}-02-20", y + 1)),
@@ -81,7 +85,9 @@ fn fill(store: &Store, id: &str, complete: bool, now: jiff::Timestamp) {
                     .expect("complete");
             }
             _ => {
-                store.release_task(task.id, owner, None, now).expect("release");
+                store
+                    .release_task(task.id, owner, None, now)
+                    .expect("release");
                 break;
             }
         }
@@ -95,7 +101,10 @@ fn main() {
     let started = Instant::now();
     {
         let store = Store::open(&db).expect("open");
-        store.conn().execute_batch("PRAGMA synchronous = OFF").expect("pragma");
+        store
+            .conn()
+            .execute_batch("PRAGMA synchronous = OFF")
+            .expect("pragma");
         fill(&store, "20261101-000000-done", true, now);
         fill(&store, "20261102-000000-open", false, now);
         fill(&store, "20261103-000000-open", false, now);
@@ -107,7 +116,10 @@ fn main() {
         .and_then(|p| p.parent())
         .map(|p| p.join("fintel"))
         .expect("target dir");
-    assert!(bin.exists(), "build the binary first: cargo build --release -p fintel");
+    assert!(
+        bin.exists(),
+        "build the binary first: cargo build --release -p fintel"
+    );
     let mut times = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
@@ -117,7 +129,11 @@ fn main() {
             .output()
             .expect("run fintel");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     times.sort_by(|a, b| a.total_cmp(b));
     println!(

@@ -51,7 +51,9 @@ pub async fn batch(app: &App, args: BatchArgs) -> Result<u8> {
         return resume_batch(app, &id, args.retry_failed, args.json).await;
     }
     if args.retry_failed {
-        return Err(usage("--retry-failed goes with --resume: fintel batch --resume [ID] --retry-failed"));
+        return Err(usage(
+            "--retry-failed goes with --resume: fintel batch --resume [ID] --retry-failed",
+        ));
     }
     let Some(file) = args.file.clone() else {
         return Err(usage(
@@ -124,7 +126,18 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         "batch {} created: {} companies, analysis {}; resume any time with: fintel batch --resume {}",
         created.batch_id, created.companies, args.analysis_type, created.batch_id
     ));
-    run(app, store, &created.batch_id, source, provider, analysis, pool, display, args.json).await
+    run(
+        app,
+        store,
+        &created.batch_id,
+        source,
+        provider,
+        analysis,
+        pool,
+        display,
+        args.json,
+    )
+    .await
 }
 
 /// Checks every key without spending generation quota; disables unusable keys. A model the
@@ -159,7 +172,8 @@ pub async fn preflight(
                          name in fintel.toml) to a model your keys can use."
                     )))
                 }
-                Err(CallError::KeyUnusable { reason }) | Err(CallError::KeyExhausted { message: reason }) => {
+                Err(CallError::KeyUnusable { reason })
+                | Err(CallError::KeyExhausted { message: reason }) => {
                     display.println(&format!("warning: key {label} is unusable: {reason}"));
                     if let (Some(store), Some(k)) = (store, key) {
                         store.register_key(&k.fingerprint(), k.label(), &bucket.name)?;
@@ -187,13 +201,18 @@ async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Re
     let store = app.open_store()?;
     let batch = if id.is_empty() {
         store.list_incomplete()?.into_iter().next().ok_or_else(|| {
-            usage("no incomplete batch to resume; `fintel batch companies.csv --years N` starts one")
+            usage(
+                "no incomplete batch to resume; `fintel batch companies.csv --years N` starts one",
+            )
         })?
     } else {
         store.find_batch(id)?
     };
     if batch.state == BatchState::Cancelled {
-        return Err(usage(format!("batch {} was cancelled; it cannot be resumed", batch.id)));
+        return Err(usage(format!(
+            "batch {} was cancelled; it cannot be resumed",
+            batch.id
+        )));
     }
     if retry_failed {
         let n = store.requeue_failed(&batch.id, app.clock.now())?;
@@ -207,9 +226,17 @@ async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Re
     if analysis.needs_model() {
         preflight(app, provider.as_ref(), &pool, Some(&store), &display).await?;
     }
-    let source: Arc<dyn FilingSource> = Arc::new(LiveSource { edgar: app.edgar()? });
-    display.println(&format!("resuming batch {} ({})", batch.id, batch.analysis_type));
-    run(app, store, &batch.id, source, provider, analysis, pool, display, json).await
+    let source: Arc<dyn FilingSource> = Arc::new(LiveSource {
+        edgar: app.edgar()?,
+    });
+    display.println(&format!(
+        "resuming batch {} ({})",
+        batch.id, batch.analysis_type
+    ));
+    run(
+        app, store, &batch.id, source, provider, analysis, pool, display, json,
+    )
+    .await
 }
 
 /// Runs a batch in the foreground until it ends; the first SIGINT/SIGTERM drains and stops
@@ -315,7 +342,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => {}
@@ -370,7 +400,10 @@ fn list_incomplete(app: &App, json: bool) -> Result<u8> {
         eprintln!("no incomplete batches");
         return Ok(exit::OK);
     }
-    println!("{:<26} {:<16} {:<12} {:>13}  created", "id", "state", "analysis", "done/total");
+    println!(
+        "{:<26} {:<16} {:<12} {:>13}  created",
+        "id", "state", "analysis", "done/total"
+    );
     for b in &batches {
         let c = store.task_counts(&b.id)?;
         println!(
@@ -400,8 +433,16 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
     };
     let counts = store.task_counts(&batch.id)?;
     let reasons = store.reason_groups(&batch.id)?;
-    let failed = if args.failed { store.ended_tasks(&batch.id, "failed")? } else { vec![] };
-    let skipped = if args.skipped { store.ended_tasks(&batch.id, "skipped")? } else { vec![] };
+    let failed = if args.failed {
+        store.ended_tasks(&batch.id, "failed")?
+    } else {
+        vec![]
+    };
+    let skipped = if args.skipped {
+        store.ended_tasks(&batch.id, "skipped")?
+    } else {
+        vec![]
+    };
     if args.json {
         let mut v = batch_json(&store, &batch)?;
         v["reasons"] = json!(reasons);
@@ -414,20 +455,43 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         println!("{v}");
         return Ok(exit::OK);
     }
-    println!("batch {}{}", batch.id, batch.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default());
+    println!(
+        "batch {}{}",
+        batch.id,
+        batch
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
     println!(
         "  state      {}{}",
         batch.state.as_str(),
-        batch.state_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        batch
+            .state_reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
     );
-    println!("  analysis   {} (model {})", batch.analysis_type, batch.model);
+    println!(
+        "  analysis   {} (model {})",
+        batch.analysis_type, batch.model
+    );
     println!("  created    {}", local_and_pacific(batch.created_at));
     println!(
         "  tasks      {} total: {} completed, {} skipped, {} failed, {} pending, {} running",
-        counts.total, counts.completed, counts.skipped, counts.failed, counts.pending, counts.running
+        counts.total,
+        counts.completed,
+        counts.skipped,
+        counts.failed,
+        counts.pending,
+        counts.running
     );
     if counts.resolving > 0 {
-        println!("  resolving  {} companies' filings not yet resolved", counts.resolving);
+        println!(
+            "  resolving  {} companies' filings not yet resolved",
+            counts.resolving
+        );
     }
     if !reasons.is_empty() {
         println!("  reasons:");
@@ -439,8 +503,13 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         println!(
             "  {:<8} {:<10} {:<6} {} attempts  {}",
             t.state,
-            t.ticker.clone().or(t.cik.map(|c| format!("CIK{c}"))).unwrap_or_default(),
-            t.fiscal_year.map(|y| format!("FY{y}")).unwrap_or_else(|| t.kind.clone()),
+            t.ticker
+                .clone()
+                .or(t.cik.map(|c| format!("CIK{c}")))
+                .unwrap_or_default(),
+            t.fiscal_year
+                .map(|y| format!("FY{y}"))
+                .unwrap_or_else(|| t.kind.clone()),
             t.attempts,
             t.reason.as_deref().unwrap_or("")
         );
@@ -459,7 +528,12 @@ fn cancel(app: &App, id: &str, json: bool) -> Result<u8> {
     if batch.state == BatchState::Completed {
         return Err(usage(format!("batch {} is already completed", batch.id)));
     }
-    store.set_batch_state(&batch.id, BatchState::Cancelled, Some("cancelled by the user"), app.clock.now())?;
+    store.set_batch_state(
+        &batch.id,
+        BatchState::Cancelled,
+        Some("cancelled by the user"),
+        app.clock.now(),
+    )?;
     // A process running it drains as on a signal.
     store.request_stop(&batch.id, true)?;
     if json {
@@ -484,12 +558,20 @@ fn delete(app: &App, id: &str, purge: bool, json: bool) -> Result<u8> {
     }
     let purged = store.delete_batch(&batch.id, purge)?;
     if json {
-        println!("{}", json!({"batch_id": batch.id, "deleted": true, "results_purged": purged}));
+        println!(
+            "{}",
+            json!({"batch_id": batch.id, "deleted": true, "results_purged": purged})
+        );
     } else if purge {
-        eprintln!("batch {} deleted with {purged} result(s) no other batch uses", batch.id);
+        eprintln!(
+            "batch {} deleted with {purged} result(s) no other batch uses",
+            batch.id
+        );
     } else {
-        eprintln!("batch {} deleted; its results are kept (shared by key with any batch)", batch.id);
+        eprintln!(
+            "batch {} deleted; its results are kept (shared by key with any batch)",
+            batch.id
+        );
     }
     Ok(exit::OK)
 }
-

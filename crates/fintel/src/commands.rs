@@ -38,7 +38,11 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             let known: Vec<String> = store.keys()?.into_iter().map(|k| k.label).collect();
             return Err(usage(format!(
                 "no key labelled {label:?}; known keys: {}",
-                if known.is_empty() { "none yet".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         eprintln!("{n} key(s) re-enabled");
@@ -66,13 +70,18 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             .keys
             .iter()
             .map(|k| {
-                let why = disabled.iter().find(|(f, _)| *f == k.fingerprint()).map(|(_, r)| r.clone());
+                let why = disabled
+                    .iter()
+                    .find(|(f, _)| *f == k.fingerprint())
+                    .map(|(_, r)| r.clone());
                 json!({"label": k.label(), "disabled": why})
             })
             .collect();
         let state = if !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null()) {
             "disabled".to_string()
-        } else if usage_now.exhausted_until.is_some() || usage_now.used_today >= b.limits.requests_per_day {
+        } else if usage_now.exhausted_until.is_some()
+            || usage_now.used_today >= b.limits.requests_per_day
+        {
             "exhausted until reset".to_string()
         } else if let Some(t) = usage_now.backoff_until {
             format!("backing off until {}", local_and_pacific(t))
@@ -103,7 +112,10 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
         eprintln!("{}", crate::config::no_keys_error());
         return Ok(exit::OK);
     }
-    println!("quota day {date} (Pacific); next reset {}", local_and_pacific(reset));
+    println!(
+        "quota day {date} (Pacific); next reset {}",
+        local_and_pacific(reset)
+    );
     for r in &rows {
         let labels: Vec<String> = r["keys"]
             .as_array()
@@ -144,9 +156,8 @@ pub async fn filings(app: &App, args: FilingsArgs) -> Result<u8> {
         include_amendments: args.include_amendments,
     };
     let report = filings_report(&edgar, &query).await.map_err(|e| match e {
-        fintel_edgar::EdgarError::UnknownTicker { .. } | fintel_edgar::EdgarError::InvalidInput { .. } => {
-            usage(e.to_string())
-        }
+        fintel_edgar::EdgarError::UnknownTicker { .. }
+        | fintel_edgar::EdgarError::InvalidInput { .. } => usage(e.to_string()),
         e => anyhow::Error::new(e),
     })?;
     if args.json {
@@ -299,21 +310,40 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
         app.clock.now(),
     )
     .await?;
-    run(app, store, &created.batch_id, source, provider, analysis, pool, display, args.json).await
+    run(
+        app,
+        store,
+        &created.batch_id,
+        source,
+        provider,
+        analysis,
+        pool,
+        display,
+        args.json,
+    )
+    .await
 }
 
 pub async fn sim(args: SimArgs, clock: SharedClock) -> Result<u8> {
-    let SimAction::Serve { addr, config, fixtures } = args.action;
+    let SimAction::Serve {
+        addr,
+        config,
+        fixtures,
+    } = args.action;
     let mut sim_config = match &config {
-        Some(path) => fintel_sim::SimConfig::from_toml_file(path).map_err(|e| usage(e.to_string()))?,
+        Some(path) => {
+            fintel_sim::SimConfig::from_toml_file(path).map_err(|e| usage(e.to_string()))?
+        }
         None => fintel_sim::SimConfig::default(),
     };
     if fixtures.is_some() {
         sim_config.sec.fixtures_dir = fixtures;
     }
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| usage(format!("--addr {addr:?} is not an address like 127.0.0.1:8089")))?;
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        usage(format!(
+            "--addr {addr:?} is not an address like 127.0.0.1:8089"
+        ))
+    })?;
     let mut handle = fintel_sim::start(sim_config, clock, addr)
         .await
         .map_err(|e| usage(e.to_string()))?;
@@ -410,7 +440,16 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
                     .keys
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| fintel_llm::ApiKey::new(&format!("DEMO_KEY_{}{}", p.name.trim_start_matches("demo-project-"), i), k.clone()))
+                    .map(|(i, k)| {
+                        fintel_llm::ApiKey::new(
+                            &format!(
+                                "DEMO_KEY_{}{}",
+                                p.name.trim_start_matches("demo-project-"),
+                                i
+                            ),
+                            k.clone(),
+                        )
+                    })
                     .collect(),
                 limits,
             })
@@ -434,7 +473,9 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
     let analysis = WorkflowAnalysis::new(registry.get("fundamental")?.clone());
     let rows = input::parse_companies(&csv_path.display().to_string(), &universe_csv)?;
     let store = app.open_store()?;
-    let source: Arc<dyn FilingSource> = Arc::new(LiveSource { edgar: app.edgar()? });
+    let source: Arc<dyn FilingSource> = Arc::new(LiveSource {
+        edgar: app.edgar()?,
+    });
     let created = create_batch(
         &store,
         source.as_ref(),
@@ -453,7 +494,18 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
     .await?;
     let provider = app.provider()?;
     let pool = app.pool();
-    let code = run(&app, store.clone(), &created.batch_id, source, provider, analysis, pool, Display::new(false), false).await?;
+    let code = run(
+        &app,
+        store.clone(),
+        &created.batch_id,
+        source,
+        provider,
+        analysis,
+        pool,
+        Display::new(false),
+        false,
+    )
+    .await?;
     let stats = handle.stats();
     handle.shutdown().await;
     let dir = data_dir.display();
@@ -470,7 +522,6 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
     Ok(code)
 }
 
-
 /// `fintel plan`: model requests a batch would need (minus results already stored), and the
 /// days and finish date at the configured buckets' daily limits.
 pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
@@ -480,8 +531,13 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(|e| usage(format!("{e:#}")))?;
-    let rows = input::parse_companies(&args.file.display().to_string(), &String::from_utf8_lossy(&bytes))?;
-    let source = LiveSource { edgar: app.edgar()? };
+    let rows = input::parse_companies(
+        &args.file.display().to_string(),
+        &String::from_utf8_lossy(&bytes),
+    )?;
+    let source = LiveSource {
+        edgar: app.edgar()?,
+    };
     let queries: Vec<fintel_engine::CompanyQuery> = rows
         .iter()
         .map(|r| match (&r.ticker, r.cik) {
@@ -501,7 +557,12 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         .collect();
     ciks.sort_unstable();
     ciks.dedup();
-    let unknown = rows.len() - found.iter().zip(&rows).filter(|(m, r)| m.is_some() || r.cik.is_some()).count();
+    let unknown = rows.len()
+        - found
+            .iter()
+            .zip(&rows)
+            .filter(|(m, r)| m.is_some() || r.cik.is_some())
+            .count();
     let needs_model = workflow.kind == fintel_workflows::Kind::Llm;
     let per_company = if !needs_model {
         0
@@ -518,7 +579,12 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         )?;
         for cik in &ciks {
             let n: i64 = stmt.query_row(
-                (*cik as i64, &workflow.name, &workflow.version, &app.config.model),
+                (
+                    *cik as i64,
+                    &workflow.name,
+                    &workflow.version,
+                    &app.config.model,
+                ),
                 |r| r.get(0),
             )?;
             stored += (n as u64).min(per_company);
@@ -582,4 +648,3 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
     }
     Ok(exit::OK)
 }
-

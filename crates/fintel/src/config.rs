@@ -130,11 +130,15 @@ impl Config {
     pub fn load(overrides: &Overrides) -> Result<Config> {
         // A .env in the working directory fills in variables that are not already set.
         let _ = dotenvy::dotenv();
-        let data_dir = match overrides.data_dir.clone().or_else(|| env("FINTEL_HOME").map(PathBuf::from)) {
+        let data_dir = match overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("FINTEL_HOME").map(PathBuf::from))
+        {
             Some(d) => d,
-            None => dirs::data_dir()
-                .map(|d| d.join("fintel"))
-                .ok_or_else(|| usage("cannot find the user's data directory; set FINTEL_HOME or pass --data-dir"))?,
+            None => dirs::data_dir().map(|d| d.join("fintel")).ok_or_else(|| {
+                usage("cannot find the user's data directory; set FINTEL_HOME or pass --data-dir")
+            })?,
         };
         let config_file = overrides
             .config_file
@@ -152,7 +156,13 @@ impl Config {
 
         let provider_name = env("FINTEL_PROVIDER")
             .or(file.model.provider.clone())
-            .unwrap_or_else(|| if env("FINTEL_OPENAI_URL").is_some() { "openai".into() } else { "gemini".into() });
+            .unwrap_or_else(|| {
+                if env("FINTEL_OPENAI_URL").is_some() {
+                    "openai".into()
+                } else {
+                    "gemini".into()
+                }
+            });
         let provider = match provider_name.to_ascii_lowercase().as_str() {
             "gemini" => ProviderKind::Gemini,
             "openai" | "openai-compatible" => ProviderKind::OpenAi,
@@ -163,7 +173,9 @@ impl Config {
             }
         };
         let thinking = match env("FINTEL_THINKING").or(file.model.thinking.clone()) {
-            Some(t) => Thinking::from_setting(&t).map_err(|e| usage(format!("thinking setting: {e}")))?,
+            Some(t) => {
+                Thinking::from_setting(&t).map_err(|e| usage(format!("thinking setting: {e}")))?
+            }
             None => Thinking::ProviderDefault,
         };
         let model = overrides
@@ -214,7 +226,10 @@ impl Config {
             max_output_tokens: file.model.max_output_tokens.or(Some(16_384)),
             context_tokens: file.model.context_tokens.unwrap_or(1_048_576),
             buckets,
-            concurrency: env_num("FINTEL_CONCURRENCY")?.or(run.concurrency).unwrap_or(8).max(1),
+            concurrency: env_num("FINTEL_CONCURRENCY")?
+                .or(run.concurrency)
+                .unwrap_or(8)
+                .max(1),
             reset_buffer: Duration::from_secs(60 * run.reset_buffer_minutes.unwrap_or(5)),
             grace: Duration::from_secs(run.grace_seconds.unwrap_or(30)),
             data_dir,
@@ -292,19 +307,18 @@ fn read_config_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))
         .map_err(|e| usage(format!("{e:#}")))?;
-    toml::from_str(&text).map_err(|e| {
-        usage(format!(
-            "{}: {}",
-            path.display(),
-            e.to_string().trim_end()
-        ))
-    })
+    toml::from_str(&text)
+        .map_err(|e| usage(format!("{}: {}", path.display(), e.to_string().trim_end())))
 }
 
 /// Keys from the environment (`GOOGLE_API_KEY`, `GOOGLE_API_KEY_1..N`, or `OPENAI_API_KEY`)
 /// and the file's `[keys]`, grouped into buckets: those the file names, and one bucket per
 /// remaining key.
-fn build_buckets(provider: ProviderKind, file: &FileConfig, defaults: BucketLimits) -> Result<Vec<Bucket>> {
+fn build_buckets(
+    provider: ProviderKind,
+    file: &FileConfig,
+    defaults: BucketLimits,
+) -> Result<Vec<Bucket>> {
     let mut keys: BTreeMap<String, String> = file.keys.clone();
     let mut env_keys: Vec<(String, String)> = std::env::vars()
         .filter(|(k, v)| {
@@ -312,11 +326,13 @@ fn build_buckets(provider: ProviderKind, file: &FileConfig, defaults: BucketLimi
                 && match provider {
                     ProviderKind::Gemini => {
                         k == "GOOGLE_API_KEY"
-                            || k.strip_prefix("GOOGLE_API_KEY_").is_some_and(|n| n.parse::<u32>().is_ok())
+                            || k.strip_prefix("GOOGLE_API_KEY_")
+                                .is_some_and(|n| n.parse::<u32>().is_ok())
                     }
                     ProviderKind::OpenAi => {
                         k == "OPENAI_API_KEY"
-                            || k.strip_prefix("OPENAI_API_KEY_").is_some_and(|n| n.parse::<u32>().is_ok())
+                            || k.strip_prefix("OPENAI_API_KEY_")
+                                .is_some_and(|n| n.parse::<u32>().is_ok())
                     }
                 }
         })
@@ -347,7 +363,9 @@ fn build_buckets(provider: ProviderKind, file: &FileConfig, defaults: BucketLimi
             keys: bucket_keys,
             limits: BucketLimits {
                 requests_per_day: b.requests_per_day.unwrap_or(defaults.requests_per_day),
-                requests_per_minute: b.requests_per_minute.unwrap_or(defaults.requests_per_minute),
+                requests_per_minute: b
+                    .requests_per_minute
+                    .unwrap_or(defaults.requests_per_minute),
                 input_tokens_per_minute: b
                     .input_tokens_per_minute
                     .unwrap_or(defaults.input_tokens_per_minute),

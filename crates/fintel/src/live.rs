@@ -127,7 +127,11 @@ impl FilingSource for LiveSource {
         budget_tokens: u64,
     ) -> Result<PreparedDocument, SourceError> {
         let doc_ref = document_ref(cik, filing).map_err(classify)?;
-        let doc = self.edgar.fetch_document(&doc_ref).await.map_err(classify)?;
+        let doc = self
+            .edgar
+            .fetch_document(&doc_ref)
+            .await
+            .map_err(classify)?;
         let mut main_bytes = doc.bytes.clone();
         if doc_ref.source == DocumentSource::CompleteSubmission {
             if let Some(embedded) = annual_report_in_submission_text(&doc.bytes) {
@@ -150,7 +154,13 @@ impl FilingSource for LiveSource {
         let form = filing.form.clone();
         let period = filing.period.clone();
         let prepared = tokio::task::spawn_blocking(move || {
-            prepare_text(&main_bytes, exhibit.as_deref(), &form, period.as_deref(), budget_tokens)
+            prepare_text(
+                &main_bytes,
+                exhibit.as_deref(),
+                &form,
+                period.as_deref(),
+                budget_tokens,
+            )
         })
         .await
         .map_err(|e| SourceError::Transient(format!("text preparation stopped: {e}")))?;
@@ -165,11 +175,7 @@ impl FilingSource for LiveSource {
 /// Rebuilds a document reference from what resolution stored.
 fn document_ref(cik: u64, filing: &FilingRef) -> Result<DocumentRef, EdgarError> {
     let accession = Accession::parse(&filing.accession)?;
-    let name = filing
-        .document_url
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
+    let name = filing.document_url.rsplit('/').next().unwrap_or_default();
     let file_name = FileName::parse(name)?;
     let source = if name == format!("{}.txt", accession.as_str()) {
         DocumentSource::CompleteSubmission
@@ -195,7 +201,9 @@ fn prepare_text(
 ) -> PreparedDocument {
     let mut text = fintel_filing::html_to_text(main).text;
     if let Some(ex) = exhibit {
-        text.push_str("\n\nEXHIBIT 13 - ANNUAL REPORT TO SHAREHOLDERS (incorporated by reference)\n\n");
+        text.push_str(
+            "\n\nEXHIBIT 13 - ANNUAL REPORT TO SHAREHOLDERS (incorporated by reference)\n\n",
+        );
         text.push_str(&fintel_filing::html_to_text(ex).text);
     }
     let kind = FormKind::parse(form).unwrap_or_else(|_| FormKind::detect(&text));

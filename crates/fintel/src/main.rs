@@ -23,13 +23,20 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -74,7 +81,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config = Config::load(&overrides)?;
     let app = App { config, clock };
     let Some(command) = cli.command else {
-        eprintln!("no command given: running the offline demo (`fintel --help` lists the commands)");
+        eprintln!(
+            "no command given: running the offline demo (`fintel --help` lists the commands)"
+        );
         return commands::demo(&app.config, cli::DemoArgs::default()).await;
     };
     match command {

@@ -67,10 +67,7 @@ fn summary(p: &Progress, rate_per_hour: Option<f64>) -> String {
     let c = &p.counts;
     let mut s = format!(
         "done {} of {} (skipped {}, failed {})",
-        c.completed,
-        c.total,
-        c.skipped,
-        c.failed
+        c.completed, c.total, c.skipped, c.failed
     );
     if c.resolving > 0 {
         s.push_str(&format!(", {} companies still to resolve", c.resolving));

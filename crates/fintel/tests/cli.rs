@@ -31,13 +31,25 @@ impl Env {
             requests_per_minute: 10_000,
             input_tokens_per_minute: 100_000_000,
         }];
-        let sim = fintel_sim::start(config, Arc::new(fintel_time::SystemClock), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let sim = fintel_sim::start(
+            config,
+            Arc::new(fintel_time::SystemClock),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
         let url = sim.base_url();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("companies.csv"), fintel_sim::companies_csv(8)).unwrap();
-        Env { dir, sim: Some(sim), url }
+        std::fs::write(
+            dir.path().join("companies.csv"),
+            fintel_sim::companies_csv(8),
+        )
+        .unwrap();
+        Env {
+            dir,
+            sim: Some(sim),
+            url,
+        }
     }
 
     fn home(&self) -> PathBuf {
@@ -127,7 +139,11 @@ async fn sigterm_mid_batch_exits_0_with_the_resume_command_and_resume_completes(
     let start = Instant::now();
     while env.completed_results() < 3 {
         assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        assert!(child.try_wait().unwrap().is_none(), "exited early: {}", read_all(child.stderr.take().unwrap()));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited early: {}",
+            read_all(child.stderr.take().unwrap())
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(&child, "-TERM");
@@ -140,7 +156,10 @@ async fn sigterm_mid_batch_exits_0_with_the_resume_command_and_resume_completes(
         .unwrap_or_else(|| panic!("no resume command in: {stderr}"));
     let id = line.rsplit(' ').next().unwrap().to_string();
     let before = env.completed_results();
-    assert!(before < 24, "the batch should not have finished yet ({before})");
+    assert!(
+        before < 24,
+        "the batch should not have finished yet ({before})"
+    );
 
     // The batch is listed as incomplete, in JSON a script can read.
     let out = env.run(&["batch", "--list-incomplete", "--json"]);
@@ -154,11 +173,20 @@ async fn sigterm_mid_batch_exits_0_with_the_resume_command_and_resume_completes(
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["state"], "completed");
     let counts = &doc["counts"];
-    assert_eq!(counts["completed"].as_u64().unwrap() + counts["skipped"].as_u64().unwrap(), counts["total"].as_u64().unwrap());
+    assert_eq!(
+        counts["completed"].as_u64().unwrap() + counts["skipped"].as_u64().unwrap(),
+        counts["total"].as_u64().unwrap()
+    );
     let stats = env.sim.as_ref().unwrap().stats();
-    assert_eq!(stats.gemini.total.duplicates, 0, "no result was asked for twice");
+    assert_eq!(
+        stats.gemini.total.duplicates, 0,
+        "no result was asked for twice"
+    );
     assert_eq!(stats.gemini.total.over_limit, 0);
-    assert_eq!(env.completed_results() as u64, counts["completed"].as_u64().unwrap());
+    assert_eq!(
+        env.completed_results() as u64,
+        counts["completed"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,14 +201,36 @@ async fn bad_usage_and_configuration_get_their_exit_codes_and_change_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--years N"));
     // 2: unknown analysis type, listing the known ones.
-    let out = env.run(&["batch", "companies.csv", "--years", "3", "--analysis-type", "nope"]);
+    let out = env.run(&[
+        "batch",
+        "companies.csv",
+        "--years",
+        "3",
+        "--analysis-type",
+        "nope",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("fundamental"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("fundamental"),
+        "{}",
+        text(&out.stderr)
+    );
     // 2: too few years for a multi-year type.
-    let out = env.run(&["batch", "companies.csv", "--years", "2", "--analysis-type", "excellent"]);
+    let out = env.run(&[
+        "batch",
+        "companies.csv",
+        "--years",
+        "2",
+        "--analysis-type",
+        "excellent",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // 2: malformed file, every line reported.
-    std::fs::write(env.dir.path().join("bad.csv"), "ticker,cik\nAAPL,abc\n$$,\n").unwrap();
+    std::fs::write(
+        env.dir.path().join("bad.csv"),
+        "ticker,cik\nAAPL,abc\n$$,\n",
+    )
+    .unwrap();
     let out = env.run(&["batch", "bad.csv", "--years", "3"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
@@ -191,15 +241,27 @@ async fn bad_usage_and_configuration_get_their_exit_codes_and_change_nothing() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("line 1: NOSUCHCO"));
     // 4: no SEC User-Agent.
-    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env_remove("FINTEL_SEC_USER_AGENT").output().unwrap();
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "1"])
+        .env_remove("FINTEL_SEC_USER_AGENT")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("FINTEL_SEC_USER_AGENT"));
     // 4: no key.
-    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env_remove("GOOGLE_API_KEY_1").output().unwrap();
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "1"])
+        .env_remove("GOOGLE_API_KEY_1")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("GOOGLE_API_KEY_1"));
     // 4: a model the provider does not know.
-    let out = env.cmd(&["batch", "companies.csv", "--years", "1"]).env("FINTEL_MODEL", "gemini-nope").output().unwrap();
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "1"])
+        .env("FINTEL_MODEL", "gemini-nope")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     // Nothing was created by any of these.
     let out = env.run(&["batch", "--list-incomplete", "--json"]);
@@ -222,16 +284,26 @@ async fn a_batch_completes_and_status_json_has_the_documented_shape() {
     let out = env.run(&["batch", "status", id, "--json", "--skipped"]);
     assert_eq!(out.status.code(), Some(0));
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["id", "state", "analysis_type", "model", "counts", "reasons", "skipped"] {
+    for key in [
+        "id",
+        "state",
+        "analysis_type",
+        "model",
+        "counts",
+        "reasons",
+        "skipped",
+    ] {
         assert!(st.get(key).is_some(), "{key} missing in {st}");
     }
     assert_eq!(st["state"], "completed");
     // The results carry their provenance.
     let conn = rusqlite::Connection::open(env.db()).unwrap();
     let (url, sha, version): (String, String, String) = conn
-        .query_row("SELECT document_url, document_sha256, analysis_version FROM results LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT document_url, document_sha256, analysis_version FROM results LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
     assert!(url.starts_with(&env.url), "{url}");
     assert_eq!(sha.len(), 64);
@@ -240,15 +312,23 @@ async fn a_batch_completes_and_status_json_has_the_documented_shape() {
     let out = env.run(&["plan", "companies.csv", "--years", "3", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let stored = conn.query_row("SELECT COUNT(*) FROM results", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    let stored = conn
+        .query_row("SELECT COUNT(*) FROM results", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64;
     assert_eq!(plan["already_stored"].as_u64().unwrap(), stored);
-    assert_eq!(plan["requests_needed"].as_u64().unwrap(), plan["companies"].as_u64().unwrap() * 3 - stored);
+    assert_eq!(
+        plan["requests_needed"].as_u64().unwrap(),
+        plan["companies"].as_u64().unwrap() * 3 - stored
+    );
     assert_eq!(plan["requests_per_day"], 10_000);
     // A second batch asking for the same thing reuses every stored result.
     let before = env.sim.as_ref().unwrap().stats().gemini.total.received;
     let out = env.run(&["batch", "companies.csv", "--years", "2", "--json"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(env.sim.as_ref().unwrap().stats().gemini.total.received, before);
+    assert_eq!(
+        env.sim.as_ref().unwrap().stats().gemini.total.received,
+        before
+    );
 }
 
 #[test]
@@ -265,23 +345,48 @@ fn cleanup_chrome_and_the_original_command_lines_are_accepted() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("without a browser"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("without a browser"),
+        "{}",
+        text(&out.stderr)
+    );
 }
-
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_built_in_analysis_type_produces_a_stored_valid_result() {
     let env = Env::new(0).await;
     std::fs::write(env.dir.path().join("two.csv"), fintel_sim::companies_csv(2)).unwrap();
-    let types = ["fundamental", "buffett", "taleb", "contrarian", "multi", "financials", "excellent", "objective", "scanner"];
+    let types = [
+        "fundamental",
+        "buffett",
+        "taleb",
+        "contrarian",
+        "multi",
+        "financials",
+        "excellent",
+        "objective",
+        "scanner",
+    ];
     for t in types {
-        let out = env.run(&["batch", "two.csv", "--years", "3", "--analysis-type", t, "--json"]);
+        let out = env.run(&[
+            "batch",
+            "two.csv",
+            "--years",
+            "3",
+            "--analysis-type",
+            t,
+            "--json",
+        ]);
         assert_eq!(out.status.code(), Some(0), "{t}: {}", text(&out.stderr));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(doc["state"], "completed", "{t}");
         let conn = rusqlite::Connection::open(env.db()).unwrap();
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM results WHERE analysis_type = ?1", [t], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM results WHERE analysis_type = ?1",
+                [t],
+                |r| r.get(0),
+            )
             .unwrap();
         assert!(n >= 1, "{t}: no stored result");
         if ["excellent", "objective", "scanner"].contains(&t) {

@@ -115,7 +115,7 @@ impl FilingSource for FakeSec {
     ) -> Result<PreparedDocument, SourceError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(every) = self.transient_every {
-            if n % every == 0 {
+            if n.is_multiple_of(every) {
                 return Err(SourceError::Transient("SEC answered 503".into()));
             }
         }
@@ -274,7 +274,10 @@ impl Analysis for TestAnalysis {
     fn year_request(&self, input: &YearInput<'_>) -> Option<StepRequest> {
         Some(StepRequest {
             system: None,
-            prompt: format!("{} FY{}: {}", input.ticker, input.fiscal_year, input.document),
+            prompt: format!(
+                "{} FY{}: {}",
+                input.ticker, input.fiscal_year, input.document
+            ),
             schema: schema(),
         })
     }
@@ -356,7 +359,12 @@ impl Harness {
         Arc::new(self.clock.clone())
     }
 
-    pub async fn create(&self, tickers: &[&str], years: YearsSpec, settings: BatchSettings) -> String {
+    pub async fn create(
+        &self,
+        tickers: &[&str],
+        years: YearsSpec,
+        settings: BatchSettings,
+    ) -> String {
         let text = tickers.join("\n");
         let rows = input::parse_companies("test.txt", &text).unwrap();
         let created = create_batch(
@@ -410,7 +418,9 @@ impl Harness {
 
     pub fn result_keys(&self) -> Vec<String> {
         let conn = self.store.conn();
-        let mut stmt = conn.prepare("SELECT result_key FROM results ORDER BY result_key").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT result_key FROM results ORDER BY result_key")
+            .unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<Vec<String>, _>>()

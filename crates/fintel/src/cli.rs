@@ -50,6 +50,14 @@ pub enum Command {
     Keys(KeysArgs),
     /// Estimate the requests, days and finish date of a batch before starting it
     Plan(PlanArgs),
+    /// Write results to CSV, JSONL, Parquet or XLSX
+    Export(ExportArgs),
+    /// Print a company's stored results readably
+    Results(ResultsArgs),
+    /// Database upkeep: maintain (checkpoint, optimise, check, back up), check
+    Db(DbArgs),
+    /// The document cache: stats, prune
+    Cache(CacheArgs),
     /// Show the filing fintel would analyse for each fiscal year of a company
     Filings(FilingsArgs),
     /// Show what the model will read for a filing document
@@ -211,6 +219,82 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Re-enable a key that was disabled (by its name, e.g. GOOGLE_API_KEY_3)
     Enable { label: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this batch (id or unique prefix); default: every stored result
+    #[arg(long)]
+    pub batch_id: Option<String>,
+    #[arg(long)]
+    pub analysis_type: Option<String>,
+    /// completed, skipped, failed or all
+    #[arg(long, default_value = "completed")]
+    pub status_filter: String,
+    /// csv, jsonl, parquet or xlsx
+    #[arg(long)]
+    pub format: String,
+    /// File to write, or - for stdout (csv and jsonl)
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Replace an existing file
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// Ticker or CIK
+    pub company: String,
+    #[arg(long)]
+    pub year: Option<i32>,
+    #[arg(long)]
+    pub analysis_type: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    #[command(subcommand)]
+    pub action: DbAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// WAL checkpoint, optimise, quick check, backup with retention
+    Maintain {
+        #[arg(long, default_value_t = 7)]
+        retention: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Full integrity check
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Documents cached, their size, oldest and newest
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached documents older than DAYS
+    Prune {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

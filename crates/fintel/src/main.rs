@@ -10,6 +10,7 @@ mod config;
 mod exit;
 mod live;
 mod progress;
+mod results;
 
 use std::process::ExitCode;
 
@@ -93,6 +94,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Config(args) => commands::config(&app, args),
         Command::Keys(args) => commands::keys(&app, args),
         Command::Plan(args) => commands::plan(&app, args).await,
+        Command::Export(args) => results::export(&app, args),
+        Command::Results(args) => results::results(&app, args),
+        Command::Db(args) => results::db(&app, args),
+        Command::Cache(args) => results::cache(&app, args),
         Command::Filings(args) => commands::filings(&app, args).await,
         Command::Text(args) => commands::text(args),
         Command::Workflows(args) => commands::workflows(&app, args),

@@ -424,3 +424,131 @@ fn a_broken_custom_workflow_is_refused_with_its_file_named() {
     let err = text(&out.stderr);
     assert!(err.contains("mine.toml") && err.contains("tikcer"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn results_export_upkeep_cancel_and_delete_from_the_command_line() {
+    let env = Env::new(0).await;
+    let out = env.run(&["batch", "companies.csv", "--years", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored = env.completed_results();
+    assert!(stored > 0);
+
+    // Export: CSV to a file, read back; refuses to overwrite without --force; JSONL to stdout.
+    let out = env.run(&["export", "--format", "csv", "--output", "out.csv", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows"].as_i64().unwrap(), stored);
+    let csv = std::fs::read_to_string(env.dir.path().join("out.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() as i64,
+        stored + 1,
+        "a header and one line per result"
+    );
+    let out = env.run(&["export", "--format", "csv", "--output", "out.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&[
+        "export",
+        "--format",
+        "jsonl",
+        "--output",
+        "-",
+        "--batch-id",
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    for line in text(&out.stdout).lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    let out = env.run(&["export", "--format", "pdf", "--output", "x.pdf"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A company's results, readably and as JSON.
+    let ticker: String = rusqlite::Connection::open(env.db())
+        .unwrap()
+        .query_row(
+            "SELECT ticker FROM results WHERE ticker IS NOT NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let out = env.run(&["results", &ticker, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Upkeep: a backup that passes its own check; cache stats and prune.
+    let out = env.run(&["db", "maintain", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = env.run(&["db", "check"]);
+    assert_eq!(text(&out.stdout).trim(), "ok");
+    let out = env.run(&["cache", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats["documents"].as_u64().unwrap() > 0);
+    let out = env.run(&["cache", "prune", "--older-than", "0", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        env.completed_results(),
+        stored,
+        "pruning the cache keeps every result"
+    );
+
+    // Cancel, then delete with and without purge: another batch's results survive.
+    let out = env.run(&["batch", "companies.csv", "--years", "1", "--json"]);
+    let second = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = env.run(&["batch", "cancel", &second]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a completed batch cannot be cancelled"
+    );
+    // As if it had been stopped by a signal half-way.
+    rusqlite::Connection::open(env.db())
+        .unwrap()
+        .execute(
+            "UPDATE batches SET state = 'stopped' WHERE id = ?1",
+            [&second],
+        )
+        .unwrap();
+    let out = env.run(&["batch", "cancel", &second, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["state"],
+        "cancelled"
+    );
+    let out = env.run(&["batch", "--resume", &second]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a cancelled batch cannot be resumed"
+    );
+    let out = env.run(&["batch", "delete", &second, "--purge-results", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        d["results_purged"], 0,
+        "the first batch still uses every result"
+    );
+    assert_eq!(env.completed_results(), stored);
+    let out = env.run(&["batch", "delete", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        env.completed_results(),
+        stored,
+        "delete keeps results unless purged"
+    );
+}

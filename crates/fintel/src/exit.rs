@@ -64,12 +64,9 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<fintel_store::StoreError>() {
             return store_code(s);
         }
-        if let Some(e) = cause.downcast_ref::<fintel_engine::input::InputError>() {
-            let _ = e;
-            return USAGE;
-        }
-        if let Some(e) = cause.downcast_ref::<fintel_workflows::WorkflowError>() {
-            let _ = e;
+        if cause.is::<fintel_engine::input::InputError>()
+            || cause.is::<fintel_workflows::WorkflowError>()
+        {
             return USAGE;
         }
     }

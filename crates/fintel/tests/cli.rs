@@ -18,6 +18,10 @@ struct Env {
 
 impl Env {
     async fn new(latency_ms: u64) -> Env {
+        Env::with(latency_ms, |_| {}).await
+    }
+
+    async fn with(latency_ms: u64, adjust: impl FnOnce(&mut SimConfig)) -> Env {
         let mut config = SimConfig::default();
         config.sec.companies = 40;
         config.sec.document_bytes = 40_000;
@@ -31,6 +35,7 @@ impl Env {
             requests_per_minute: 10_000,
             input_tokens_per_minute: 100_000_000,
         }];
+        adjust(&mut config);
         let sim = fintel_sim::start(
             config,
             Arc::new(fintel_time::SystemClock),
@@ -551,4 +556,201 @@ async fn results_export_upkeep_cancel_and_delete_from_the_command_line() {
         stored,
         "delete keeps results unless purged"
     );
+}
+
+fn ledger_count(env: &Env, filter: &str) -> i64 {
+    rusqlite::Connection::open(env.db())
+        .unwrap()
+        .query_row(
+            &format!("SELECT COUNT(*) FROM calls WHERE {filter}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_with_5_percent_transient_faults_completes_with_exactly_the_expected_results() {
+    let env = Env::with(0, |c| c.gemini.faults.unavailable = 0.05).await;
+    // Retry backoff is half a minute and more: a clock running 60x faster keeps the test short.
+    let out = env
+        .cmd(&[
+            "batch",
+            "companies.csv",
+            "--years",
+            "3",
+            "--max-retries",
+            "4",
+            "--json",
+        ])
+        .env(
+            "FINTEL_FAKE_CLOCK",
+            format!("{}@60", jiff::Timestamp::now()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = &doc["counts"];
+    assert_eq!(counts["failed"], 0);
+    assert_eq!(
+        env.completed_results() as u64,
+        counts["completed"].as_u64().unwrap()
+    );
+    let stats = env.sim.as_ref().unwrap().stats();
+    assert!(
+        stats.gemini.total.faults.unavailable > 0,
+        "faults were injected"
+    );
+    assert_eq!(stats.gemini.total.duplicates, 0);
+    assert_eq!(stats.gemini.total.over_limit, 0);
+}
+
+/// `kill -9` at 20 random moments, each followed by a resume, then a last resume to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_random_moments_loses_nothing_and_repeats_only_calls_in_flight() {
+    let env = Env::new(200).await;
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut kills = 0;
+    for round in 0..60 {
+        if kills == 20 {
+            break;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let args: &[&str] = if round == 0 {
+            &["batch", "companies.csv", "--years", "6"]
+        } else {
+            &["batch", "--resume"]
+        };
+        let mut child = env
+            .cmd(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if round == 0 {
+            // The first kill comes once the batch exists, so there is something to resume.
+            let start = Instant::now();
+            while env.completed_results() == 0 {
+                assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(150 + seed % 300)).await;
+        if child.try_wait().unwrap().is_some() {
+            break; // the batch finished between kills
+        }
+        signal(&child, "-KILL");
+        kills += 1;
+        let _ = child.wait();
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} kills happened before the batch finished"
+    );
+    let out = env.run(&["batch", "--resume", "--json"]);
+    let finished =
+        out.status.code() == Some(0) || text(&out.stderr).contains("no incomplete batch");
+    assert!(finished, "{}", text(&out.stderr));
+    let conn = rusqlite::Connection::open(env.db()).unwrap();
+    let (total, completed, failed): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), SUM(state = 'completed'), SUM(state = 'failed') FROM tasks WHERE kind = 'year'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(failed, 0);
+    let skipped: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM tasks WHERE kind = 'year' AND state = 'skipped'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completed + skipped, total, "every task ended");
+    assert_eq!(
+        env.completed_results(),
+        completed,
+        "zero lost results, zero duplicates"
+    );
+    let stats = env.sim.as_ref().unwrap().stats();
+    // A call in flight at a kill keeps a ledger row with no outcome; only those may repeat.
+    let in_flight_at_kills = ledger_count(&env, "outcome IS NULL");
+    let repeated = stats.gemini.total.received as i64 - completed;
+    assert!(
+        repeated <= in_flight_at_kills,
+        "{repeated} repeated, {in_flight_at_kills} in flight at {kills} kills"
+    );
+    assert_eq!(stats.gemini.total.over_limit, 0);
+    eprintln!("kills: {kills}, results: {completed}, requests: {}, repeated: {repeated}, in flight at kills: {in_flight_at_kills}", stats.gemini.total.received);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_on_one_database_and_key_pool_never_exceed_the_daily_limit() {
+    let env = Env::with(30, |c| c.gemini.projects[0].requests_per_day = 10).await;
+    let create = env
+        .cmd(&["batch", "companies.csv", "--years", "3"])
+        .env("FINTEL_REQUESTS_PER_DAY", "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the first create the batch, then start the second on the same batch.
+    let start = Instant::now();
+    while !env.db().exists() || ledger_count_or_zero(&env) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut second = env
+        .cmd(&["batch", "--resume"])
+        .env("FINTEL_REQUESTS_PER_DAY", "10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = create;
+    // Both end up waiting for the reset once the day's 10 requests are spent.
+    let start = Instant::now();
+    loop {
+        let state: String = rusqlite::Connection::open(env.db())
+            .unwrap()
+            .query_row("SELECT state FROM batches", [], |r| r.get(0))
+            .unwrap();
+        if state == "waiting_reset" && ledger_count(&env, "1") >= 10 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "state {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&first, "-TERM");
+    signal(&second, "-TERM");
+    assert_eq!(
+        wait_for(&mut first, Duration::from_secs(40)).code(),
+        Some(0)
+    );
+    assert_eq!(
+        wait_for(&mut second, Duration::from_secs(40)).code(),
+        Some(0)
+    );
+    let stats = env.sim.as_ref().unwrap().stats();
+    assert_eq!(
+        stats.gemini.total.received, 10,
+        "exactly the day's quota, across both processes"
+    );
+    assert_eq!(stats.gemini.total.over_limit, 0);
+    assert_eq!(stats.gemini.total.refused_rpd, 0);
+}
+
+fn ledger_count_or_zero(env: &Env) -> i64 {
+    rusqlite::Connection::open(env.db())
+        .ok()
+        .and_then(|c| {
+            c.query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))
+                .ok()
+        })
+        .unwrap_or(0)
 }

@@ -59,15 +59,7 @@ pub async fn create_batch(
             request.years.count()
         )));
     }
-    let queries: Vec<CompanyQuery> = request
-        .rows
-        .iter()
-        .map(|r| match (&r.ticker, r.cik) {
-            (_, Some(cik)) => CompanyQuery::Cik(cik),
-            (Some(t), None) => CompanyQuery::Ticker(t.clone()),
-            (None, None) => CompanyQuery::Cik(0),
-        })
-        .collect();
+    let queries: Vec<CompanyQuery> = request.rows.iter().map(InputRow::query).collect();
     let matches = source
         .lookup_companies(&queries)
         .await

@@ -19,6 +19,18 @@ pub struct InputRow {
     pub priority: i64,
 }
 
+impl InputRow {
+    /// How to look this row's company up: by CIK when the row has one, else by ticker.
+    pub fn query(&self) -> crate::ports::CompanyQuery {
+        match (&self.ticker, self.cik) {
+            (_, Some(cik)) => crate::ports::CompanyQuery::Cik(cik),
+            (Some(t), None) => crate::ports::CompanyQuery::Ticker(t.clone()),
+            // Parsing refuses rows with neither; CIK 0 matches no company.
+            (None, None) => crate::ports::CompanyQuery::Cik(0),
+        }
+    }
+}
+
 /// A problem with one line of the input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {

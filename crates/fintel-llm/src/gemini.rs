@@ -438,20 +438,7 @@ pub fn parse_gemini_success(body: &str) -> Result<Generation, CallError> {
             });
         }
     }
-    if text.trim().is_empty() {
-        return Err(CallError::BadOutput {
-            reason: "the model finished normally but returned no text".to_string(),
-            raw_text: Some(text),
-            usage,
-        });
-    }
-    Ok(Generation {
-        text,
-        usage,
-        finish_reason: finish,
-        model_version,
-        latency: Duration::ZERO,
-    })
+    Generation::finished_normally(text, usage, finish, model_version)
 }
 
 /// Finish reasons that mean the model will not answer this input, with what they mean.

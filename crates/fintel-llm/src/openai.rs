@@ -446,23 +446,11 @@ pub fn parse_openai_success(body: &str) -> Result<Generation, CallError> {
             })
         }
     }
-    if text.trim().is_empty() {
-        return Err(CallError::BadOutput {
-            reason: "the model finished normally but returned no text".to_string(),
-            raw_text: Some(text),
-            usage,
-        });
-    }
-    Ok(Generation {
-        text,
-        usage,
-        finish_reason: finish,
-        model_version: value
-            .get("model")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        latency: Duration::ZERO,
-    })
+    let model_version = value
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Generation::finished_normally(text, usage, finish, model_version)
 }
 
 /// Checks a model name for the OpenAI protocol, where it travels in the JSON body and may

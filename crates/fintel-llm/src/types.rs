@@ -179,6 +179,32 @@ pub struct Generation {
     pub latency: Duration,
 }
 
+impl Generation {
+    /// A candidate that finished normally: a generation, unless its text is empty, which is
+    /// bad output (retried) rather than a result. Latency is filled in by the caller.
+    pub fn finished_normally(
+        text: String,
+        usage: Usage,
+        finish_reason: String,
+        model_version: Option<String>,
+    ) -> Result<Generation, CallError> {
+        if text.trim().is_empty() {
+            return Err(CallError::BadOutput {
+                reason: "the model finished normally but returned no text".to_string(),
+                raw_text: Some(text),
+                usage,
+            });
+        }
+        Ok(Generation {
+            text,
+            usage,
+            finish_reason,
+            model_version,
+            latency: Duration::ZERO,
+        })
+    }
+}
+
 /// What the model's tokenizer says about a request (`countTokens`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenCount {

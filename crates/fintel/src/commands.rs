@@ -538,14 +538,8 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
     let source = LiveSource {
         edgar: app.edgar()?,
     };
-    let queries: Vec<fintel_engine::CompanyQuery> = rows
-        .iter()
-        .map(|r| match (&r.ticker, r.cik) {
-            (_, Some(c)) => fintel_engine::CompanyQuery::Cik(c),
-            (Some(t), None) => fintel_engine::CompanyQuery::Ticker(t.clone()),
-            (None, None) => fintel_engine::CompanyQuery::Cik(0),
-        })
-        .collect();
+    let queries: Vec<fintel_engine::CompanyQuery> =
+        rows.iter().map(input::InputRow::query).collect();
     let found = source
         .lookup_companies(&queries)
         .await

@@ -13,12 +13,14 @@ pub mod keys;
 pub mod ports;
 pub mod runner;
 pub mod settings;
+pub mod upkeep;
 
 pub use create::{create_batch, BatchRequest, Created};
 pub use keys::{Bucket, KeyPool};
 pub use ports::*;
-pub use runner::{Engine, Level, Observer, Progress, RunOutcome, Silent};
+pub use runner::{Engine, Event, Level, Observer, Progress, RunOutcome, Silent};
 pub use settings::{BatchSettings, EngineSettings};
+pub use upkeep::{MaintenancePlan, Upkeep};
 
 /// Errors of the engine. A task's own failures are not errors: they are stored outcomes.
 #[derive(Debug, thiserror::Error)]

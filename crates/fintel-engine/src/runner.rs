@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use fintel_llm::{repair_request, CallError, GenerateRequest, Provider, Role, Turn};
 use fintel_store::{
-    BatchState, CallIntent, CallPurpose, ClaimedTask, NewResult, Store, StoreError, TaskCounts,
-    TaskKind,
+    BatchState, CallIntent, CallPurpose, ClaimedTask, MaintenanceReport, NewResult, Store,
+    StoreError, TaskCounts, TaskKind,
 };
 use fintel_time::{duration_to_span, local_and_pacific, span_between, SharedClock};
 use jiff::Timestamp;
@@ -25,6 +25,7 @@ use crate::ports::{
     AggregateInput, Analysis, FilingSource, SourceError, StepRequest, YearInput, YearsSpec,
 };
 use crate::settings::{BatchSettings, EngineSettings};
+use crate::upkeep::{human_bytes, DiskChange, DiskLow, DiskWatch, MaintenanceSchedule, Upkeep};
 use crate::{result_key, EngineError};
 
 /// How a run ended.
@@ -44,6 +45,28 @@ pub enum RunOutcome {
 pub trait Observer: Send + Sync {
     fn progress(&self, snapshot: &Progress);
     fn message(&self, level: Level, text: &str);
+    /// Something worth telling a person who is not watching (webhook notifications).
+    fn event(&self, _event: &Event) {}
+}
+
+/// What a run reports beyond progress, for someone who is not watching.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Every key's daily quota is spent; work resumes at `reset_at`.
+    KeysExhausted {
+        reset_at: Timestamp,
+    },
+    /// `count` transient failures in a row on different tasks: `source` looks down and the
+    /// batch waits for it (waiting_provider).
+    RepeatedFailures {
+        count: usize,
+        source: String,
+    },
+    /// Free space fell under the threshold; no new task starts until it is back.
+    DiskLow(DiskLow),
+    DiskRecovered,
+    /// The daily maintenance ran while waiting for the reset.
+    Maintained(MaintenanceReport),
 }
 
 /// Importance of a message.
@@ -80,6 +103,17 @@ pub struct Engine {
     pub settings: EngineSettings,
     pub observer: Arc<dyn Observer>,
     pub owner: String,
+    /// The disk check and the daily maintenance ([`Upkeep::off`] for neither).
+    pub upkeep: Upkeep,
+}
+
+/// What an idle run waits for: until when, the state and reason to show, and whether the
+/// wait is for the daily quota.
+struct Idle {
+    until: Timestamp,
+    state: BatchState,
+    reason: Option<String>,
+    quota_spent: bool,
 }
 
 /// Why a task's run ended without a result.
@@ -176,6 +210,9 @@ impl Engine {
         let mut probe_at: Option<Timestamp> = None;
         let mut last_heartbeat = self.now();
         let mut last_report = std::time::Instant::now();
+        let mut disk = DiskWatch::new(self.upkeep.clone());
+        let mut maintenance = MaintenanceSchedule::new(self.upkeep.maintenance.clone());
+        let mut last_idle_state: Option<BatchState> = None;
         let outcome = loop {
             if *shutdown.borrow() || store.stop_requested(&batch.id)? {
                 break None;
@@ -188,8 +225,12 @@ impl Engine {
                 store.heartbeat(&self.owner, now)?;
                 last_heartbeat = now;
             }
+            self.watch_disk(&batch.id, &mut disk, now)?;
             // Fill free slots.
-            while config_problem.is_none() && inflight.len() < self.settings.concurrency {
+            while config_problem.is_none()
+                && disk.is_low().is_none()
+                && inflight.len() < self.settings.concurrency
+            {
                 let now = self.now();
                 let Some((model_allowed, probe)) =
                     self.claim_permission(&shared, now, &mut probe_at)?
@@ -223,9 +264,30 @@ impl Engine {
                     .await;
                     continue;
                 }
-                let (until, state, reason) = self.idle_reason(&shared, now, probe_at)?;
+                if let Some(low) = disk.is_low() {
+                    let reason = low.reason();
+                    self.set_state(&batch.id, BatchState::WaitingDisk, Some(&reason))?;
+                    self.report(&batch.id, BatchState::WaitingDisk, Some(reason))?;
+                    let until = now + duration_to_span(self.settings.recheck);
+                    self.wait(&mut shutdown, until).await;
+                    continue;
+                }
+                let Idle {
+                    until,
+                    state,
+                    reason,
+                    quota_spent,
+                } = self.idle_reason(&shared, now, probe_at)?;
                 self.set_state(&batch.id, state, reason.as_deref())?;
                 self.report(&batch.id, state, reason)?;
+                if state == BatchState::WaitingReset {
+                    if quota_spent && last_idle_state != Some(state) {
+                        self.observer
+                            .event(&Event::KeysExhausted { reset_at: until });
+                    }
+                    self.maintain_if_due(&batch.id, &mut maintenance, now);
+                }
+                last_idle_state = Some(state);
                 // Look at the database again now and then: stop requests, other processes.
                 let until = until.min(now + duration_to_span(self.settings.recheck));
                 self.wait(&mut shutdown, until).await;
@@ -247,7 +309,14 @@ impl Engine {
                     // run time; a few reports a second are plenty for a person.
                     if last_report.elapsed() >= Duration::from_millis(200) {
                         last_report = std::time::Instant::now();
-                        let state = if shared.engine.breaker_open() { BatchState::WaitingProvider } else { BatchState::Running };
+                        let state = if shared.engine.breaker_open() {
+                            BatchState::WaitingProvider
+                        } else if disk.is_low().is_some() {
+                            BatchState::WaitingDisk
+                        } else {
+                            BatchState::Running
+                        };
+                        last_idle_state = Some(state);
                         if state == BatchState::Running {
                             self.set_state(&batch.id, state, None)?;
                         }
@@ -288,6 +357,74 @@ impl Engine {
         }
         self.set_state(&batch.id, BatchState::Stopped, Some("stopped by request"))?;
         Ok(RunOutcome::Stopped)
+    }
+
+    /// Measures free space when due and tells the user when it turns low or comes back.
+    fn watch_disk(
+        &self,
+        batch_id: &str,
+        disk: &mut DiskWatch,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        match disk.check(now) {
+            Some(DiskChange::BecameLow(low)) => {
+                let reason = low.reason();
+                self.observer
+                    .message(Level::Warn, &format!("pausing new tasks: {reason}"));
+                self.store.log_event(Some(batch_id), now, "warn", &reason)?;
+                self.set_state(batch_id, BatchState::WaitingDisk, Some(&reason))?;
+                self.observer.event(&Event::DiskLow(low));
+            }
+            Some(DiskChange::Recovered) => {
+                self.observer
+                    .message(Level::Info, "free disk space is back; resuming");
+                self.store
+                    .log_event(Some(batch_id), now, "info", "free disk space is back")?;
+                self.set_state(batch_id, BatchState::Running, None)?;
+                self.observer.event(&Event::DiskRecovered);
+            }
+            Some(DiskChange::StillLow(_)) | None => {}
+        }
+        Ok(())
+    }
+
+    /// The daily maintenance, while nothing else can happen. A failure is reported and the
+    /// batch goes on: upkeep must never be what stops a run.
+    fn maintain_if_due(&self, batch_id: &str, schedule: &mut MaintenanceSchedule, now: Timestamp) {
+        match schedule.run_if_due(&self.store, now) {
+            None => {}
+            Some(Ok(report)) => {
+                let mut text = format!(
+                    "daily maintenance: database {} -> {}",
+                    human_bytes(report.total_before()),
+                    human_bytes(report.total_after())
+                );
+                if let Some(backup) = &report.backup {
+                    text.push_str(&format!(
+                        ", backup {} ({})",
+                        backup.display(),
+                        human_bytes(report.backup_bytes)
+                    ));
+                }
+                let level = if report.problems.is_empty() {
+                    Level::Info
+                } else {
+                    text.push_str(&format!(
+                        "; the integrity check found problems, so no backup was taken: {}",
+                        report.problems.join("; ")
+                    ));
+                    Level::Warn
+                };
+                self.observer.message(level, &text);
+                let _ = self.store.log_event(Some(batch_id), now, "info", &text);
+                self.observer.event(&Event::Maintained(report));
+            }
+            Some(Err(e)) => {
+                let text = format!("daily maintenance failed (the batch goes on): {e}");
+                self.observer.message(Level::Warn, &text);
+                let _ = self.store.log_event(Some(batch_id), now, "warn", &text);
+            }
+        }
     }
 
     async fn wait(&self, shutdown: &mut watch::Receiver<bool>, until: Timestamp) {
@@ -383,20 +520,21 @@ impl Engine {
         shared: &Shared,
         now: Timestamp,
         probe_at: Option<Timestamp>,
-    ) -> Result<(Timestamp, BatchState, Option<String>), StoreError> {
+    ) -> Result<Idle, StoreError> {
         let batch_id = &shared.engine.batch.id;
         let backoff = self.store.next_backoff_end(batch_id, now)?;
         if shared.engine.breaker_open() {
             // Nothing but the probe may go out, so task backoffs do not matter here.
             let at = probe_at.unwrap_or(now + duration_to_span(Duration::from_secs(60)));
-            return Ok((
-                at,
-                BatchState::WaitingProvider,
-                Some(format!(
+            return Ok(Idle {
+                until: at,
+                state: BatchState::WaitingProvider,
+                reason: Some(format!(
                     "provider or SEC failing repeatedly; next probe at {}",
                     local_and_pacific(at)
                 )),
-            ));
+                quota_spent: false,
+            });
         }
         let probe = CallIntent {
             bucket: "",
@@ -411,6 +549,7 @@ impl Engine {
         match grant {
             Grant::Wait { until, why } if model_work => {
                 let until = backoff.map_or(until, |b| b.min(until).max(now));
+                let quota_spent = why == WaitReason::DailyQuotaSpent;
                 let (state, reason) = match why {
                     WaitReason::DailyQuotaSpent => (
                         BatchState::WaitingReset,
@@ -427,13 +566,19 @@ impl Engine {
                         (BatchState::Running, "pacing per-minute limits".to_string())
                     }
                 };
-                Ok((until, state, Some(reason)))
+                Ok(Idle {
+                    until,
+                    state,
+                    reason: Some(reason),
+                    quota_spent,
+                })
             }
-            _ => Ok((
-                backoff.unwrap_or(now + duration_to_span(Duration::from_secs(1))),
-                BatchState::Running,
-                Some("waiting to retry".to_string()),
-            )),
+            _ => Ok(Idle {
+                until: backoff.unwrap_or(now + duration_to_span(Duration::from_secs(1))),
+                state: BatchState::Running,
+                reason: Some("waiting to retry".to_string()),
+                quota_spent: false,
+            }),
         }
     }
 }
@@ -497,6 +642,10 @@ impl EngineInner {
                             streak.len()
                         ),
                     );
+                    self.e.observer.event(&Event::RepeatedFailures {
+                        count: streak.len(),
+                        source: who.to_string(),
+                    });
                     self.store().set_batch_state(
                         &self.batch.id,
                         BatchState::WaitingProvider,

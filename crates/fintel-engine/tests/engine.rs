@@ -635,3 +635,150 @@ async fn a_refusal_is_a_skip_with_its_reason() {
     let skipped = h.store.ended_tasks(&batch, "skipped").unwrap();
     assert!(skipped[0].reason.as_deref().unwrap().contains("SAFETY"));
 }
+
+/// A disk that reports low free space for its first `low_for` measurements, then plenty.
+struct FillingDisk {
+    measured: std::sync::atomic::AtomicU64,
+    low_for: u64,
+}
+
+impl fintel_store::FreeSpace for FillingDisk {
+    fn free_bytes(&self, _: &std::path::Path) -> std::io::Result<u64> {
+        let n = self.measured.fetch_add(1, Ordering::SeqCst);
+        Ok(if n < self.low_for {
+            100 << 20
+        } else {
+            50 << 30
+        })
+    }
+}
+
+#[tokio::test]
+async fn low_disk_space_pauses_new_tasks_and_the_batch_resumes_when_it_is_back() {
+    let h = Harness::new(3, FakeProvider::new(), buckets(1, 1000, 1000));
+    let t = tickers(3);
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
+    let owner = h.owner("a");
+    let recorder = Arc::new(Recorder::default());
+    let upkeep = Upkeep {
+        data_dir: h.dir.path().to_path_buf(),
+        free_space: Arc::new(FillingDisk {
+            measured: Default::default(),
+            low_for: 3,
+        }),
+        min_free_bytes: 1 << 30,
+        maintenance: None,
+    };
+    let started = fintel_time::Clock::now(&h.clock);
+    let (_tx, rx) = no_shutdown();
+    let out = h
+        .engine_watched(
+            &owner,
+            fast_settings(),
+            h.provider.clone(),
+            recorder.clone(),
+            upkeep,
+        )
+        .run(&batch, rx)
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let lines = recorder.lines();
+    let low = recorder
+        .position("event disk_low")
+        .expect("disk low reported");
+    let waiting = recorder
+        .position("progress waiting_disk completed=0")
+        .expect("the batch showed waiting_disk");
+    let back = recorder
+        .position("event disk_recovered")
+        .expect("recovery reported");
+    assert!(low < waiting && waiting < back, "{lines:#?}");
+    assert!(
+        lines[low - 1].contains("only 100.0 MiB free"),
+        "the user is told why and what to do: {lines:#?}"
+    );
+    // No task started while the disk was low: three measurements a minute apart.
+    let first_start: i64 = h
+        .store
+        .conn()
+        .query_row("SELECT MIN(started_at) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        first_start >= fintel_store::millis(started) + 120_000,
+        "a task started {} ms after the run began, while the disk was low",
+        first_start - fintel_store::millis(started)
+    );
+    assert_eq!(h.result_keys().len(), 6);
+    let logged: i64 = h
+        .store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE message LIKE '%free some space%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(logged, 1, "the pause is in the batch's event log");
+}
+
+#[tokio::test]
+async fn daily_maintenance_runs_once_while_waiting_for_the_reset() {
+    // One key, 2 requests a day, 4 analyses: the batch waits for one reset.
+    let h = Harness::new(2, FakeProvider::new(), buckets(1, 2, 1000));
+    let t = tickers(2);
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
+    let owner = h.owner("a");
+    let recorder = Arc::new(Recorder::default());
+    let backups = h.dir.path().join("backups");
+    let upkeep = Upkeep {
+        data_dir: h.dir.path().to_path_buf(),
+        free_space: Arc::new(fintel_store::SystemFreeSpace),
+        min_free_bytes: 1,
+        maintenance: Some(MaintenancePlan {
+            backups_dir: backups.clone(),
+            retention: 7,
+        }),
+    };
+    let (_tx, rx) = no_shutdown();
+    let out = h
+        .engine_watched(
+            &owner,
+            fast_settings(),
+            h.provider.clone(),
+            recorder.clone(),
+            upkeep,
+        )
+        .run(&batch, rx)
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let lines = recorder.lines();
+    let exhausted: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("event keys_exhausted"))
+        .collect();
+    // 00:05 Pacific on 2026-06-15; the next reset is the next Pacific midnight plus the
+    // 5-minute buffer, and it is announced once, not on every look at the database.
+    assert_eq!(
+        exhausted,
+        ["event keys_exhausted 2026-06-16T07:05:00Z"],
+        "{lines:#?}"
+    );
+    let maintained: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("event maintained"))
+        .collect();
+    assert_eq!(maintained.len(), 1, "{lines:#?}");
+    let backup = std::path::PathBuf::from(maintained[0].trim_start_matches("event maintained "));
+    assert!(backup.starts_with(&backups));
+    let copy = fintel_store::Store::open_read_only(&backup).unwrap();
+    assert_eq!(copy.integrity_check().unwrap(), ["ok"]);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("message daily maintenance: database")));
+}

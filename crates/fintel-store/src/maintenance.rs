@@ -70,6 +70,21 @@ pub fn is_backup_file_name(name: &str) -> bool {
         && b[18] == b'Z'
 }
 
+/// When the newest backup in `dir` was taken, read from its name; `None` when there is none.
+pub fn newest_backup_time(dir: &Path) -> Option<Timestamp> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_backup_file_name(n))
+        .max()?;
+    let stamp = &newest[BACKUP_PREFIX.len()..BACKUP_PREFIX.len() + 18];
+    let (seconds, ms) = stamp.split_at(15);
+    let dt = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%S", seconds).ok()?;
+    let t = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    t.checked_add(jiff::SignedDuration::from_millis(ms.parse().ok()?))
+        .ok()
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -411,5 +426,24 @@ mod tests {
                 .free_bytes(&dir.path().join("no/such/dir"))
                 .is_err());
         }
+    }
+}
+
+#[cfg(test)]
+mod newest_backup_tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_backup_time_is_read_from_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest_backup_time(dir.path()), None);
+        assert_eq!(newest_backup_time(&dir.path().join("missing")), None);
+        let older: Timestamp = "2026-03-01T08:00:00.250Z".parse().unwrap();
+        let newer: Timestamp = "2026-03-02T09:30:15.007Z".parse().unwrap();
+        for t in [older, newer] {
+            std::fs::write(dir.path().join(backup_file_name(t)), b"").unwrap();
+        }
+        std::fs::write(dir.path().join("fintel-backup-zzz.db"), b"").unwrap();
+        assert_eq!(newest_backup_time(dir.path()), Some(newer));
     }
 }

@@ -160,6 +160,34 @@ CREATE INDEX tasks_claim_order ON tasks
     (batch_id, state, priority DESC, (kind = 'aggregate'), company_id, fiscal_year DESC);
 CREATE INDEX tasks_counts ON tasks (batch_id, kind, state);
 "#,
+    // Version 3: the `waiting_disk` state (paused while free disk space is low). SQLite cannot
+    // alter a CHECK constraint, so the table is rebuilt; `migrate` turns foreign keys off
+    // around it so that dropping the old table cascades to nothing.
+    r#"
+CREATE TABLE batches_v3 (
+    id               TEXT PRIMARY KEY,
+    name             TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('pending','running','waiting_reset',
+                         'waiting_provider','waiting_disk','stopped','cancelled','completed')),
+    state_reason     TEXT,
+    analysis_type    TEXT NOT NULL,
+    analysis_version TEXT NOT NULL,
+    workflow         TEXT NOT NULL,
+    min_years        INTEGER NOT NULL DEFAULT 1,
+    years_spec       TEXT NOT NULL,
+    as_of_date       TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    settings         TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    stop_requested   INTEGER NOT NULL DEFAULT 0,
+    input_file       TEXT
+);
+INSERT INTO batches_v3 SELECT * FROM batches;
+DROP TABLE batches;
+ALTER TABLE batches_v3 RENAME TO batches;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -174,11 +202,82 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(())
+    // Table rebuilds must not cascade: foreign keys are off while migrating (the pragma has
+    // no effect inside a transaction, hence here), and checked before they are back on.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            let broken: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if broken > 0 {
+                return Err(StoreError::Invalid(format!(
+                    "schema upgrade to version {} would leave {broken} broken reference(s); \
+                     the database was left at version {}",
+                    i + 1,
+                    i
+                )));
+            }
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-2 database with a batch, a company and a task keeps every row through the
+    /// rebuild of `batches`: dropping the old table must not cascade.
+    #[test]
+    fn version_3_rebuild_keeps_every_row_and_allows_waiting_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(MIGRATIONS[0]).unwrap();
+            tx.execute_batch(MIGRATIONS[1]).unwrap();
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute_batch(
+                "INSERT INTO batches (id, created_at, updated_at, state, analysis_type,
+                     analysis_version, workflow, years_spec, as_of_date, model, settings)
+                 VALUES ('b1', 1, 1, 'running', 'fundamental', 'v', '{}', '{}', '2026-01-01',
+                     'm', '{}');
+                 INSERT INTO companies (id, batch_id, ticker, cik) VALUES (1, 'b1', 'AAPL', 320193);
+                 INSERT INTO tasks (batch_id, company_id, kind, state, created_at, updated_at)
+                 VALUES ('b1', 1, 'year', 'pending', 1, 1);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrate(&mut conn).unwrap();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("PRAGMA user_version"), SCHEMA_VERSION);
+        assert_eq!(count("SELECT COUNT(*) FROM batches"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM companies"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM tasks"), 1);
+        assert_eq!(count("PRAGMA foreign_keys"), 1, "foreign keys are back on");
+        conn.execute("UPDATE batches SET state = 'waiting_disk'", [])
+            .unwrap();
+        assert!(conn
+            .execute("UPDATE batches SET state = 'sleeping'", [])
+            .is_err());
+        // Deleting the batch still cascades to its companies and tasks.
+        conn.execute("DELETE FROM batches", []).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM tasks"), 0);
+    }
 }

@@ -403,6 +403,18 @@ impl Harness {
         settings: EngineSettings,
         provider: Arc<FakeProvider>,
     ) -> Arc<Engine> {
+        self.engine_watched(owner, settings, provider, Arc::new(Silent), Upkeep::off())
+    }
+
+    /// An engine with its observer and upkeep chosen by the test.
+    pub fn engine_watched(
+        &self,
+        owner: &Ownership,
+        settings: EngineSettings,
+        provider: Arc<FakeProvider>,
+        observer: Arc<dyn Observer>,
+        upkeep: Upkeep,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             store: self.store.clone(),
             clock: self.shared_clock(),
@@ -411,8 +423,9 @@ impl Harness {
             analysis: self.analysis.clone(),
             pool: self.pool.clone(),
             settings,
-            observer: Arc::new(Silent),
+            observer,
             owner: owner.id.clone(),
+            upkeep,
         })
     }
 
@@ -466,4 +479,54 @@ pub fn fast_settings() -> EngineSettings {
 
 pub fn tickers(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("SIM{i}")).collect()
+}
+
+/// Records what a run reports, in order, as short lines a test can search.
+#[derive(Default)]
+pub struct Recorder {
+    pub lines: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn position(&self, prefix: &str) -> Option<usize> {
+        self.lines().iter().position(|l| l.starts_with(prefix))
+    }
+}
+
+impl Observer for Recorder {
+    fn progress(&self, p: &Progress) {
+        self.lines.lock().unwrap().push(format!(
+            "progress {} completed={}",
+            p.state.as_str(),
+            p.counts.completed
+        ));
+    }
+
+    fn message(&self, _: Level, text: &str) {
+        self.lines.lock().unwrap().push(format!("message {text}"));
+    }
+
+    fn event(&self, event: &Event) {
+        let line = match event {
+            Event::KeysExhausted { reset_at } => format!("event keys_exhausted {reset_at}"),
+            Event::RepeatedFailures { count, source } => {
+                format!("event repeated_failures {count} {source}")
+            }
+            Event::DiskLow(low) => format!("event disk_low {}", low.free_bytes),
+            Event::DiskRecovered => "event disk_recovered".to_string(),
+            Event::Maintained(report) => format!(
+                "event maintained {}",
+                report
+                    .backup
+                    .as_ref()
+                    .map(|b| b.display().to_string())
+                    .unwrap_or_default()
+            ),
+        };
+        self.lines.lock().unwrap().push(line);
+    }
 }

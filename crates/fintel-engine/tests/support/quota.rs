@@ -634,6 +634,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             settings: settings.clone(),
             observer: Arc::new(Silent),
             owner: owner.id.clone(),
+            upkeep: Upkeep::off(),
         });
         let batch = batch_id.clone();
         let shutdown = shutdown.clone();

@@ -1,0 +1,164 @@
+//! The batches page: every batch with its state, progress, counts, pace and expected end.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use fintel_store::BatchState;
+use jiff::Timestamp;
+use maud::{html, Markup};
+
+use crate::format;
+use crate::pages::{batch_state_badge, layout, path_segment, time, time_both, Nav};
+use crate::queries::{self, BatchSummary};
+use crate::{PageError, Shared};
+
+/// Seconds between live updates of the batches page.
+const REFRESH: u32 = 5;
+
+pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageError> {
+    let now = state.config.clock.now();
+    let reset = fintel_time::next_reset(now, state.config.reset_buffer);
+    let batches = state
+        .read(move |store| queries::batches_overview(store, now))
+        .await?;
+    Ok(layout(
+        "Batches",
+        Nav::Batches,
+        Some(REFRESH),
+        html! {
+            h1 { "Batches" }
+            section #batches data-live {
+                @if batches.is_empty() {
+                    p.notice {
+                        "No batch yet. Start one in a terminal with "
+                        code { "fintel batch companies.csv --years 7" }
+                        "; it shows up here as soon as it is created."
+                    }
+                }
+                @for s in &batches {
+                    (card(s, now, reset, true))
+                }
+            }
+        },
+    ))
+}
+
+/// A batch's card: state, progress bar with its figure, counts, pace and ETA. Shared with the
+/// batch page (`linked`: the title links to it).
+pub(crate) fn card(s: &BatchSummary, now: Timestamp, reset: Timestamp, linked: bool) -> Markup {
+    let b = &s.batch;
+    let ended = s.counts.ended();
+    let total = s.expected_total();
+    let href = format!("/batches/{}", path_segment(&b.id));
+    html! {
+        article.card.batch id={"batch-" (b.id)} data-batch=(b.id) data-state=(b.state.as_str()) {
+            header {
+                @if linked { h2 { a href=(href) { (b.title()) } } } @else { h2 { (b.title()) } }
+                (batch_state_badge(b.state))
+            }
+            p.meta {
+                code { (b.id) } " · " (b.analysis_type) " · " (b.model)
+                " · created " (time(b.created_at))
+                " · updated " (format::ago(now, b.updated_at))
+            }
+            p.state-line { (state_line(s, reset)) }
+            div.progress {
+                progress value=(ended) max=(total.max(1)) {}
+                span.figure data-done=(ended) data-total=(total) {
+                    (format::thousands(ended)) " / " (format::thousands(total)) " tasks ended ("
+                    (format::percent(ended, total)) ")"
+                }
+            }
+            dl.counts {
+                div { dt { "completed" } dd data-completed=(s.counts.completed) { (format::thousands(s.counts.completed)) } }
+                div { dt { "skipped" } dd { (format::thousands(s.counts.skipped)) } }
+                div { dt { "failed" } dd { (format::thousands(s.counts.failed)) } }
+                div { dt { "pending" } dd { (format::thousands(s.counts.pending)) } }
+                div { dt { "running" } dd { (format::thousands(s.counts.running)) } }
+                @if s.counts.resolving > 0 {
+                    div { dt { "companies resolving" } dd { (format::thousands(s.counts.resolving)) } }
+                }
+            }
+            @if let Some(pace) = pace_line(s, now, reset) { p.meta.pace { (pace) } }
+        }
+    }
+}
+
+fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
+    let b = &s.batch;
+    let reason = b.state_reason.as_deref().filter(|r| !r.is_empty());
+    let resume = format!("fintel batch --resume {}", b.id);
+    html! {
+        @match b.state {
+            BatchState::Running if b.stop_requested => {
+                "Stop requested: the worker finishes the calls in flight, then stops."
+            }
+            BatchState::Running => {
+                "Running."
+                @if let Some(r) = reason { " " span.muted { (r) } }
+            }
+            BatchState::Pending => {
+                "Created, not started yet; start it with " code { (resume) } "."
+            }
+            BatchState::WaitingReset => {
+                "Waiting for the daily quota reset at " (time_both(reset)) "."
+                @if let Some(r) = reason { " " span.muted { (r) } }
+            }
+            BatchState::WaitingProvider => {
+                "Waiting for the provider: " (reason.unwrap_or("repeated failures; probing until it answers")) "."
+            }
+            BatchState::WaitingDisk => {
+                "Paused while the disk is low: " (reason.unwrap_or("free some space; it resumes by itself")) "."
+            }
+            BatchState::Stopped => {
+                "Stopped" @if let Some(r) = reason { " (" (r) ")" } ". Resume with " code { (resume) } "."
+            }
+            BatchState::Cancelled => {
+                "Cancelled" @if let Some(r) = reason { " (" (r) ")" } "; stored results are kept."
+            }
+            BatchState::Completed => {
+                "Completed."
+                @if s.counts.failed > 0 {
+                    " " (s.counts.failed) " failed; retry them with " code { (resume) " --retry-failed" } "."
+                }
+            }
+        }
+    }
+}
+
+/// Tasks per hour recently, and when the batch should end at the last day's pace (counted from
+/// the reset when it waits for one).
+fn pace_line(s: &BatchSummary, now: Timestamp, reset: Timestamp) -> Option<Markup> {
+    if !s.batch.state.is_incomplete() {
+        return None;
+    }
+    let first = s.first_started?;
+    let running_for = fintel_time::span_between(first, now).as_secs_f64();
+    let window_hours = (running_for.min(86_400.0) / 3_600.0).max(1.0 / 60.0);
+    let per_hour = s.ended_last_day as f64 / window_hours;
+    let remaining = s.remaining();
+    let from = if s.batch.state == BatchState::WaitingReset && reset > now {
+        fintel_time::span_between(now, reset)
+    } else {
+        Duration::ZERO
+    };
+    let eta = (per_hour > 0.0 && remaining > 0).then(|| {
+        from + Duration::from_secs_f64((remaining as f64 / per_hour * 3_600.0).min(3.15e9))
+    });
+    Some(html! {
+        "Rate: " strong { (s.ended_last_hour) } " tasks in the last hour, "
+        (format::thousands(s.ended_last_day)) " in the last 24 h."
+        " ETA: "
+        @match eta {
+            Some(d) => {
+                "about " strong { (format::duration(d)) }
+                @if let Ok(end) = now.checked_add(jiff::SignedDuration::from_secs(d.as_secs() as i64)) {
+                    " (" (time(end)) ")"
+                }
+                " at this pace."
+            }
+            None if remaining == 0 => { "finishing." }
+            None => { "unknown until tasks end." }
+        }
+    })
+}

@@ -1,0 +1,185 @@
+//! Key buckets: masked key labels, requests used today against the limits, state and the next
+//! reset. Limits come from the configuration; usage from the ledger in the database.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use fintel_store::{BucketLimits, BucketUsage};
+use maud::{html, Markup};
+
+use crate::format;
+use crate::pages::{layout, state_badge, time_both, Nav};
+use crate::{PageError, Shared};
+
+const REFRESH: u32 = 15;
+
+/// One bucket as the page shows it.
+struct BucketView {
+    name: String,
+    /// Masked label and, when disabled, why.
+    keys: Vec<(String, Option<String>)>,
+    limits: Option<BucketLimits>,
+    usage: BucketUsage,
+}
+
+impl BucketView {
+    /// The state word and its explanation.
+    fn state(&self) -> (&'static str, String) {
+        let u = &self.usage;
+        if !self.keys.is_empty() && self.keys.iter().all(|(_, d)| d.is_some()) {
+            return (
+                "disabled",
+                "every key of this bucket is disabled; fix the key, then `fintel keys enable LABEL`"
+                    .into(),
+            );
+        }
+        if let Some(t) = u.exhausted_until {
+            return (
+                "exhausted",
+                format!(
+                    "the provider reported the day's quota spent; next request after {}",
+                    format::local(t)
+                ),
+            );
+        }
+        if self
+            .limits
+            .is_some_and(|l| u.used_today >= l.requests_per_day)
+        {
+            return (
+                "exhausted",
+                "today's requests are used; waiting for the reset".into(),
+            );
+        }
+        if let Some(t) = u.backoff_until {
+            return (
+                "backing-off",
+                format!(
+                    "still refused after a reset; next try at {}",
+                    format::local(t)
+                ),
+            );
+        }
+        if self.limits.is_none() {
+            return (
+                "idle",
+                "not in the current configuration: used earlier, no limits known".into(),
+            );
+        }
+        ("available", "can send now".into())
+    }
+}
+
+pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageError> {
+    let now = state.config.clock.now();
+    let date = fintel_time::pacific_date(now).to_string();
+    let reset = fintel_time::next_reset(now, state.config.reset_buffer);
+    let configured = state.config.buckets.clone();
+    let quota_date = date.clone();
+    let views = state
+        .read(move |store| {
+            let stored = store.keys()?;
+            let mut views = Vec::new();
+            for b in &configured {
+                let keys = b
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        let disabled = stored
+                            .iter()
+                            .find(|s| s.fingerprint == k.fingerprint)
+                            .and_then(|s| s.disabled_reason.clone());
+                        (k.label.clone(), disabled)
+                    })
+                    .collect();
+                views.push(BucketView {
+                    name: b.name.clone(),
+                    keys,
+                    limits: Some(b.limits),
+                    usage: store.bucket_standing(&b.name, now, &quota_date)?,
+                });
+            }
+            // Buckets the database knows from earlier runs but the configuration no longer has.
+            let mut others: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
+            for k in stored {
+                if !configured.iter().any(|b| b.name == k.bucket) {
+                    others
+                        .entry(k.bucket.clone())
+                        .or_default()
+                        .push((k.label, k.disabled_reason));
+                }
+            }
+            for (name, keys) in others {
+                let usage = store.bucket_standing(&name, now, &quota_date)?;
+                views.push(BucketView {
+                    name,
+                    keys,
+                    limits: None,
+                    usage,
+                });
+            }
+            Ok(views)
+        })
+        .await?;
+    Ok(layout(
+        "Keys",
+        Nav::Keys,
+        Some(REFRESH),
+        html! {
+            h1 { "Keys" }
+            p {
+                "Quota day " strong { (date) } " (Pacific). Next reset: " (time_both(reset))
+                ", when fintel starts sending again."
+            }
+            section #buckets data-live {
+                @if views.is_empty() {
+                    p.notice.warn {
+                        "No key is configured. Set " code { "GOOGLE_API_KEY_1" } ", "
+                        code { "GOOGLE_API_KEY_2" } "... (or group keys of one project into a bucket in "
+                        code { "fintel.toml" } ") and start " code { "fintel web" } " again."
+                    }
+                }
+                @for v in &views { (bucket_card(v)) }
+            }
+            p.meta { "Only masked labels are ever shown; the database stores a fingerprint of each key, never the key." }
+        },
+    ))
+}
+
+fn bucket_card(v: &BucketView) -> Markup {
+    let (word, why) = v.state();
+    let used = u64::from(v.usage.used_today);
+    html! {
+        article.card.bucket id={"bucket-" (v.name)} {
+            header { h2 { (v.name) } (state_badge(word)) }
+            p.meta { (why) }
+            @match v.limits {
+                Some(l) => {
+                    div.progress {
+                        progress value=(used.min(u64::from(l.requests_per_day))) max=(l.requests_per_day.max(1)) {}
+                        span.figure data-used=(used) { (used) " / " (l.requests_per_day) " requests today" }
+                    }
+                    dl.counts {
+                        div { dt { "last minute" } dd { (v.usage.sent_last_minute) " / " (l.requests_per_minute) " requests" } }
+                        div { dt { "input tokens, last minute" } dd { (format::thousands(v.usage.tokens_last_minute)) " / " (format::thousands(l.input_tokens_per_minute)) } }
+                    }
+                }
+                None => {
+                    p { span.figure data-used=(used) { (used) } " requests today" }
+                }
+            }
+            @if v.keys.is_empty() {
+                p.muted { "No key (a local server that needs none)." }
+            } @else {
+                ul.keys {
+                    @for (label, disabled) in &v.keys {
+                        li {
+                            code { (label) }
+                            @if let Some(r) = disabled { " " (state_badge("disabled")) " " span.meta { (r) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

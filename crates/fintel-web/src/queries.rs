@@ -1,0 +1,684 @@
+//! The dashboard's reads: plain SQL over the store's schema, one short read transaction per
+//! page so that a page is one consistent snapshot and never holds up a writer for long.
+//!
+//! Counts follow [`fintel_store::Store::task_counts`]: a company's resolve task counts only
+//! while it is open ("resolving") or when it ended without years (skipped or failed).
+
+use std::collections::HashMap;
+
+use fintel_export::mask_keys;
+use fintel_store::{from_millis, millis, BatchState, ReasonGroup, Store, TaskCounts};
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::Value;
+
+use crate::PageError;
+
+/// A batch as the pages show it (the pinned workflow text is not read).
+#[derive(Debug, Clone)]
+pub(crate) struct BatchRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub state: BatchState,
+    pub state_reason: Option<String>,
+    pub analysis_type: String,
+    pub model: String,
+    pub stop_requested: bool,
+    /// Fiscal years asked for each company.
+    pub years_per_company: u32,
+    /// Whether each company also gets an aggregate task.
+    pub multi_year: bool,
+}
+
+impl BatchRow {
+    pub fn title(&self) -> &str {
+        self.name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.id)
+    }
+}
+
+/// A batch with its counts and pace.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchSummary {
+    pub batch: BatchRow,
+    pub counts: TaskCounts,
+    /// Tasks that ended within the last hour and the last day.
+    pub ended_last_hour: u64,
+    pub ended_last_day: u64,
+    /// When the batch's first task started.
+    pub first_started: Option<Timestamp>,
+}
+
+impl BatchSummary {
+    /// Tasks the batch will have in all: the known ones plus, for companies still being
+    /// resolved, the years (and aggregate) they are expected to bring.
+    pub fn expected_total(&self) -> u64 {
+        let per_company =
+            u64::from(self.batch.years_per_company.max(1)) + u64::from(self.batch.multi_year);
+        self.counts.total + self.counts.resolving * per_company
+    }
+
+    pub fn remaining(&self) -> u64 {
+        self.expected_total().saturating_sub(self.counts.ended())
+    }
+}
+
+const BATCH_COLUMNS: &str = "id, name, created_at, updated_at, state, state_reason, \
+     analysis_type, model, stop_requested, years_spec, min_years";
+
+fn batch_row(r: &Row<'_>) -> rusqlite::Result<BatchRow> {
+    let state: String = r.get(4)?;
+    let years_spec: String = r.get(9)?;
+    let min_years: i64 = r.get(10)?;
+    let state = BatchState::parse(&state).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(BatchRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: from_millis(r.get(2)?),
+        updated_at: from_millis(r.get(3)?),
+        state,
+        state_reason: r.get(5)?,
+        analysis_type: r.get(6)?,
+        model: r.get(7)?,
+        stop_requested: r.get::<_, i64>(8)? != 0,
+        years_per_company: years_of(&years_spec),
+        multi_year: min_years > 1,
+    })
+}
+
+/// The number of years in a stored years spec (`{"latest": N}` or `{"explicit": [...]}`).
+fn years_of(spec: &str) -> u32 {
+    let v: Value = serde_json::from_str(spec).unwrap_or(Value::Null);
+    if let Some(n) = v.get("latest").and_then(Value::as_u64) {
+        return n.min(u64::from(u32::MAX)) as u32;
+    }
+    if let Some(a) = v.get("explicit").and_then(Value::as_array) {
+        return a.len() as u32;
+    }
+    1
+}
+
+fn add_count(counts: &mut TaskCounts, kind: &str, state: &str, n: u64) {
+    if kind == "resolve" {
+        match state {
+            "completed" => return,
+            "pending" | "running" => {
+                counts.resolving += n;
+                return;
+            }
+            _ => {}
+        }
+    }
+    counts.total += n;
+    match state {
+        "pending" => counts.pending += n,
+        "running" => counts.running += n,
+        "completed" => counts.completed += n,
+        "skipped" => counts.skipped += n,
+        "failed" => counts.failed += n,
+        _ => {}
+    }
+}
+
+/// The pace of one batch: tasks ended since `hour_ago` and `day_ago`, and its first start.
+fn pace(
+    conn: &Connection,
+    batch_id: &str,
+    now: Timestamp,
+) -> rusqlite::Result<(u64, u64, Option<Timestamp>)> {
+    let now = millis(now);
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(finished_at >= ?2), 0), COALESCE(SUM(finished_at >= ?3), 0), \
+           MIN(started_at) \
+         FROM tasks WHERE batch_id = ?1 \
+           AND (kind != 'resolve' OR state IN ('skipped', 'failed'))",
+    )?
+    .query_row(params![batch_id, now - 3_600_000, now - 86_400_000], |r| {
+        Ok((
+            r.get::<_, i64>(0)?.max(0) as u64,
+            r.get::<_, i64>(1)?.max(0) as u64,
+            r.get::<_, Option<i64>>(2)?.map(from_millis),
+        ))
+    })
+}
+
+/// Every batch, most recent first, with counts; pace only for those still under way.
+pub(crate) fn batches_overview(
+    store: &Store,
+    now: Timestamp,
+) -> Result<Vec<BatchSummary>, PageError> {
+    let conn = store.conn();
+    let tx = conn.unchecked_transaction()?;
+    let batches = {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at DESC, id LIMIT 500"
+        ))?;
+        let rows = stmt.query_map([], batch_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let mut counts: HashMap<String, TaskCounts> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT batch_id, kind, state, COUNT(*) FROM tasks GROUP BY batch_id, kind, state",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let state: String = r.get(2)?;
+            let n = r.get::<_, i64>(3)?.max(0) as u64;
+            add_count(counts.entry(id).or_default(), &kind, &state, n);
+        }
+    }
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let (hour, day, first) = if batch.state.is_incomplete() {
+            pace(&tx, &batch.id, now)?
+        } else {
+            (0, 0, None)
+        };
+        out.push(BatchSummary {
+            counts: counts.remove(&batch.id).unwrap_or_default(),
+            ended_last_hour: hour,
+            ended_last_day: day,
+            first_started: first,
+            batch,
+        });
+    }
+    Ok(out)
+}
+
+/// A point of the progress chart: tasks ended by then.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProgressPoint {
+    pub at: Timestamp,
+    pub ended: u64,
+}
+
+/// Everything the batch page shows but its task table.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchDetail {
+    pub summary: BatchSummary,
+    pub reasons: Vec<ReasonGroup>,
+    pub progress: Vec<ProgressPoint>,
+    /// Requests sent for this batch per Pacific quota day (refunded ones not counted).
+    pub requests_per_day: Vec<(String, u64)>,
+    pub input_file: Option<String>,
+}
+
+/// The batch with this id or unique prefix, with its charts' data.
+pub(crate) fn batch_detail(
+    store: &Store,
+    id_or_prefix: &str,
+    now: Timestamp,
+) -> Result<BatchDetail, PageError> {
+    let found = store.find_batch(id_or_prefix)?;
+    let conn = store.conn();
+    let tx = conn.unchecked_transaction()?;
+    let batch = tx
+        .prepare_cached(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?1"
+        ))?
+        .query_row([&found.id], batch_row)
+        .optional()?
+        .ok_or_else(|| PageError::NotFound(format!("batch {} was just deleted", found.id)))?;
+    let mut counts = TaskCounts::default();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT kind, state, COUNT(*) FROM tasks WHERE batch_id = ?1 GROUP BY kind, state",
+        )?;
+        let mut rows = stmt.query([&batch.id])?;
+        while let Some(r) = rows.next()? {
+            let kind: String = r.get(0)?;
+            let state: String = r.get(1)?;
+            add_count(
+                &mut counts,
+                &kind,
+                &state,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            );
+        }
+    }
+    let (hour, day, first) = pace(&tx, &batch.id, now)?;
+    let reasons = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT state, COALESCE(reason, '(no reason recorded)'), COUNT(*) FROM tasks \
+             WHERE batch_id = ?1 AND state IN ('skipped', 'failed') \
+             GROUP BY state, reason ORDER BY COUNT(*) DESC, state, reason LIMIT 200",
+        )?;
+        let rows = stmt.query_map([&batch.id], |r| {
+            Ok(ReasonGroup {
+                state: r.get(0)?,
+                reason: mask_keys(&r.get::<_, String>(1)?),
+                count: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let progress = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT finished_at FROM tasks WHERE batch_id = ?1 AND finished_at IS NOT NULL \
+               AND (kind != 'resolve' OR state IN ('skipped', 'failed')) \
+             ORDER BY finished_at",
+        )?;
+        let rows = stmt.query_map([&batch.id], |r| r.get::<_, i64>(0))?;
+        let mut points = Vec::new();
+        for (i, at) in rows.enumerate() {
+            points.push(ProgressPoint {
+                at: from_millis(at?),
+                ended: i as u64 + 1,
+            });
+        }
+        points
+    };
+    let requests_per_day = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT quota_date, COUNT(*) FROM calls WHERE batch_id = ?1 AND refunded = 0 \
+             GROUP BY quota_date ORDER BY quota_date",
+        )?;
+        let rows = stmt.query_map([&batch.id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    let input_file: Option<String> = tx
+        .query_row(
+            "SELECT input_file FROM batches WHERE id = ?1",
+            [&batch.id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    Ok(BatchDetail {
+        summary: BatchSummary {
+            batch,
+            counts,
+            ended_last_hour: hour,
+            ended_last_day: day,
+            first_started: first,
+        },
+        reasons,
+        progress,
+        requests_per_day,
+        input_file,
+    })
+}
+
+/// The task table's filters, already checked.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskFilter {
+    pub state: Option<&'static str>,
+    pub kind: Option<&'static str>,
+    /// A ticker (or its start) or a CIK.
+    pub company: Option<String>,
+    pub reason: Option<String>,
+    pub page: u32,
+}
+
+pub(crate) const TASK_STATES: [&str; 5] = ["pending", "running", "completed", "skipped", "failed"];
+pub(crate) const TASK_KINDS: [&str; 3] = ["year", "aggregate", "resolve"];
+pub(crate) const TASKS_PER_PAGE: u32 = 100;
+
+/// One row of the task table.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskRow {
+    pub id: i64,
+    pub ticker: Option<String>,
+    pub cik: Option<u64>,
+    pub company_name: Option<String>,
+    pub kind: String,
+    pub fiscal_year: Option<i32>,
+    pub state: String,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub form: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// A page of the batch's tasks (one more row than a page, to know whether there is a next).
+pub(crate) fn tasks(
+    store: &Store,
+    batch_id: &str,
+    filter: &TaskFilter,
+) -> Result<Vec<TaskRow>, PageError> {
+    let conn = store.conn();
+    let company = filter
+        .company
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let cik: Option<i64> = company.and_then(|c| c.parse().ok());
+    let ticker = company.map(|c| format!("{}%", c.to_ascii_uppercase().replace(['%', '_'], "")));
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, c.ticker, c.cik, c.company_name, t.kind, t.fiscal_year, t.state, \
+           t.attempts, t.reason, t.form, t.updated_at \
+         FROM tasks t JOIN companies c ON c.id = t.company_id \
+         WHERE t.batch_id = ?1 \
+           AND (?2 IS NULL OR t.state = ?2) \
+           AND (CASE WHEN ?3 IS NULL THEN NOT (t.kind = 'resolve' AND t.state = 'completed') \
+                ELSE t.kind = ?3 END) \
+           AND (?4 IS NULL OR UPPER(c.ticker) LIKE ?4 OR c.cik = ?5) \
+           AND (?6 IS NULL OR t.reason = ?6) \
+         ORDER BY c.id, t.kind = 'aggregate', t.fiscal_year DESC, t.id \
+         LIMIT ?7 OFFSET ?8",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            batch_id,
+            filter.state,
+            filter.kind,
+            ticker,
+            cik,
+            filter.reason,
+            TASKS_PER_PAGE + 1,
+            filter.page * TASKS_PER_PAGE
+        ],
+        |r| {
+            Ok(TaskRow {
+                id: r.get(0)?,
+                ticker: r.get(1)?,
+                cik: r.get::<_, Option<i64>>(2)?.map(|c| c.max(0) as u64),
+                company_name: r.get(3)?,
+                kind: r.get(4)?,
+                fiscal_year: r.get(5)?,
+                state: r.get(6)?,
+                attempts: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+                reason: r.get::<_, Option<String>>(8)?.map(|s| mask_keys(&s)),
+                form: r.get(9)?,
+                updated_at: from_millis(r.get(10)?),
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A company that has stored results.
+#[derive(Debug, Clone)]
+pub(crate) struct CompanyResults {
+    pub cik: u64,
+    pub ticker: Option<String>,
+    pub name: Option<String>,
+    pub results: u64,
+    pub first_year: Option<i32>,
+    pub last_year: Option<i32>,
+}
+
+/// Companies with stored results, by ticker.
+pub(crate) fn companies_with_results(store: &Store) -> Result<Vec<CompanyResults>, PageError> {
+    let conn = store.conn();
+    let tx = conn.unchecked_transaction()?;
+    let mut names: HashMap<i64, (Option<String>, Option<String>)> = HashMap::new();
+    {
+        // Latest batch's spelling first.
+        let mut stmt = tx.prepare_cached(
+            "SELECT cik, ticker, company_name FROM companies WHERE cik IS NOT NULL ORDER BY id DESC",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let cik: i64 = r.get(0)?;
+            let entry = names.entry(cik).or_insert((None, None));
+            if entry.0.is_none() {
+                entry.0 = r.get(1)?;
+            }
+            if entry.1.is_none() {
+                entry.1 = r.get(2)?;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT cik, COUNT(*), MIN(fiscal_year), MAX(fiscal_year) FROM results GROUP BY cik",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let cik: i64 = r.get(0)?;
+            let (ticker, name) = names.get(&cik).cloned().unwrap_or((None, None));
+            out.push(CompanyResults {
+                cik: cik.max(0) as u64,
+                ticker,
+                name,
+                results: r.get::<_, i64>(1)?.max(0) as u64,
+                first_year: r.get(2)?,
+                last_year: r.get(3)?,
+            });
+        }
+    }
+    // Results kept from a deleted batch: their own rows name the company.
+    for c in out
+        .iter_mut()
+        .filter(|c| c.ticker.is_none() && c.name.is_none())
+    {
+        let found: Option<(Option<String>, Option<String>)> = tx
+            .query_row(
+                "SELECT ticker, company_name FROM results WHERE cik = ?1 LIMIT 1",
+                [c.cik as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((t, n)) = found {
+            c.ticker = t;
+            c.name = n;
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.ticker.is_none(), a.ticker.as_deref(), a.cik).cmp(&(
+            b.ticker.is_none(),
+            b.ticker.as_deref(),
+            b.cik,
+        ))
+    });
+    Ok(out)
+}
+
+/// A stored result with its provenance, secrets masked.
+#[derive(Debug, Clone)]
+pub(crate) struct ResultRow {
+    pub id: i64,
+    pub ticker: Option<String>,
+    pub cik: u64,
+    pub company_name: Option<String>,
+    pub fiscal_year: Option<i32>,
+    pub fiscal_year_label: Option<String>,
+    pub form: Option<String>,
+    pub accession: Option<String>,
+    pub analysis_type: String,
+    pub analysis_version: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub thinking_tokens: u64,
+    pub attempts: u32,
+    pub document_url: Option<String>,
+    pub document_sha256: Option<String>,
+    pub fitting: Option<String>,
+    pub created_at: Timestamp,
+    /// The stored JSON; `Err` with the parser's complaint when it does not parse.
+    pub json: Result<Value, String>,
+}
+
+const RESULT_COLUMNS: &str = "id, ticker, cik, company_name, fiscal_year, fiscal_year_label, \
+     form, accession, analysis_type, analysis_version, model, prompt_tokens, output_tokens, \
+     thinking_tokens, attempts, document_url, document_sha256, fitting, created_at, json";
+
+fn mask_value(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = mask_keys(s),
+        Value::Array(a) => a.iter_mut().for_each(mask_value),
+        Value::Object(o) => o.values_mut().for_each(mask_value),
+        _ => {}
+    }
+}
+
+fn result_row(r: &Row<'_>) -> rusqlite::Result<ResultRow> {
+    let masked = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(r.get::<_, Option<String>>(i)?.map(|s| mask_keys(&s)))
+    };
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    let text: String = r.get(19)?;
+    let json = serde_json::from_str::<Value>(&text)
+        .map(|mut v| {
+            mask_value(&mut v);
+            v
+        })
+        .map_err(|e| e.to_string());
+    Ok(ResultRow {
+        id: r.get(0)?,
+        ticker: masked(1)?,
+        cik: count(2)?,
+        company_name: masked(3)?,
+        fiscal_year: r.get(4)?,
+        fiscal_year_label: masked(5)?,
+        form: masked(6)?,
+        accession: masked(7)?,
+        analysis_type: r.get(8)?,
+        analysis_version: r.get(9)?,
+        model: r.get(10)?,
+        prompt_tokens: count(11)?,
+        output_tokens: count(12)?,
+        thinking_tokens: count(13)?,
+        attempts: count(14)?.min(u64::from(u32::MAX)) as u32,
+        document_url: masked(15)?,
+        document_sha256: masked(16)?,
+        fitting: masked(17)?,
+        created_at: from_millis(r.get(18)?),
+        json,
+    })
+}
+
+/// A company's results (by ticker, any case, or CIK), newest fiscal year first.
+pub(crate) fn company_results(
+    store: &Store,
+    ticker_or_cik: &str,
+) -> Result<Vec<ResultRow>, PageError> {
+    let wanted = ticker_or_cik.trim();
+    let cik: Option<i64> = if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
+        Some(
+            wanted
+                .parse()
+                .map_err(|_| PageError::BadRequest(format!("{wanted:?} is too long for a CIK")))?,
+        )
+    } else {
+        None
+    };
+    let ticker = wanted.to_ascii_uppercase();
+    let conn = store.conn();
+    let tx = conn.unchecked_transaction()?;
+    // A ticker is looked up among the batches' companies first, so that the results are then
+    // found through their CIK index rather than by reading every result.
+    let cik = match cik {
+        Some(c) => Some(c),
+        None => tx
+            .prepare_cached(
+                "SELECT cik FROM companies WHERE UPPER(ticker) = ?1 AND cik IS NOT NULL \
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([&ticker], |r| r.get::<_, i64>(0))
+            .optional()?,
+    };
+    let (filter, key) = match cik {
+        Some(c) => ("r.cik = ?1", rusqlite::types::Value::Integer(c)),
+        None => ("UPPER(r.ticker) = ?1", rusqlite::types::Value::Text(ticker)),
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {RESULT_COLUMNS} FROM results r WHERE {filter} \
+         ORDER BY r.fiscal_year IS NOT NULL, r.fiscal_year DESC, r.analysis_type, \
+           r.created_at DESC, r.id DESC LIMIT 2000"
+    ))?;
+    let rows = stmt.query_map([key], result_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One result by id.
+pub(crate) fn result(store: &Store, id: i64) -> Result<Option<ResultRow>, PageError> {
+    Ok(store
+        .conn()
+        .prepare_cached(&format!(
+            "SELECT {RESULT_COLUMNS} FROM results WHERE id = ?1"
+        ))?
+        .query_row([id], result_row)
+        .optional()?)
+}
+
+/// A task with its company and filing, for the filing page.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskDetail {
+    pub id: i64,
+    pub batch_id: String,
+    pub kind: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub fiscal_year: Option<i32>,
+    pub ticker: Option<String>,
+    pub cik: Option<u64>,
+    pub company_name: Option<String>,
+    pub accession: Option<String>,
+    pub form: Option<String>,
+    pub period: Option<String>,
+    pub filed: Option<String>,
+    pub document_url: Option<String>,
+    pub result_id: Option<i64>,
+}
+
+pub(crate) fn task(store: &Store, id: i64) -> Result<Option<TaskDetail>, PageError> {
+    Ok(store
+        .conn()
+        .prepare_cached(
+            "SELECT t.id, t.batch_id, t.kind, t.state, t.reason, t.fiscal_year, c.ticker, c.cik, \
+               c.company_name, t.accession, t.form, t.period, t.filed, t.document_url, \
+               t.result_id \
+             FROM tasks t JOIN companies c ON c.id = t.company_id WHERE t.id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(TaskDetail {
+                id: r.get(0)?,
+                batch_id: r.get(1)?,
+                kind: r.get(2)?,
+                state: r.get(3)?,
+                reason: r.get::<_, Option<String>>(4)?.map(|s| mask_keys(&s)),
+                fiscal_year: r.get(5)?,
+                ticker: r.get(6)?,
+                cik: r.get::<_, Option<i64>>(7)?.map(|c| c.max(0) as u64),
+                company_name: r.get(8)?,
+                accession: r.get(9)?,
+                form: r.get(10)?,
+                period: r.get(11)?,
+                filed: r.get(12)?,
+                document_url: r.get(13)?,
+                result_id: r.get(14)?,
+            })
+        })
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn years_specs_are_read_as_stored() {
+        assert_eq!(years_of(r#"{"latest":7}"#), 7);
+        assert_eq!(years_of(r#"{"explicit":[2018,2019,2020]}"#), 3);
+        assert_eq!(years_of("garbage"), 1);
+    }
+
+    #[test]
+    fn counts_follow_the_store() {
+        let mut c = TaskCounts::default();
+        add_count(&mut c, "resolve", "completed", 5);
+        add_count(&mut c, "resolve", "pending", 2);
+        add_count(&mut c, "resolve", "failed", 1);
+        add_count(&mut c, "year", "completed", 10);
+        add_count(&mut c, "year", "pending", 4);
+        assert_eq!(
+            (c.total, c.resolving, c.failed, c.completed, c.pending),
+            (15, 2, 1, 10, 4)
+        );
+    }
+}

@@ -1,0 +1,498 @@
+//! Every page of the dashboard over a database filled through the store's API: status codes,
+//! content, escaping of hostile stored text, and bad input.
+
+mod common;
+
+use common::*;
+use fintel_store::{BatchState, Store};
+use fintel_time::Clock;
+
+#[tokio::test]
+async fn batches_page_shows_each_batch_with_state_progress_counts_and_pace() {
+    let f = fixture();
+    let app = f.router();
+    let a = get(&app, "/").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.headers["content-type"], "text/html; charset=utf-8",
+        "maud pages are HTML"
+    );
+    let page = &a.body;
+    for id in [MAIN, FIN] {
+        assert!(page.contains(&format!("id=\"batch-{id}\"")), "{id}\n{page}");
+    }
+    // MAIN: 6 year tasks: 2 ACME completed + ACME FY2022 skipped + EVIL completed, failed, pending.
+    assert!(page.contains("data-done=\"5\" data-total=\"6\""), "{page}");
+    assert!(page.contains("data-completed=\"3\""), "{page}");
+    assert!(page.contains("5 / 6 tasks ended (83.3%)"), "{page}");
+    assert!(page.contains("<progress value=\"5\" max=\"6\">"), "{page}");
+    assert!(
+        page.contains("Rate: <strong>0</strong> tasks in the last hour, 4 in the last 24 h"),
+        "{page}"
+    );
+    assert!(page.contains("Running."), "{page}");
+    assert!(page.contains("tasks in the last hour"), "{page}");
+    assert!(page.contains("ETA: about"), "{page}");
+    // FIN is completed: no pace, its own state.
+    assert!(page.contains("data-state=\"completed\""), "{page}");
+    // Live: the script, and a refresh for browsers without it.
+    assert!(page.contains("<script src=\"/static/live.js\" defer></script>"));
+    assert!(page.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
+    assert!(
+        page.contains("name=\"viewport\""),
+        "phones get the device width"
+    );
+    assert_no_live_markup(page, "batches page");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; weekly &quot;&gt;&lt;img"));
+}
+
+#[tokio::test]
+async fn waiting_states_show_the_reset_in_local_and_pacific_time_and_the_reason() {
+    let f = fixture();
+    let store = f.store();
+    store
+        .set_batch_state(
+            MAIN,
+            BatchState::WaitingReset,
+            Some("daily quota used on every key"),
+            f.clock.now(),
+        )
+        .unwrap();
+    drop(store);
+    let app = f.router();
+    let page = get(&app, "/").await.body;
+    // The clock reads 2026-06-15 11:00 PDT: the reset is the next Pacific midnight + 5 min.
+    assert!(
+        page.contains("Waiting for the daily quota reset at"),
+        "{page}"
+    );
+    assert!(page.contains("(2026-06-16 00:05 PDT)"), "{page}");
+    assert!(page.contains("datetime=\"2026-06-16T07:05:00Z\""), "{page}");
+    assert!(page.contains("daily quota used on every key"));
+    // Waiting: the expected end counts from the reset (13 h 5 min away), then the last day's
+    // pace (4 tasks in 24 h) for the one task left.
+    assert!(
+        page.contains("ETA: about <strong>19 h 5 min</strong>"),
+        "{page}"
+    );
+
+    let store = f.store();
+    store
+        .set_batch_state(
+            MAIN,
+            BatchState::WaitingProvider,
+            Some("provider or SEC failing repeatedly; next probe at 12:00"),
+            f.clock.now(),
+        )
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
+    assert!(
+        page.contains("Waiting for the provider: provider or SEC failing repeatedly"),
+        "{page}"
+    );
+    let store = f.store();
+    store
+        .set_batch_state(
+            MAIN,
+            BatchState::Stopped,
+            Some("stopped by request"),
+            f.clock.now(),
+        )
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
+    assert!(
+        page.contains("Resume with <code>fintel batch --resume b-main-0001</code>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn batch_page_has_charts_reasons_resume_command_actions_and_filtered_tasks() {
+    let f = fixture();
+    let app = f.router();
+    let a = get(&app, &format!("/batches/{MAIN}")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let page = &a.body;
+    assert!(
+        page.contains("<pre><code>fintel batch --resume b-main-0001</code></pre>"),
+        "{page}"
+    );
+    // Both charts are inline SVG: progress over time, and one bar per quota day (two days).
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 2, "{page}");
+    assert!(page.contains("5 of 6 tasks ended"), "{page}");
+    assert_eq!(page.matches("<rect class=\"bar\"").count(), 2, "{page}");
+    assert!(page.contains("2026-06-14: 3 requests"), "{page}");
+    assert!(page.contains("2026-06-15: 2 requests"), "{page}");
+    // Reasons grouped, escaped, and linked to the filtered tasks.
+    assert!(page.contains("no annual report for FY2022"));
+    assert!(page.contains("invalid JSON twice &lt;script&gt;"), "{page}");
+    assert!(
+        page.contains("state=skipped&amp;reason=no%20annual%20report%20for%20FY2022"),
+        "{page}"
+    );
+    // The two actions carry the token.
+    let token = f.token.as_str();
+    assert!(
+        page.contains(&format!("action=\"/batches/{MAIN}/stop\"")),
+        "{page}"
+    );
+    assert!(page.contains(&format!("action=\"/batches/{MAIN}/requeue-failed\"")));
+    assert_eq!(
+        page.matches(&format!("name=\"token\" value=\"{token}\""))
+            .count(),
+        2
+    );
+    // Year tasks of both companies, resolve tasks hidden; links to what the model read.
+    assert!(page.contains(&format!("href=\"/tasks/{}\"", f.acme_2024_task)));
+    assert_eq!(
+        page.matches("<tr><td><a href=\"/companies/").count(),
+        6,
+        "{page}"
+    );
+    assert_no_live_markup(page, "batch page");
+
+    let failed = get(&app, &format!("/batches/{MAIN}?state=failed")).await;
+    assert_eq!(failed.status, 200);
+    assert_eq!(
+        failed.body.matches("<tr><td><a href=\"/companies/").count(),
+        1
+    );
+    assert!(failed
+        .body
+        .contains(&format!("href=\"/tasks/{}\"", f.failed_task)));
+    let acme = get(&app, &format!("/batches/{MAIN}?company=acm")).await;
+    assert_eq!(
+        acme.body
+            .matches("<tr><td><a href=\"/companies/ACME\"")
+            .count(),
+        3
+    );
+    let by_cik = get(&app, &format!("/batches/{MAIN}?company=1002&kind=year")).await;
+    assert_eq!(
+        by_cik
+            .body
+            .matches("<tr><td><a href=\"/companies/EVIL\"")
+            .count(),
+        3
+    );
+    let resolve = get(&app, &format!("/batches/{MAIN}?kind=resolve")).await;
+    assert_eq!(
+        resolve
+            .body
+            .matches("<tr><td><a href=\"/companies/")
+            .count(),
+        2
+    );
+    let by_reason = get(
+        &app,
+        &format!("/batches/{MAIN}?state=skipped&reason=no%20annual%20report%20for%20FY2022"),
+    )
+    .await;
+    assert_eq!(
+        by_reason
+            .body
+            .matches("<tr><td><a href=\"/companies/")
+            .count(),
+        1
+    );
+    // A prefix of the id finds the batch.
+    assert_eq!(get(&app, "/batches/b-main").await.status, 200);
+    // The completed batch has nothing to resume or stop.
+    let fin = get(&app, &format!("/batches/{FIN}")).await.body;
+    assert!(fin.contains("Nothing to resume"), "{fin}");
+    assert!(!fin.contains("/stop\""), "{fin}");
+}
+
+#[tokio::test]
+async fn bad_filters_and_unknown_things_get_clear_errors() {
+    let f = fixture();
+    let app = f.router();
+    let a = get(&app, &format!("/batches/{MAIN}?state=bogus")).await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body
+            .contains("unknown task state &quot;bogus&quot;: use one of pending, running"),
+        "{}",
+        a.body
+    );
+    let a = get(&app, &format!("/batches/{MAIN}?kind=%3Cscript%3E")).await;
+    assert_eq!(a.status, 400);
+    assert_no_live_markup(&a.body, "bad kind");
+    for page in ["0", "x", "-1", "100001"] {
+        let a = get(&app, &format!("/batches/{MAIN}?page={page}")).await;
+        assert_eq!(a.status, 400, "page {page}");
+        assert!(a.body.contains("is not a page number"), "{}", a.body);
+    }
+    assert_eq!(
+        get(&app, &format!("/batches/{MAIN}?page=2")).await.status,
+        200
+    );
+    let a = get(&app, "/batches/%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert_eq!(a.status, 404);
+    assert!(a.body.contains("no batch matches"), "{}", a.body);
+    assert_no_live_markup(&a.body, "unknown batch");
+    let a = get(&app, "/batches/b-").await;
+    assert_eq!(a.status, 400, "ambiguous prefix");
+    assert!(a.body.contains("matches several batches"));
+    assert_eq!(get(&app, "/tasks/abc").await.status, 404);
+    assert_eq!(get(&app, "/tasks/999999").await.status, 404);
+    assert_eq!(get(&app, "/results/999999/document").await.status, 404);
+    let a = get(&app, "/companies/NOPE").await;
+    assert_eq!(a.status, 404);
+    assert!(
+        a.body.contains("No stored result for &quot;NOPE&quot;"),
+        "{}",
+        a.body
+    );
+    let a = get(&app, "/companies/99999999999999999999999").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = get(&app, "/no/such/page").await;
+    assert_eq!(a.status, 404);
+    assert!(a.body.contains("There is no page at /no/such/page"));
+}
+
+#[tokio::test]
+async fn keys_page_shows_buckets_with_masked_labels_usage_limits_state_and_reset() {
+    let f = fixture();
+    let app = f.router();
+    let a = get(&app, "/keys").await;
+    assert_eq!(a.status, 200);
+    let page = &a.body;
+    assert!(
+        page.contains("Quota day <strong>2026-06-15</strong> (Pacific)"),
+        "{page}"
+    );
+    assert!(page.contains("(2026-06-16 00:05 PDT)"), "{page}");
+    assert!(page.contains("id=\"bucket-project-a\""));
+    assert!(page.contains("GOOGLE_API_KEY_1 (AIza...abcd)"));
+    // Two of the five ledger rows fall on today's Pacific date.
+    assert!(
+        page.contains("data-used=\"2\">2 / 20 requests today"),
+        "{page}"
+    );
+    assert!(page.contains("state-available"), "{page}");
+    // A bucket known only from the database: no limits, its disabled key and why.
+    assert!(page.contains("id=\"bucket-old-bucket\""));
+    assert!(page.contains("OLD_KEY (AIza...zzzz)"));
+    assert!(page.contains("API_KEY_INVALID"));
+    assert!(page.contains("state-disabled"));
+    assert!(
+        !page.contains("fp-a") && !page.contains("fp-old"),
+        "no fingerprints"
+    );
+}
+
+#[tokio::test]
+async fn results_pages_render_analyses_as_sections_with_financials_and_provenance() {
+    let f = fixture();
+    let app = f.router();
+    let a = get(&app, "/results").await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("href=\"/companies/1001\">ACME</a>"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("2 companies with results"), "{}", a.body);
+    assert_no_live_markup(&a.body, "results index");
+    let a = get(&app, "/results?q=evil").await;
+    assert!(a.body.contains("1 company with results"));
+    let a = get(&app, "/results?q=zzz").await;
+    assert!(a.body.contains("No company with results matches"));
+
+    for path in [
+        "/companies/ACME",
+        "/companies/acme",
+        "/companies/1001",
+        "/companies/0001001",
+    ] {
+        let a = get(&app, path).await;
+        assert_eq!(a.status, 200, "{path}");
+        let page = &a.body;
+        assert!(page.contains("<h1>ACME · Acme Corp</h1>"), "{path}: {page}");
+        // Readable sections, not JSON.
+        assert!(
+            page.contains("<h4>Summary</h4><p class=\"text\">Widgets sold well.</p>"),
+            "{page}"
+        );
+        assert!(page.contains("<h4>Moat</h4><dl><dt>Rating</dt><dd>7</dd><dt>Sources</dt><dd><ul><li>brand</li><li>scale</li></ul>"), "{page}");
+        assert!(!page.contains("{&quot;summary"), "no raw JSON");
+        // The key financials as a table by year with sparklines.
+        assert!(page.contains("<h2>Key financials</h2>"));
+        assert!(page.contains("<th class=\"num\">FY2022</th><th class=\"num\">FY2023</th><th class=\"num\">FY2024</th>"), "{page}");
+        assert!(page.contains("<th scope=\"row\">Revenue</th><td class=\"num\">200.00 B</td><td class=\"num\">250.00 B</td><td class=\"num\">300.00 B</td>"), "{page}");
+        assert!(page.contains("<svg class=\"spark\""));
+        // Provenance of each result.
+        assert!(page.contains(ACCESSION_2024));
+        assert!(page.contains("href=\"https://www.sec.gov/Archives/edgar/data/1001/000000100125000001/report-2024.htm\""));
+        assert!(page.contains("12,345 in, 678 out, 90 thinking"), "{page}");
+        assert!(
+            page.contains("<code>0123456789ab</code>"),
+            "version shortened"
+        );
+        assert!(page.contains(&format!(
+            "href=\"/results/{}/document\"",
+            f.acme_2024_result
+        )));
+        assert!(page.contains("gemini-2.5-flash"));
+    }
+    let a = get(&app, "/companies/EVIL").await;
+    assert_eq!(a.status, 200);
+    assert_no_live_markup(&a.body, "hostile result");
+    assert!(
+        a.body
+            .contains("<p class=\"text\">&lt;script&gt;alert(1)&lt;/script&gt;</p>"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains("<h4>&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</h4>"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("<code>javascript:alert(1)</code>"),
+        "a javascript: URL stays text"
+    );
+}
+
+#[tokio::test]
+async fn filing_page_rebuilds_what_the_model_read_with_the_cut_sections() {
+    let f = fixture();
+    let app = f.router();
+    for path in [
+        format!("/results/{}/document", f.acme_2024_result),
+        format!("/tasks/{}", f.acme_2024_task),
+    ] {
+        let a = get(&app, &path).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        let page = &a.body;
+        assert!(
+            page.contains("it matches the record of fitting stored with the result"),
+            "{path}: {page}"
+        );
+        assert!(page.contains("<h2>Item sections</h2>"));
+        assert!(page.contains("<h2>Text sent to the model</h2>"));
+        assert!(page.contains("<h2>Cut sections</h2>"), "{page}");
+        assert!(
+            page.contains("characters cut") || page.contains("<strong>cut</strong>"),
+            "{page}"
+        );
+        // The filing's own text, quoting markup, is shown as text.
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        assert_no_live_markup(page, "filing page");
+        assert!(page.contains(ACCESSION_2024));
+    }
+    // FY2023's document was never cached: said plainly.
+    let a = get(&app, &format!("/results/{}/document", f.acme_2023_result)).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("The document is not in the cache"),
+        "{}",
+        a.body
+    );
+    // A hostile result's page escapes its form and company.
+    let a = get(&app, &format!("/results/{}/document", f.evil_result)).await;
+    assert_eq!(a.status, 200);
+    assert_no_live_markup(&a.body, "hostile filing page");
+    assert!(a.body.contains("Evil &lt;script&gt;"), "{}", a.body);
+    // A failed task without a result: the document is not cached either.
+    let a = get(&app, &format!("/tasks/{}", f.failed_task)).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("invalid JSON twice &lt;script&gt;"),
+        "{}",
+        a.body
+    );
+}
+
+#[tokio::test]
+async fn a_document_whose_cached_copy_is_damaged_is_reported_and_left_in_place() {
+    let f = fixture();
+    let path = f
+        .cache_dir()
+        .join("documents/1001/0000001001-25-000001/report-2024.htm");
+    assert!(path.is_file(), "{}", path.display());
+    std::fs::write(&path, b"truncated").unwrap();
+    let app = f.router();
+    let a = get(&app, &format!("/results/{}/document", f.acme_2024_result)).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("fails its checksum"), "{}", a.body);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"truncated",
+        "never removed by the dashboard"
+    );
+}
+
+#[tokio::test]
+async fn static_files_are_served_with_their_types() {
+    let f = fixture();
+    let app = f.router();
+    let css = get(&app, "/static/style.css").await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert!(
+        css.body.contains("@media (max-width: 600px)"),
+        "phone layout"
+    );
+    let js = get(&app, "/static/live.js").await;
+    assert_eq!(js.status, 200);
+    assert_eq!(js.headers["content-type"], "text/javascript; charset=utf-8");
+    assert!(js.body.contains("data-live"));
+}
+
+#[tokio::test]
+async fn the_dashboard_refuses_to_start_without_a_database() {
+    let f = fixture();
+    let mut config = f.config();
+    config.db_path = f.dir.path().join("missing.db");
+    let err = fintel_web::router(config).expect_err("no database");
+    let msg = err.to_string();
+    assert!(msg.contains("run a batch first"), "{msg}");
+    assert!(!f.dir.path().join("missing.db").exists(), "nothing created");
+    // Not a database at all.
+    std::fs::write(f.dir.path().join("junk.db"), b"not a database".repeat(100)).unwrap();
+    let mut config = f.config();
+    config.db_path = f.dir.path().join("junk.db");
+    let err = fintel_web::router(config).expect_err("junk");
+    assert!(err.to_string().contains("not a fintel database"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_answer_while_another_process_holds_a_write_transaction() {
+    let f = fixture();
+    let app = f.router();
+    // Another process's batch in the middle of a write.
+    let writer = rusqlite::Connection::open(f.db()).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    writer
+        .execute(
+            "UPDATE batches SET updated_at = updated_at + 1 WHERE id = ?1",
+            [MAIN],
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    for path in ["/", &format!("/batches/{MAIN}"), "/keys", "/companies/ACME"] {
+        let a = get(&app, path).await;
+        assert_eq!(a.status, 200, "{path}");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "readers are never blocked by a writer (WAL)"
+    );
+    writer.execute_batch("COMMIT").unwrap();
+    // And a page does not keep a read transaction open afterwards: a writer checkpoints fully.
+    let store = Store::open(&f.db()).unwrap();
+    let busy: i64 = store
+        .conn()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 0, "no reader holds the WAL");
+}

@@ -15,10 +15,14 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
 
 /// The outage breaker (SPEC.md section 2): after `threshold` consecutive transient failures on
 /// different tasks, stop sending and probe with one request at growing intervals.
+///
+/// It also remembers every attempt charged during the current streak, so that when the streak
+/// turns out to be an outage, all of them (not one per task) are given back.
 #[derive(Debug, Clone)]
 pub struct Breaker {
     threshold: usize,
     recent_tasks: Vec<i64>,
+    charged: Vec<i64>,
     open: bool,
     probes: u32,
 }
@@ -33,6 +37,7 @@ impl Breaker {
         Breaker {
             threshold,
             recent_tasks: Vec::new(),
+            charged: Vec::new(),
             open: false,
             probes: 0,
         }
@@ -58,9 +63,27 @@ impl Breaker {
         false
     }
 
-    /// Any success closes the breaker and clears the streak.
+    /// Whether a task other than `task_id` has failed in the current streak: failures on
+    /// several tasks with no success in between may be an outage forming.
+    pub fn others_failing(&self, task_id: i64) -> bool {
+        self.recent_tasks.iter().any(|t| *t != task_id)
+    }
+
+    /// Notes an attempt charged to `task_id` for a failure of the current streak.
+    pub fn record_charge(&mut self, task_id: i64) {
+        self.charged.push(task_id);
+    }
+
+    /// The attempts charged during the streak that opened the breaker, one entry per attempt,
+    /// to be refunded; the list is emptied.
+    pub fn take_charged(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.charged)
+    }
+
+    /// Any success closes the breaker and clears the streak; the attempts charged stand.
     pub fn record_success(&mut self) {
         self.recent_tasks.clear();
+        self.charged.clear();
         self.open = false;
         self.probes = 0;
     }
@@ -118,5 +141,33 @@ mod tests {
         b.record_success();
         assert!(!b.is_open());
         assert!(b.streak().is_empty());
+    }
+
+    #[test]
+    fn charged_attempts_are_kept_until_the_streak_ends() {
+        let mut b = Breaker::new(3);
+        b.record_failure(1);
+        b.record_charge(1);
+        assert!(!b.others_failing(1), "only task 1 has failed");
+        b.record_failure(1);
+        b.record_charge(1);
+        b.record_failure(2);
+        b.record_charge(2);
+        assert!(b.others_failing(1));
+        assert!(b.record_failure(3));
+        assert_eq!(
+            b.take_charged(),
+            [1, 1, 2],
+            "every charge, not one per task"
+        );
+        assert!(b.take_charged().is_empty());
+        b.record_success();
+        b.record_failure(4);
+        b.record_charge(4);
+        b.record_success();
+        assert!(
+            b.take_charged().is_empty(),
+            "a success makes the charges stand"
+        );
     }
 }

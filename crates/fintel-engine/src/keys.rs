@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fintel_llm::ApiKey;
 use fintel_store::{BucketLimits, CallIntent, Store, StoreError};
-use fintel_time::{duration_to_span, next_reset, pacific_date};
+use fintel_time::{duration_to_span, next_reset, pacific_date, pacific_day_start};
 use jiff::Timestamp;
 
 /// A quota bucket: the keys that share one project's quota, and its limits.
@@ -130,8 +130,16 @@ impl KeyPool {
         if intent.input_tokens > cap {
             return Ok(Grant::TooLarge { cap });
         }
-        let quota_date = pacific_date(now).to_string();
+        let today = pacific_date(now);
+        let quota_date = today.to_string();
         let reset = next_reset(now, self.reset_buffer);
+        // Within the buffer after midnight, a bucket that spent yesterday's quota waits for
+        // midnight plus the buffer, though the new day's ledger already reads zero.
+        let todays_reset = pacific_day_start(today) + duration_to_span(self.reset_buffer);
+        let yesterday = (now < todays_reset)
+            .then(|| today.yesterday().ok())
+            .flatten()
+            .map(|d| d.to_string());
         let n = self.buckets.len();
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
         let mut earliest: Option<Timestamp> = None;
@@ -153,10 +161,19 @@ impl KeyPool {
             any_usable = true;
             let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
             let limits = &bucket.limits;
+            let spent_yesterday = match &yesterday {
+                Some(date) => {
+                    store.bucket_standing(&bucket.name, now, date)?.used_today
+                        >= limits.requests_per_day
+                }
+                None => false,
+            };
             let wake = if let Some(t) = usage.exhausted_until {
                 Some(t)
             } else if usage.used_today >= limits.requests_per_day {
                 Some(reset)
+            } else if spent_yesterday {
+                Some(todays_reset)
             } else {
                 all_day_spent = false;
                 if let Some(t) = usage.backoff_until {
@@ -326,6 +343,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("fintel.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_bucket_spent_yesterday_waits_for_midnight_plus_the_buffer() {
+        let (_dir, db) = store();
+        let pool = pool_of(1, 1);
+        pool.register(&db).unwrap();
+        // 23:50 and 23:55 Pacific on 2026-06-15 spend the 2 requests of that day.
+        for t in ["2026-06-16T06:50:00Z", "2026-06-16T06:55:00Z"] {
+            let now: Timestamp = t.parse().unwrap();
+            assert!(matches!(
+                pool.acquire(&db, now, &intent(10), true).unwrap(),
+                Grant::Granted { .. }
+            ));
+        }
+        // 00:01 Pacific: the new day's ledger is empty, but the reset has its buffer.
+        let just_after: Timestamp = "2026-06-16T07:01:00Z".parse().unwrap();
+        match pool.acquire(&db, just_after, &intent(10), false).unwrap() {
+            Grant::Wait { until, why } => {
+                assert_eq!(until, "2026-06-16T07:05:00Z".parse::<Timestamp>().unwrap());
+                assert_eq!(why, WaitReason::DailyQuotaSpent);
+            }
+            other => panic!("{other:?}"),
+        }
+        let after_buffer: Timestamp = "2026-06-16T07:05:00Z".parse().unwrap();
+        assert!(matches!(
+            pool.acquire(&db, after_buffer, &intent(10), true).unwrap(),
+            Grant::Granted { .. }
+        ));
+        // A bucket that did not spend yesterday's quota need not wait.
+        let (_dir2, fresh) = store();
+        pool.register(&fresh).unwrap();
+        assert!(matches!(
+            pool.acquire(&fresh, just_after, &intent(10), true).unwrap(),
+            Grant::Granted { .. }
+        ));
     }
 
     #[test]

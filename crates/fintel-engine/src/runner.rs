@@ -119,8 +119,8 @@ struct Idle {
 /// Why a task's run ended without a result.
 enum TaskEnd {
     Done,
-    /// A transient failure (network, 5xx), for the outage breaker of that side.
-    Transient(Side),
+    /// A transient failure (network, 5xx), already applied to the task and the breaker.
+    Transient,
     /// Nothing could be sent now; the task went back to pending untouched.
     Deferred,
     Configuration(String),
@@ -280,8 +280,8 @@ impl Engine {
                 } = self.idle_reason(&shared, now, probe_at)?;
                 self.set_state(&batch.id, state, reason.as_deref())?;
                 self.report(&batch.id, state, reason)?;
-                if state == BatchState::WaitingReset {
-                    if quota_spent && last_idle_state != Some(state) {
+                if state == BatchState::WaitingReset && last_idle_state != Some(state) {
+                    if quota_spent {
                         self.observer
                             .event(&Event::KeysExhausted { reset_at: until });
                     }
@@ -612,55 +612,22 @@ impl EngineInner {
             TaskKind::Year => self.year(&task, started).await?,
             TaskKind::Aggregate => self.aggregate(&task, started).await?,
         };
-        match end {
-            TaskEnd::Done => {
-                let mut b = self.lock_breakers();
-                b.sec.record_success();
-                if task.kind != TaskKind::Resolve {
-                    b.provider.record_success();
-                }
+        if let TaskEnd::Done = end {
+            let mut b = self.lock_breakers();
+            b.sec.record_success();
+            if task.kind != TaskKind::Resolve {
+                b.provider.record_success();
             }
-            TaskEnd::Transient(side) => {
-                let (opened, streak) = {
-                    let mut b = self.lock_breakers();
-                    let breaker = b.side(side);
-                    (breaker.record_failure(task.id), breaker.streak().to_vec())
-                };
-                if opened {
-                    let who = match side {
-                        Side::Sec => "SEC",
-                        Side::Provider => "the model provider",
-                    };
-                    for t in &streak {
-                        self.store().refund_attempt(*t)?;
-                    }
-                    self.e.observer.message(
-                        Level::Warn,
-                        &format!(
-                            "{} consecutive transient failures on different tasks: {who} looks \
-                             down; pausing and probing (their attempts are not counted)",
-                            streak.len()
-                        ),
-                    );
-                    self.e.observer.event(&Event::RepeatedFailures {
-                        count: streak.len(),
-                        source: who.to_string(),
-                    });
-                    self.store().set_batch_state(
-                        &self.batch.id,
-                        BatchState::WaitingProvider,
-                        Some(&format!("{who} failing repeatedly")),
-                        self.now(),
-                    )?;
-                }
-            }
-            _ => {}
         }
         Ok(end)
     }
 
-    /// Applies a transient failure: retry later, counting an attempt unless the outage
-    /// breaker is open; fail once the retries are used up.
+    /// Applies a transient failure. The breaker's lock is held for the whole decision, so a
+    /// failure cannot be charged as an attempt after another task's failure opened the
+    /// breaker. While it is open nothing is charged; the failure that opens it refunds every
+    /// attempt charged in the streak; a task's last attempt is not used up while other tasks
+    /// fail alongside it (an outage forming); otherwise an attempt counts, and the task fails
+    /// once its retries are used up.
     fn transient(
         &self,
         task: &ClaimedTask,
@@ -668,13 +635,65 @@ impl EngineInner {
         reason: &str,
     ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
-        if self.lock_breakers().side(side).is_open() {
+        let mut breakers = self.lock_breakers();
+        let breaker = breakers.side(side);
+        if breaker.is_open() {
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
-            return Ok(TaskEnd::Transient(side));
+        } else if breaker.record_failure(task.id) {
+            let streak = breaker.streak().len();
+            for t in breaker.take_charged() {
+                self.store().refund_attempt(t)?;
+            }
+            self.store()
+                .release_task(task.id, self.owner(), None, now)?;
+            drop(breakers);
+            self.announce_outage(side, streak)?;
+        } else if task.attempts >= self.batch_settings.max_retries
+            && breaker.others_failing(task.id)
+        {
+            let delay = retry_delay(
+                task.attempts + 1,
+                self.e.settings.retry_base,
+                self.e.settings.retry_cap,
+            );
+            self.store().release_task(
+                task.id,
+                self.owner(),
+                Some(now + duration_to_span(delay)),
+                now,
+            )?;
+        } else {
+            breaker.record_charge(task.id);
+            self.count_failed_attempt(task, reason)?;
         }
-        self.count_failed_attempt(task, reason)?;
-        Ok(TaskEnd::Transient(side))
+        Ok(TaskEnd::Transient)
+    }
+
+    /// Tells the user (and the webhook) that a side looks down and the batch waits for it.
+    fn announce_outage(&self, side: Side, streak: usize) -> Result<(), EngineError> {
+        let who = match side {
+            Side::Sec => "SEC",
+            Side::Provider => "the model provider",
+        };
+        self.e.observer.message(
+            Level::Warn,
+            &format!(
+                "{streak} consecutive transient failures on different tasks: {who} looks down; \
+                 pausing and probing (their attempts are not counted)"
+            ),
+        );
+        self.e.observer.event(&Event::RepeatedFailures {
+            count: streak,
+            source: who.to_string(),
+        });
+        self.store().set_batch_state(
+            &self.batch.id,
+            BatchState::WaitingProvider,
+            Some(&format!("{who} failing repeatedly")),
+            self.now(),
+        )?;
+        Ok(())
     }
 
     /// Bad output or a transient failure that counts: retry with backoff or fail.

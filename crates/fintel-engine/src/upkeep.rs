@@ -10,12 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fintel_store::{FreeSpace, MaintenanceReport, Store, StoreError};
-use fintel_time::{pacific_date, span_between};
+use fintel_time::span_between;
 use jiff::Timestamp;
 
 /// How often free space is measured while it is fine; while it is low it is measured on
 /// every look at the database.
 const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The least time between two maintenance runs, by this process or (judging by the newest
+/// backup) another: a batch waits for the reset about once a day, and a second wait on the
+/// same day needs no second backup.
+const MAINTENANCE_SPACING: Duration = Duration::from_secs(12 * 3600);
 
 /// What a run does to stay healthy. [`Upkeep::off`] does nothing (tests of other things).
 #[derive(Clone)]
@@ -162,22 +167,22 @@ impl MaintenanceSchedule {
         }
     }
 
-    /// Runs the maintenance unless it already ran on this quota day (the Pacific date), by
-    /// this process or, judging by the newest backup, by another; `None` when it was not due.
+    /// Runs the maintenance (the runner asks when a wait for the reset begins) unless it ran
+    /// in the last 12 hours, in this process or, judging by the newest backup, in another;
+    /// `None` when it was not due.
     pub fn run_if_due(
         &mut self,
         store: &Store,
         now: Timestamp,
     ) -> Option<Result<MaintenanceReport, StoreError>> {
         let plan = self.plan.as_ref()?;
-        let today = pacific_date(now);
-        let done_today = |t: Timestamp| pacific_date(t) == today;
-        if self.last_run.is_some_and(done_today) {
+        let recent = |t: Timestamp| span_between(t, now) < MAINTENANCE_SPACING;
+        if self.last_run.is_some_and(recent) {
             return None;
         }
-        // Recorded before running, so a failing maintenance is not retried every minute.
+        // Recorded before running, so a failing maintenance is not retried at once.
         self.last_run = Some(now);
-        if fintel_store::newest_backup_time(&plan.backups_dir).is_some_and(done_today) {
+        if fintel_store::newest_backup_time(&plan.backups_dir).is_some_and(recent) {
             return None;
         }
         Some(store.maintain(&plan.backups_dir, plan.retention, now))
@@ -249,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn maintenance_runs_once_a_pacific_day_and_respects_another_process_backup() {
+    fn maintenance_runs_at_most_every_12_hours_and_respects_another_process_backup() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("fintel.db")).unwrap();
         let plan = MaintenancePlan {
@@ -257,14 +262,13 @@ mod tests {
             retention: 3,
         };
         let mut schedule = MaintenanceSchedule::new(Some(plan.clone()));
-        // at(0) is 2027-01-15T08:00:00Z, midnight Pacific (PST).
-        let report = schedule.run_if_due(&store, at(60)).unwrap().unwrap();
+        let report = schedule.run_if_due(&store, at(0)).unwrap().unwrap();
         assert!(report.backup.is_some());
-        assert!(schedule.run_if_due(&store, at(23 * 3600)).is_none());
-        // Another process (a new schedule) sees today's backup and skips.
+        assert!(schedule.run_if_due(&store, at(11 * 3600)).is_none());
+        // Another process (a new schedule) sees the recent backup and skips.
         let mut other = MaintenanceSchedule::new(Some(plan));
         assert!(other.run_if_due(&store, at(7200)).is_none());
-        assert!(schedule.run_if_due(&store, at(24 * 3600 + 60)).is_some());
+        assert!(schedule.run_if_due(&store, at(12 * 3600)).is_some());
         assert!(MaintenanceSchedule::new(None)
             .run_if_due(&store, at(0))
             .is_none());

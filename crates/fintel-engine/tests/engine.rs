@@ -782,3 +782,50 @@ async fn daily_maintenance_runs_once_while_waiting_for_the_reset() {
         .iter()
         .any(|l| l.starts_with("message daily maintenance: database")));
 }
+
+/// Too few tasks to open the breaker (2, not 5): while both keep failing together, neither
+/// uses up its last attempt, so the outage fails nothing.
+#[tokio::test]
+async fn an_outage_with_too_few_tasks_to_open_the_breaker_still_fails_none() {
+    let clock_for_script = Arc::new(std::sync::Mutex::new(None::<fintel_time::ManualClock>));
+    let c2 = clock_for_script.clone();
+    let provider = FakeProvider::with_script(Arc::new(move |_: &str, _| {
+        let clock = c2.lock().unwrap().clone()?;
+        let now = fintel_time::Clock::now(&clock);
+        let outage_end = start_time() + jiff::SignedDuration::from_mins(10);
+        (now < outage_end).then(|| CallError::Transient {
+            message: "503 model overloaded".into(),
+            reached_server: true,
+        })
+    }));
+    let h = Harness::new(2, provider, buckets(1, 1000, 1000));
+    *clock_for_script.lock().unwrap() = Some(h.clock.clone());
+    let t = tickers(2);
+    let settings = BatchSettings {
+        max_retries: 1,
+        ..Default::default()
+    };
+    let batch = h.create(&names(&t), YearsSpec::Latest(1), settings).await;
+    let owner = h.owner("a");
+    let (_tx, rx) = no_shutdown();
+    let out = h
+        .engine(&owner, fast_settings())
+        .run(&batch, rx)
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let max_attempts: i64 = h
+        .store
+        .conn()
+        .query_row(
+            "SELECT MAX(attempts) FROM tasks WHERE kind = 'year'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        max_attempts <= 1,
+        "the last attempt was never used up: {max_attempts}"
+    );
+    assert_eq!(h.result_keys().len(), 2);
+}

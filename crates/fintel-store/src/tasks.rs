@@ -554,7 +554,8 @@ impl Store {
     /// outage, which never counts against a task).
     pub fn refund_attempt(&self, task_id: i64) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE tasks SET attempts = MAX(attempts - 1, 0) WHERE id = ?1 AND attempts > 0",
+            "UPDATE tasks SET attempts = MAX(attempts - 1, 0) \
+             WHERE id = ?1 AND attempts > 0 AND state != 'failed'",
             [task_id],
         )?;
         Ok(())

@@ -94,6 +94,10 @@ pub struct GeminiConfig {
     pub invalid_keys: Vec<String>,
     /// Keys refused with 403 PERMISSION_DENIED "reported as leaked".
     pub leaked_keys: Vec<String>,
+    /// Largest response schema accepted, in characters of its compact JSON. A request with a
+    /// larger one is refused 400 INVALID_ARGUMENT "...too many states for serving", as Gemini
+    /// refuses schemas too complex for its constrained decoding. `None`: no limit.
+    pub max_schema_chars: Option<usize>,
     /// When true, a request refused with 429 is still recorded against the per-minute and
     /// per-day counters (the harshest reading of the real API). Off by default: refusals are
     /// counted in the stats but consume no quota.
@@ -121,6 +125,7 @@ impl Default for GeminiConfig {
             outages: Vec::new(),
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),
+            max_schema_chars: None,
             refused_requests_consume_quota: false,
         }
     }
@@ -410,6 +415,7 @@ to = "2026-03-08T11:00:00Z"
 "#,
         )
         .unwrap();
+        assert_eq!(config.gemini.max_schema_chars, None);
         assert_eq!(config.seed, 9);
         assert_eq!(config.gemini.projects[0].requests_per_minute, 5);
         assert_eq!(config.gemini.projects[0].requests_per_day, 3);

@@ -119,6 +119,18 @@ pub fn context_too_long(tokens: u64, limit: u64) -> ErrorReply {
     ))
 }
 
+/// 400 for a response schema too complex for constrained decoding (the live message, without
+/// details).
+pub fn schema_too_complex() -> ErrorReply {
+    invalid_argument(
+        "The specified schema produces a constraint that has too many states for serving. \
+         Typical causes of this error are schemas with lots of text (for example, very long \
+         property or enum names), schemas with long array length limits (especially when \
+         nested), or schemas using complex value matchers (for example, integers or numbers with \
+         minimum/maximum bounds or strings with complex formats like date-time)",
+    )
+}
+
 /// 503 "model is overloaded".
 pub fn unavailable() -> ErrorReply {
     error(

@@ -9,6 +9,9 @@
 //!   `GET /v1beta/models/{model}`, with per-project quotas ([`ProjectQuota`]), the real error
 //!   bodies, injected faults and answers valid against the request's schema.
 //! * Counters: `GET /__sim/stats` ([`SimStats`]), `POST /__sim/reset-stats`.
+//! * Outages on demand: `POST /__sim/outage?seconds=N` (or [`SimHandle::start_outage`]) makes
+//!   every generateContent answer 503 from now for N seconds of the injected clock, beside the
+//!   configured `gemini.outages` windows.
 //!
 //! All time comes from the injected [`fintel_time::SharedClock`]; all randomness from the seed.
 //!
@@ -16,7 +19,9 @@
 //!
 //! * **Order of checks** for generateContent, as the real API: key (missing -> 403, unknown or
 //!   listed invalid -> 400 API_KEY_INVALID, leaked -> 403), model (404), body (400
-//!   INVALID_ARGUMENT), context limit (400), outage window (503), quota (429), then faults.
+//!   INVALID_ARGUMENT, including a response schema longer than `gemini.max_schema_chars`, which
+//!   gets Gemini's "too many states for serving" message), context limit (400), outage window
+//!   (503), quota (429), then faults.
 //! * **Tokens**: characters of all text parts of `contents` and `systemInstruction` plus the
 //!   characters of the compact response-schema JSON, divided by 4, rounded up. The same number
 //!   is used by countTokens, the context limit and the per-minute token quota.

@@ -25,7 +25,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::config::{ModelConfig, SimConfig};
+use crate::config::{ModelConfig, OutageWindow, SimConfig};
 use crate::document::{annual_report_html, filing_html};
 use crate::errors::{self, ErrorReply};
 use crate::fixtures::{SecFixtures, APPLE_CIK};
@@ -48,6 +48,8 @@ pub struct SimState {
 
 struct Inner {
     quotas: Vec<ProjectQuota>,
+    /// Outage windows: the configured ones and any started since (see [`SimState::start_outage`]).
+    outages: Vec<OutageWindow>,
     /// generateContent attempts per request content (drives the fault draw).
     attempts: HashMap<u64, u32>,
     /// Request contents already answered 200 STOP.
@@ -85,6 +87,7 @@ impl SimState {
                 input_tokens_per_minute: p.input_tokens_per_minute,
             }));
         }
+        let outages = config.gemini.outages.clone();
         Ok(Arc::new(SimState {
             config,
             clock,
@@ -93,6 +96,7 @@ impl SimState {
             key_project,
             inner: Mutex::new(Inner {
                 quotas,
+                outages,
                 attempts: HashMap::new(),
                 answered: HashSet::new(),
                 gemini: GeminiStats::default(),
@@ -126,6 +130,23 @@ impl SimState {
     pub fn universe(&self) -> &Universe {
         &self.universe
     }
+
+    /// Adds an outage window: every generateContent request in it answers 503.
+    pub fn add_outage(&self, window: OutageWindow) {
+        self.lock().outages.push(window);
+    }
+
+    /// Starts an outage now (by the injected clock) lasting `duration` of clock time, so a test
+    /// can break the provider in the middle of a run whatever its pace; returns the window.
+    pub fn start_outage(&self, duration: Duration) -> OutageWindow {
+        let from = self.clock.now();
+        let window = OutageWindow {
+            from,
+            to: from + fintel_time::duration_to_span(duration),
+        };
+        self.add_outage(window.clone());
+        window
+    }
 }
 
 /// The simulator's routes on `state`, for embedding in another server.
@@ -140,6 +161,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/v1beta/models/{*rest}", get(gemini_get).post(gemini_post))
         .route("/__sim/stats", get(stats))
         .route("/__sim/reset-stats", post(reset_stats))
+        .route("/__sim/outage", post(start_outage))
         .fallback(not_found)
         // Filings make large prompts; the API's own limit is checked in the handler so the
         // refusal has the API's body rather than axum's 413.
@@ -154,6 +176,26 @@ async fn stats(State(state): State<Arc<SimState>>) -> Json<SimStats> {
 async fn reset_stats(State(state): State<Arc<SimState>>) -> StatusCode {
     state.reset_stats();
     StatusCode::NO_CONTENT
+}
+
+/// `POST /__sim/outage?seconds=N`: an outage from now for N seconds of the injected clock.
+async fn start_outage(
+    State(state): State<Arc<SimState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let seconds = query.get("seconds").and_then(|s| s.parse::<u64>().ok());
+    match seconds {
+        Some(s) if s > 0 => {
+            let w = state.start_outage(Duration::from_secs(s));
+            Json(serde_json::json!({"from": w.from.to_string(), "to": w.to.to_string()}))
+                .into_response()
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "give the outage's length as ?seconds=N (a positive whole number)\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found(req: Request<Body>) -> Response {
@@ -487,6 +529,12 @@ fn decide_generate(
             return Outcome::Reply(e);
         }
     };
+    if let (Some(max), Some(schema)) = (config.max_schema_chars, &request.schema) {
+        if schema.to_string().chars().count() > max {
+            bump(&mut inner.gemini, GeminiEvent::InvalidRequest);
+            return Outcome::Reply(errors::schema_too_complex());
+        }
+    }
     if request.tokens > model.input_token_limit {
         bump(&mut inner.gemini, GeminiEvent::RefusedContext);
         return Outcome::Reply(errors::context_too_long(
@@ -494,7 +542,7 @@ fn decide_generate(
             model.input_token_limit,
         ));
     }
-    if config.outages.iter().any(|w| w.from <= now && now < w.to) {
+    if inner.outages.iter().any(|w| w.from <= now && now < w.to) {
         bump(&mut inner.gemini, GeminiEvent::Outage);
         return Outcome::Unavailable;
     }
@@ -732,6 +780,11 @@ impl SimHandle {
     /// The shared state (universe, stats).
     pub fn state(&self) -> &Arc<SimState> {
         &self.state
+    }
+
+    /// Starts an outage now lasting `duration` of clock time (see [`SimState::start_outage`]).
+    pub fn start_outage(&self, duration: Duration) -> OutageWindow {
+        self.state.start_outage(duration)
     }
 
     /// Stops accepting, lets requests in progress finish (up to 5 s), and returns.

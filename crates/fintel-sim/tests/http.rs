@@ -1109,8 +1109,21 @@ async fn error_bodies_have_the_shapes_of_the_real_ones() {
     config.gemini.leaked_keys = vec!["leaked".into()];
     config.gemini.models[0].input_token_limit = 1_048_576;
     config.gemini.faults.unavailable = 1.0;
+    config.gemini.max_schema_chars = Some(10);
     let (sim, clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
     let model = "gemini-2.5-flash";
+
+    // A refused schema is a plain INVALID_ARGUMENT, like every 400 without details.
+    let schema = generate(
+        &sim,
+        Some("key-a"),
+        model,
+        &schema_request("x", &json!({"type": "object"})),
+    )
+    .await
+    .1;
+    let plain = fixture("400-invalid-argument-penalty-not-enabled.vercel-issue-8943.json");
+    assert_eq!(shape(&schema), shape(&plain));
 
     let invalid = generate(&sim, Some("nope"), model, &request("x")).await.1;
     assert_eq!(
@@ -1163,5 +1176,93 @@ async fn error_bodies_have_the_shapes_of_the_real_ones() {
         .1;
     let not_found = fixture("firebase-googleai-unary-failure-unknown-model.json");
     assert_eq!(shape(&unknown_model), shape(&not_found));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_schema_over_the_configured_size_is_refused_as_gemini_refuses_complex_schemas() {
+    let mut config = shared_project(100, 100, 1_000_000);
+    let small = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let large = json!({"type": "object", "properties": {"a_rather_long_property_name": {"type": "string", "enum": ["x", "y", "z"]}}});
+    config.gemini.max_schema_chars = Some(small.to_string().len());
+    let (sim, _clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let (status, body) = generate(
+        &sim,
+        Some("key-a"),
+        "gemini-2.5-flash",
+        &schema_request("x", &small),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = generate(
+        &sim,
+        Some("key-a"),
+        "gemini-2.5-flash",
+        &schema_request("x", &large),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    assert_eq!(body["error"]["code"], 400);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "The specified schema produces a constraint that has too many states for serving."
+        ),
+        "{message}"
+    );
+    assert!(body["error"].get("details").is_none());
+    // A refused request is counted as received and invalid, and costs no quota.
+    let t = sim.stats().gemini.total;
+    assert_eq!((t.received, t.accepted, t.invalid_request), (2, 1, 1));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_outage_started_on_demand_answers_503_until_it_ends() {
+    let (sim, clock) = sim_at(shared_project(100, 100, 1_000_000), "2026-06-01T12:00:00Z").await;
+    let model = "gemini-2.5-flash";
+    assert_eq!(
+        generate(&sim, Some("key-a"), model, &request("a")).await.0,
+        200
+    );
+    let window = sim.start_outage(Duration::from_secs(600));
+    assert_eq!(
+        window.from,
+        "2026-06-01T12:00:00Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(
+        window.to,
+        "2026-06-01T12:10:00Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(
+        generate(&sim, Some("key-a"), model, &request("b")).await.0,
+        503
+    );
+    clock.advance(Duration::from_secs(600));
+    assert_eq!(
+        generate(&sim, Some("key-a"), model, &request("b")).await.0,
+        200
+    );
+    // The same over HTTP, for `fintel sim serve`.
+    let url = format!("{}/__sim/outage", sim.base_url());
+    let resp = client()
+        .post(format!("{url}?seconds=60"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let w: Value = resp.json().await.unwrap();
+    assert_eq!(w["to"], "2026-06-01T12:11:00Z");
+    assert_eq!(
+        generate(&sim, Some("key-a"), model, &request("c")).await.0,
+        503
+    );
+    for bad in ["", "?seconds=0", "?seconds=soon"] {
+        let resp = client().post(format!("{url}{bad}")).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        assert!(resp.text().await.unwrap().contains("?seconds=N"));
+    }
+    assert_eq!(sim.stats().gemini.total.faults.outage, 2);
     sim.shutdown().await;
 }

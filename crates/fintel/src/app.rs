@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use fintel_edgar::{EdgarClient, EdgarConfig};
-use fintel_engine::{EngineSettings, KeyPool};
+use fintel_engine::{EngineSettings, KeyPool, MaintenancePlan, Upkeep};
 use fintel_llm::{GeminiClient, GeminiConfig, OpenAiClient, OpenAiConfig, Provider};
 use fintel_store::Store;
 use fintel_time::SharedClock;
@@ -88,6 +88,19 @@ impl App {
             self.config.buckets.clone(),
             self.config.reset_buffer,
         ))
+    }
+
+    /// The disk check and the daily maintenance of a batch run.
+    pub fn upkeep(&self) -> Upkeep {
+        Upkeep {
+            data_dir: self.config.data_dir.clone(),
+            free_space: Arc::new(fintel_store::SystemFreeSpace),
+            min_free_bytes: self.config.min_free_disk_bytes,
+            maintenance: Some(MaintenancePlan {
+                backups_dir: self.config.backups_dir(),
+                retention: self.config.backup_retention,
+            }),
+        }
     }
 
     pub fn engine_settings(&self) -> EngineSettings {

@@ -140,8 +140,9 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
     .await
 }
 
-/// Checks every key without spending generation quota; disables unusable keys. A model the
-/// provider does not know, or no usable key at all, is a configuration problem (exit 4).
+/// Checks every key without spending generation quota ([`crate::doctor::check_keys`], as
+/// `fintel doctor` does); disables unusable keys. A model the provider does not know, or no
+/// usable key at all, is a configuration problem (exit 4).
 pub async fn preflight(
     app: &App,
     provider: &dyn Provider,
@@ -153,45 +154,38 @@ pub async fn preflight(
         return Err(crate::config::no_keys_error());
     }
     let model = &app.config.model;
+    let checks = crate::doctor::check_keys(provider, pool.buckets(), model).await;
     let mut usable = 0;
-    let mut checked = 0;
-    for bucket in pool.buckets() {
-        let keys: Vec<Option<&fintel_llm::ApiKey>> = if bucket.keys.is_empty() {
-            vec![None]
-        } else {
-            bucket.keys.iter().map(Some).collect()
-        };
-        for key in keys {
-            checked += 1;
-            let label = key.map_or("(no key)".to_string(), |k| k.label().to_string());
-            match provider.check_model(key, model).await {
-                Ok(_) => usable += 1,
-                Err(CallError::Configuration { message }) => {
-                    return Err(config_problem(format!(
-                        "model {model:?} cannot be used: {message}. Set FINTEL_MODEL (or [model] \
-                         name in fintel.toml) to a model your keys can use."
-                    )))
+    for check in &checks {
+        let label = &check.label;
+        match &check.outcome {
+            Ok(_) => usable += 1,
+            Err(CallError::Configuration { message }) => {
+                return Err(config_problem(format!(
+                    "model {model:?} cannot be used: {message}. Set FINTEL_MODEL (or [model] \
+                     name in fintel.toml) to a model your keys can use."
+                )))
+            }
+            Err(CallError::KeyUnusable { reason })
+            | Err(CallError::KeyExhausted { message: reason }) => {
+                display.println(&format!("warning: key {label} is unusable: {reason}"));
+                if let (Some(store), Some(k)) = (store, &check.key) {
+                    store.register_key(&k.fingerprint(), k.label(), &check.bucket)?;
+                    store.disable_key(&k.fingerprint(), reason, app.clock.now())?;
                 }
-                Err(CallError::KeyUnusable { reason })
-                | Err(CallError::KeyExhausted { message: reason }) => {
-                    display.println(&format!("warning: key {label} is unusable: {reason}"));
-                    if let (Some(store), Some(k)) = (store, key) {
-                        store.register_key(&k.fingerprint(), k.label(), &bucket.name)?;
-                        store.disable_key(&k.fingerprint(), &reason, app.clock.now())?;
-                    }
-                }
-                Err(e) => {
-                    // The check itself failed (network, 5xx): the key may well be fine.
-                    display.println(&format!("warning: could not check key {label}: {e}"));
-                    usable += 1;
-                }
+            }
+            Err(e) => {
+                // The check itself failed (network, 5xx): the key may well be fine.
+                display.println(&format!("warning: could not check key {label}: {e}"));
+                usable += 1;
             }
         }
     }
     if usable == 0 {
         return Err(config_problem(format!(
-            "none of the {checked} configured key(s) is usable (see the warnings above); fix them \
-             and `fintel keys enable LABEL` any that were disabled"
+            "none of the {} configured key(s) is usable (see the warnings above); fix them \
+             and `fintel keys enable LABEL` any that were disabled",
+            checks.len()
         )));
     }
     Ok(())
@@ -271,6 +265,12 @@ pub async fn run(
         std::process::exit(exit::SECOND_SIGNAL as i32);
     });
     let display = Arc::new(display);
+    let notifier = crate::notifications::notifier(app)?;
+    let observer = Arc::new(crate::notifications::Notifying {
+        display: display.clone(),
+        notifier: notifier.clone(),
+        batch_id: batch_id.to_string(),
+    });
     let engine = Arc::new(Engine {
         store: store.clone(),
         clock: app.clock.clone(),
@@ -279,8 +279,9 @@ pub async fn run(
         analysis,
         pool,
         settings: app.engine_settings(),
-        observer: display.clone(),
+        observer,
         owner: owner_id.clone(),
+        upkeep: app.upkeep(),
     });
     let outcome = engine.run(batch_id, rx).await;
     signals.abort();
@@ -290,6 +291,14 @@ pub async fn run(
     let outcome = outcome?;
     let batch = store.find_batch(batch_id)?;
     let counts = store.task_counts(batch_id)?;
+    crate::notifications::send_outcome(
+        &notifier,
+        batch_id,
+        batch.name.as_deref(),
+        &outcome,
+        &counts,
+    )
+    .await;
     let resume = format!("fintel batch --resume {batch_id}");
     let (code, line) = match &outcome {
         RunOutcome::Completed { failed: 0 } => (exit::OK, format!("batch {batch_id} completed")),
@@ -307,7 +316,7 @@ pub async fn run(
             format!("stopped on a configuration problem: {msg}\nNo task was failed for it; fix it and resume with: {resume}"),
         ),
     };
-    eprintln!(
+    let summary = format!(
         "{line}\n{} completed, {} skipped, {} failed of {} tasks; results in {}",
         counts.completed,
         counts.skipped,
@@ -315,6 +324,8 @@ pub async fn run(
         counts.total,
         store.path().display()
     );
+    tracing::info!(target: crate::logging::RUN_TARGET, "{summary}");
+    eprintln!("{summary}");
     if json {
         println!(
             "{}",

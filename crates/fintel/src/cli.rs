@@ -66,6 +66,20 @@ pub enum Command {
     Workflows(WorkflowsArgs),
     /// Simulated SEC and Gemini endpoints, for tests, benchmarks and the demo
     Sim(SimArgs),
+    /// Check keys, model, SEC User-Agent, data directory and free disk, spending no quota
+    Doctor(JsonFlag),
+    /// Serve the dashboard: batches, keys, failures and results, live from the database
+    Web(WebArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Address to listen on; anything other than a loopback address prints a warning
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub addr: String,
+    /// Open the dashboard in the default browser
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Args)]
@@ -264,15 +278,26 @@ pub struct DbArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DbAction {
-    /// WAL checkpoint, optimise, quick check, backup with retention
+    /// WAL checkpoint, optimise, quick check, backup with retention (run daily by a batch
+    /// while it waits for the quota reset)
     Maintain {
-        #[arg(long, default_value_t = 7)]
-        retention: usize,
+        /// Backups kept [default: 7, or FINTEL_BACKUP_RETENTION]
+        #[arg(long, value_name = "N")]
+        retention: Option<usize>,
         #[arg(long)]
         json: bool,
     },
     /// Full integrity check
     Check,
+    /// An online backup, safe while a batch runs (default: the backups folder of the data
+    /// directory)
+    Backup {
+        /// Where to write it (must not exist)
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -370,9 +395,9 @@ pub enum SimAction {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8089")]
         addr: String,
-        /// Simulator configuration (TOML)
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// Simulator configuration (TOML); not `--config`, which names fintel's own file
+        #[arg(long, value_name = "FILE")]
+        sim_config: Option<PathBuf>,
         /// Serve the shared fixtures (real Apple submissions and filings) as well
         #[arg(long)]
         fixtures: Option<PathBuf>,

@@ -327,10 +327,10 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
 pub async fn sim(args: SimArgs, clock: SharedClock) -> Result<u8> {
     let SimAction::Serve {
         addr,
-        config,
+        sim_config,
         fixtures,
     } = args.action;
-    let mut sim_config = match &config {
+    let mut sim_config = match &sim_config {
         Some(path) => {
             fintel_sim::SimConfig::from_toml_file(path).map_err(|e| usage(e.to_string()))?
         }
@@ -457,6 +457,11 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         concurrency: 6,
         reset_buffer: std::time::Duration::from_secs(300),
         grace: std::time::Duration::from_secs(10),
+        // The demo writes a few megabytes: only a nearly full disk should pause it.
+        min_free_disk_bytes: base.min_free_disk_bytes.min(64 << 20),
+        backup_retention: base.backup_retention,
+        webhook_url: None,
+        webhook_format: None,
     };
     let app = App { config, clock };
     eprintln!(

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::{config_problem, usage};
 
+/// Free space (MiB) under which a batch pauses, unless configured.
+const DEFAULT_MIN_FREE_DISK_MB: u64 = 1024;
+
 /// The optional configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,15 @@ struct FileConfig {
     buckets: Vec<BucketFile>,
     #[serde(default)]
     run: RunFile,
+    #[serde(default)]
+    notify: NotifyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyFile {
+    webhook_url: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +92,8 @@ struct RunFile {
     concurrency: Option<usize>,
     reset_buffer_minutes: Option<u64>,
     grace_seconds: Option<u64>,
+    min_free_disk_mb: Option<u64>,
+    backup_retention: Option<usize>,
 }
 
 /// Which API the model is reached through.
@@ -111,6 +125,14 @@ pub struct Config {
     pub concurrency: usize,
     pub reset_buffer: Duration,
     pub grace: Duration,
+    /// Below this much free space in the data directory, a batch pauses (0: never).
+    pub min_free_disk_bytes: u64,
+    /// Daily backups kept.
+    pub backup_retention: usize,
+    /// Where batch notifications go, and in which format (`discord` or `json`; from the URL
+    /// when not set).
+    pub webhook_url: Option<String>,
+    pub webhook_format: Option<String>,
 }
 
 /// Flags that override the configuration.
@@ -202,6 +224,15 @@ impl Config {
         };
         let buckets = build_buckets(provider, &file, defaults)?;
         let run = &file.run;
+        let webhook_url = env("FINTEL_WEBHOOK_URL").or(file.notify.webhook_url.clone());
+        let webhook_format = env("FINTEL_WEBHOOK_FORMAT").or(file.notify.format.clone());
+        // A bad webhook is found now, before a batch exists, not when the first event fires.
+        fintel_notify::Notifier::from_config(webhook_url.as_deref(), webhook_format.as_deref())
+            .map_err(|e| {
+                usage(format!(
+                    "{e} (FINTEL_WEBHOOK_URL / FINTEL_WEBHOOK_FORMAT, or [notify] in fintel.toml)"
+                ))
+            })?;
         Ok(Config {
             sec_user_agent: env("FINTEL_SEC_USER_AGENT").or(file.sec.user_agent.clone()),
             sec_www_url: env("FINTEL_SEC_WWW_URL")
@@ -232,6 +263,23 @@ impl Config {
                 .max(1),
             reset_buffer: Duration::from_secs(60 * run.reset_buffer_minutes.unwrap_or(5)),
             grace: Duration::from_secs(run.grace_seconds.unwrap_or(30)),
+            min_free_disk_bytes: env_num::<u64>("FINTEL_MIN_FREE_DISK_MB")?
+                .or(run.min_free_disk_mb)
+                .unwrap_or(DEFAULT_MIN_FREE_DISK_MB)
+                .saturating_mul(1 << 20),
+            backup_retention: match env_num::<usize>("FINTEL_BACKUP_RETENTION")?
+                .or(run.backup_retention)
+            {
+                Some(0) => {
+                    return Err(usage(
+                        "backup retention must be at least 1 (FINTEL_BACKUP_RETENTION or [run] \
+                         backup_retention)",
+                    ))
+                }
+                other => other.unwrap_or(7),
+            },
+            webhook_url,
+            webhook_format,
             data_dir,
             config_file,
         })
@@ -245,6 +293,12 @@ impl Config {
     }
     pub fn locks_dir(&self) -> PathBuf {
         self.data_dir.join("locks")
+    }
+    pub fn backups_dir(&self) -> PathBuf {
+        self.data_dir.join("backups")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
     }
     pub fn workflows_dir(&self) -> PathBuf {
         self.data_dir.join("workflows")
@@ -287,6 +341,12 @@ impl Config {
                 "concurrency": self.concurrency,
                 "reset_buffer_seconds": self.reset_buffer.as_secs(),
                 "grace_seconds": self.grace.as_secs(),
+                "min_free_disk_bytes": self.min_free_disk_bytes,
+                "backup_retention": self.backup_retention,
+            },
+            "notify": {
+                "webhook_url": self.webhook_url.as_deref().map(fintel_notify::mask_url_str),
+                "format": self.webhook_format,
             },
         })
     }

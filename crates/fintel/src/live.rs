@@ -217,6 +217,7 @@ fn prepare_text(
         tokens: fitted.tokens,
         fitting: json!({
             "original_chars": text.len(),
+            "budget_tokens": budget_tokens,
             "was_cut": fitted.was_cut,
             "kept": fitted.kept,
             "cut": fitted.cut,

@@ -7,10 +7,14 @@ mod batch;
 mod cli;
 mod commands;
 mod config;
+mod doctor;
 mod exit;
 mod live;
+mod logging;
+mod notifications;
 mod progress;
 mod results;
+mod web;
 
 use std::process::ExitCode;
 
@@ -33,7 +37,6 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,19 +57,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FINTEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+/// Starts logging once the configuration says where and which secrets to hide. Commands that
+/// run or look after batches also log to the data directory; the others only read or print.
+fn init_logging(cli: &Cli, config: &Config) {
+    let to_file = matches!(
+        cli.command,
+        None | Some(
+            Command::Batch(_)
+                | Command::Analyze(_)
+                | Command::Demo(_)
+                | Command::Db(_)
+                | Command::Doctor(_)
+                | Command::Web(_)
+        )
+    );
+    let mut secrets: Vec<String> = config
+        .buckets
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|k| k.secret().to_string()))
+        .collect();
+    secrets.extend(config.webhook_url.clone());
+    let logs_dir = config.logs_dir();
+    logging::init(cli.verbose, to_file.then_some(logs_dir.as_path()), secrets);
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -80,6 +92,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     };
     let clock = fintel_time::clock_from_env().map_err(|e| exit::usage(e.to_string()))?;
     let config = Config::load(&overrides)?;
+    init_logging(&cli, &config);
     let app = App { config, clock };
     let Some(command) = cli.command else {
         eprintln!(
@@ -102,5 +115,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Text(args) => commands::text(args),
         Command::Workflows(args) => commands::workflows(&app, args),
         Command::Sim(args) => commands::sim(args, app.clock.clone()).await,
+        Command::Doctor(args) => doctor::doctor(&app, args).await,
+        Command::Web(args) => web::web(&app, args).await,
     }
 }

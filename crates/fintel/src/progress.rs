@@ -10,6 +10,8 @@ use fintel_store::BatchState;
 use fintel_time::local_and_pacific;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::logging::RUN_TARGET;
+
 /// Shows a batch's progress.
 pub struct Display {
     bar: Option<ProgressBar>,
@@ -48,8 +50,13 @@ impl Display {
         }
     }
 
-    /// Prints a line without breaking the bar.
+    /// Prints a line without breaking the bar, and logs it.
     pub fn println(&self, line: &str) {
+        tracing::info!(target: RUN_TARGET, "{line}");
+        self.print(line);
+    }
+
+    fn print(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
@@ -80,7 +87,7 @@ fn summary(p: &Progress, rate_per_hour: Option<f64>) -> String {
         }
     }
     match p.state {
-        BatchState::WaitingReset | BatchState::WaitingProvider => {
+        BatchState::WaitingReset | BatchState::WaitingProvider | BatchState::WaitingDisk => {
             s.push_str(&format!(
                 " - {}: {}",
                 p.state.as_str(),
@@ -102,23 +109,22 @@ impl Observer for Display {
         let hours = fintel_time::span_between(t0, p.now).as_secs_f64() / 3600.0;
         let rate = (hours > 0.0 && done > first).then(|| (done - first) as f64 / hours);
         let line = summary(p, rate);
-        if let Some(bar) = &self.bar {
-            bar.set_length(p.counts.total.max(1));
-            bar.set_position(done);
-            bar.set_message(line);
-            return;
-        }
-        if self.quiet {
-            return;
-        }
-        // Plain lines: on every state change, else at most every 10 seconds.
+        // Plain lines (and the log file): on every state change, else at most every 10 s.
         let changed = st.last_state != Some(p.state);
         let due = st
             .last_line
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-        if changed || due || done == p.counts.total {
+        let print = changed || due || done == p.counts.total;
+        if print {
             st.last_line = Some(Instant::now());
             st.last_state = Some(p.state);
+            tracing::info!(target: RUN_TARGET, "{line}");
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(p.counts.total.max(1));
+            bar.set_position(done);
+            bar.set_message(line);
+        } else if print && !self.quiet {
             eprintln!("[{}] {}", local_and_pacific(p.now), line);
         }
     }
@@ -129,11 +135,11 @@ impl Observer for Display {
             Level::Warn => "warning: ",
         };
         if level == Level::Warn || !self.quiet {
-            self.println(&format!("{prefix}{text}"));
+            self.print(&format!("{prefix}{text}"));
         }
         match level {
-            Level::Info => tracing::info!("{text}"),
-            Level::Warn => tracing::warn!("{text}"),
+            Level::Info => tracing::info!(target: RUN_TARGET, "{text}"),
+            Level::Warn => tracing::warn!(target: RUN_TARGET, "{text}"),
         }
     }
 }

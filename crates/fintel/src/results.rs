@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fintel_export::{ExportQuery, Format, Output, StatusFilter};
 use serde_json::json;
 
@@ -78,11 +78,13 @@ pub fn db(app: &App, args: DbArgs) -> Result<u8> {
     let store = store(app)?;
     match args.action {
         DbAction::Maintain { retention, json } => {
-            let report = store.maintain(
-                &app.config.data_dir.join("backups"),
-                retention,
-                app.clock.now(),
-            )?;
+            let retention = retention.unwrap_or(app.config.backup_retention);
+            if retention == 0 {
+                return Err(exit::usage(
+                    "--retention must be at least 1: the backup just taken is always kept",
+                ));
+            }
+            let report = store.maintain(&app.config.backups_dir(), retention, app.clock.now())?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -114,6 +116,32 @@ pub fn db(app: &App, args: DbArgs) -> Result<u8> {
             let ok = problems == ["ok"];
             println!("{}", problems.join("\n"));
             Ok(if ok { exit::OK } else { exit::RUNTIME })
+        }
+        DbAction::Backup { path, json } => {
+            let now = app.clock.now();
+            let path = match path {
+                Some(path) => path,
+                None => {
+                    let dir = app.config.backups_dir();
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    dir.join(fintel_store::backup_file_name(now))
+                }
+            };
+            if path.exists() {
+                return Err(exit::usage(format!(
+                    "{} already exists; choose a new file name (a backup never overwrites)",
+                    path.display()
+                )));
+            }
+            store.backup_to(&path)?;
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if json {
+                println!("{}", json!({"backup": path, "bytes": bytes}));
+            } else {
+                eprintln!("backup written to {} ({bytes} bytes)", path.display());
+            }
+            Ok(exit::OK)
         }
     }
 }

@@ -1,7 +1,8 @@
 //! End-to-end tests of the built `fintel` binary against the simulator on 127.0.0.1, as a user
 //! runs it: configuration through the environment, signals, exit codes, `--json` output.
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -634,4 +635,283 @@ fn ledger_count_or_zero(env: &Env) -> i64 {
                 .ok()
         })
         .unwrap_or(0)
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_log_line_export_or_stored_byte_contains_a_configured_key() {
+    const GOOD: &str = "test-key-0123456789";
+    const BAD: &str = "AIzaSyInvalid-0123456789abcdefXYZ";
+    let env = Env::with(0, |c| c.gemini.invalid_keys = vec![BAD.to_string()]).await;
+    let run = |args: &[&str]| {
+        env.cmd(args)
+            .env("GOOGLE_API_KEY_2", BAD)
+            .env("FINTEL_LOG", "debug")
+            .output()
+            .unwrap()
+    };
+    let mut printed = String::new();
+    let mut record = |out: &Output| {
+        printed.push_str(&text(&out.stdout));
+        printed.push_str(&text(&out.stderr));
+    };
+    let out = run(&["-vv", "batch", "companies.csv", "--years", "2", "--json"]);
+    record(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("GOOGLE_API_KEY_2 (AIza"),
+        "the unusable key is named by its masked label: {}",
+        text(&out.stderr)
+    );
+    let exports = env.dir.path().join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    for format in ["csv", "jsonl", "xlsx", "parquet"] {
+        let path = exports.join(format!("results.{format}"));
+        let out = run(&[
+            "export",
+            "--format",
+            format,
+            "--output",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        record(&out);
+    }
+    for args in [
+        &["config", "--json"][..],
+        &["keys", "--json"],
+        &["db", "maintain"],
+        &["batch", "status", "--json"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        record(&out);
+    }
+
+    let logs: Vec<_> = files_under(&env.home().join("logs"));
+    assert!(!logs.is_empty(), "a log file in the data directory");
+    let log_text: String = logs
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect();
+    assert!(
+        log_text.contains("done ") && log_text.contains("INFO"),
+        "the log file tells the run's story: {log_text}"
+    );
+    let mut checked = 0;
+    for path in files_under(&env.home())
+        .into_iter()
+        .chain(files_under(&exports))
+    {
+        let bytes = std::fs::read(&path).unwrap();
+        for key in [GOOD, BAD] {
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{} contains a key in clear",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 8,
+        "database, logs, backups and exports: {checked}"
+    );
+    for key in [GOOD, BAD] {
+        assert!(!printed.contains(key), "a key was printed in clear");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn db_backup_writes_a_sound_copy_and_never_overwrites() {
+    let env = Env::new(0).await;
+    let out = env.run(&["batch", "companies.csv", "--years", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let target = env.dir.path().join("copy.db");
+    let out = env.run(&["db", "backup", target.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["backup"], target.to_str().unwrap());
+    assert!(doc["bytes"].as_u64().unwrap() > 0);
+    let copy = rusqlite::Connection::open(&target).unwrap();
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let results: i64 = copy
+        .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(results, env.completed_results());
+
+    // An existing file is never overwritten.
+    let before = std::fs::read(&target).unwrap();
+    let out = env.run(&["db", "backup", target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    // Without a path it goes to the backups folder.
+    let out = env.run(&["db", "backup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(files_under(&env.home().join("backups")).len(), 1);
+    // A retention of 0 would delete the backup just taken.
+    let out = env.run(&["db", "maintain", "--retention", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("at least 1"));
+    let out = env
+        .cmd(&["db", "maintain"])
+        .env("FINTEL_BACKUP_RETENTION", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("FINTEL_BACKUP_RETENTION"));
+}
+
+/// A webhook endpoint on 127.0.0.1 that keeps every JSON body it receives.
+async fn webhook_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let store = store.clone();
+            async move {
+                store.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_announce_exhausted_keys_and_completion_and_a_dead_one_changes_nothing() {
+    let env = Env::new(0).await;
+    let (url, received) = webhook_server().await;
+    // 4 requests a day for 8 analyses: the batch waits for one reset, on a fast clock.
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "1", "--name", "hooked"])
+        .env("FINTEL_WEBHOOK_URL", &url)
+        .env("FINTEL_REQUESTS_PER_DAY", "4")
+        .env(
+            "FINTEL_FAKE_CLOCK",
+            format!("{}@20000", jiff::Timestamp::now()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bodies = received.lock().unwrap().clone();
+    let events: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["event"].as_str().unwrap_or(""))
+        .collect();
+    assert!(events.contains(&"keys_exhausted"), "{bodies:#?}");
+    let done = bodies
+        .iter()
+        .find(|b| b["event"] == "batch_completed")
+        .unwrap_or_else(|| panic!("no completion message: {bodies:#?}"));
+    assert!(
+        done["message"].as_str().unwrap().contains("\"hooked\""),
+        "{done}"
+    );
+    assert_eq!(done["completed"].as_u64(), Some(8), "{done}");
+
+    // A webhook nobody answers: the batch neither fails nor waits on it.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let start = Instant::now();
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "2", "--force"])
+        .env("FINTEL_WEBHOOK_URL", &dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(start.elapsed() < Duration::from_secs(30));
+
+    // A webhook URL that cannot work is refused before anything is created.
+    let batches = |env: &Env| -> i64 {
+        rusqlite::Connection::open(env.db())
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM batches", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = batches(&env);
+    let out = env
+        .cmd(&["batch", "companies.csv", "--years", "1"])
+        .env("FINTEL_WEBHOOK_URL", "discord.com/api/webhooks/1/secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("FINTEL_WEBHOOK_URL"));
+    assert!(!text(&out.stderr).contains("secret"), "the token is masked");
+    assert_eq!(batches(&env), before);
+}
+
+#[test]
+fn sim_serve_reads_its_own_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sim.toml");
+    std::fs::write(
+        &config,
+        "[[gemini.projects]]\nname = \"solo\"\nkeys = [\"only-key-123456\"]\nrequests_per_day = 7\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["sim", "serve", "--addr", "127.0.0.1:0", "--sim-config"])
+        .arg(&config)
+        .env("FINTEL_HOME", dir.path().join("home"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    let url = first_line.trim().to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[gemini]\nno_such_setting = 1\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["sim", "serve", "--addr", "127.0.0.1:0", "--sim-config"])
+        .arg(&bad)
+        .env("FINTEL_HOME", dir.path().join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no_such_setting"),
+        "{}",
+        text(&out.stderr)
+    );
 }

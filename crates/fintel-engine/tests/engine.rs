@@ -228,8 +228,10 @@ async fn a_daily_refusal_on_the_first_request_after_reset_backs_off_instead_of_s
     );
 }
 
-#[tokio::test]
-async fn an_outage_fails_no_task_and_costs_no_attempt() {
+/// Runs `companies` x `years` (one retry per task) through a provider that answers 503 for
+/// the first 10 minutes; returns the harness, its outcome and the highest attempt count of a
+/// year task.
+async fn run_through_outage(companies: usize, years: u32) -> (Harness, RunOutcome, i64) {
     let clock_for_script = Arc::new(std::sync::Mutex::new(None::<fintel_time::ManualClock>));
     let c2 = clock_for_script.clone();
     let provider = FakeProvider::with_script(Arc::new(move |_: &str, _| {
@@ -241,14 +243,16 @@ async fn an_outage_fails_no_task_and_costs_no_attempt() {
             reached_server: true,
         })
     }));
-    let h = Harness::new(8, provider, buckets(2, 1000, 1000));
+    let h = Harness::new(companies, provider, buckets(2, 1000, 1000));
     *clock_for_script.lock().unwrap() = Some(h.clock.clone());
-    let t = tickers(8);
+    let t = tickers(companies);
     let settings = BatchSettings {
         max_retries: 1,
         ..Default::default()
     };
-    let batch = h.create(&names(&t), YearsSpec::Latest(2), settings).await;
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(years), settings)
+        .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
     let out = h
@@ -256,15 +260,23 @@ async fn an_outage_fails_no_task_and_costs_no_attempt() {
         .run(&batch, rx)
         .await
         .unwrap();
-    assert_eq!(out, RunOutcome::Completed { failed: 0 });
-    let conn = h.store.conn();
-    let max_attempts: i64 = conn
+    let max_attempts: i64 = h
+        .store
+        .conn()
         .query_row(
             "SELECT MAX(attempts) FROM tasks WHERE kind = 'year'",
             [],
             |r| r.get(0),
         )
         .unwrap();
+    (h, out, max_attempts)
+}
+
+#[tokio::test]
+async fn an_outage_fails_no_task_and_costs_no_attempt() {
+    let (h, out, max_attempts) = run_through_outage(8, 2).await;
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let conn = h.store.conn();
     assert_eq!(
         max_attempts, 0,
         "failures inside an outage are not attempts"
@@ -787,42 +799,8 @@ async fn daily_maintenance_runs_once_while_waiting_for_the_reset() {
 /// uses up its last attempt, so the outage fails nothing.
 #[tokio::test]
 async fn an_outage_with_too_few_tasks_to_open_the_breaker_still_fails_none() {
-    let clock_for_script = Arc::new(std::sync::Mutex::new(None::<fintel_time::ManualClock>));
-    let c2 = clock_for_script.clone();
-    let provider = FakeProvider::with_script(Arc::new(move |_: &str, _| {
-        let clock = c2.lock().unwrap().clone()?;
-        let now = fintel_time::Clock::now(&clock);
-        let outage_end = start_time() + jiff::SignedDuration::from_mins(10);
-        (now < outage_end).then(|| CallError::Transient {
-            message: "503 model overloaded".into(),
-            reached_server: true,
-        })
-    }));
-    let h = Harness::new(2, provider, buckets(1, 1000, 1000));
-    *clock_for_script.lock().unwrap() = Some(h.clock.clone());
-    let t = tickers(2);
-    let settings = BatchSettings {
-        max_retries: 1,
-        ..Default::default()
-    };
-    let batch = h.create(&names(&t), YearsSpec::Latest(1), settings).await;
-    let owner = h.owner("a");
-    let (_tx, rx) = no_shutdown();
-    let out = h
-        .engine(&owner, fast_settings())
-        .run(&batch, rx)
-        .await
-        .unwrap();
+    let (h, out, max_attempts) = run_through_outage(2, 1).await;
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
-    let max_attempts: i64 = h
-        .store
-        .conn()
-        .query_row(
-            "SELECT MAX(attempts) FROM tasks WHERE kind = 'year'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
     assert!(
         max_attempts <= 1,
         "the last attempt was never used up: {max_attempts}"

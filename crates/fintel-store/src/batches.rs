@@ -172,6 +172,31 @@ pub struct TaskCounts {
 }
 
 impl TaskCounts {
+    /// Adds `n` tasks of `kind` in `state` (one row of a `GROUP BY kind, state` count).
+    pub fn add(&mut self, kind: &str, state: &str, n: u64) {
+        // A resolve task that completed has become year tasks; only count it while it is
+        // open or if it ended without any (a skipped or failed company).
+        if kind == "resolve" {
+            match state {
+                "completed" => return,
+                "pending" | "running" => {
+                    self.resolving += n;
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.total += n;
+        match state {
+            "pending" => self.pending += n,
+            "running" => self.running += n,
+            "completed" => self.completed += n,
+            "skipped" => self.skipped += n,
+            "failed" => self.failed += n,
+            _ => {}
+        }
+    }
+
     pub fn ended(&self) -> u64 {
         self.completed + self.skipped + self.failed
     }
@@ -369,27 +394,7 @@ impl Store {
         })?;
         for row in rows {
             let (kind, state, n) = row?;
-            // A resolve task that completed has become year tasks; only count it while it
-            // is open or if it ended without any (a skipped or failed company).
-            if kind == "resolve" {
-                match state.as_str() {
-                    "completed" => continue,
-                    "pending" | "running" => {
-                        counts.resolving += n;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            counts.total += n;
-            match state.as_str() {
-                "pending" => counts.pending += n,
-                "running" => counts.running += n,
-                "completed" => counts.completed += n,
-                "skipped" => counts.skipped += n,
-                "failed" => counts.failed += n,
-                _ => {}
-            }
+            counts.add(&kind, &state, n);
         }
         Ok(counts)
     }
@@ -459,5 +464,24 @@ impl Store {
         }
         tx.commit()?;
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_completed_resolve_task_is_not_counted_an_open_one_is_resolving() {
+        let mut c = TaskCounts::default();
+        c.add("resolve", "completed", 5);
+        c.add("resolve", "pending", 2);
+        c.add("resolve", "failed", 1);
+        c.add("year", "completed", 10);
+        c.add("year", "pending", 4);
+        assert_eq!(
+            (c.total, c.resolving, c.failed, c.completed, c.pending),
+            (15, 2, 1, 10, 4)
+        );
     }
 }

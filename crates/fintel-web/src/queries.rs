@@ -104,28 +104,6 @@ fn years_of(spec: &str) -> u32 {
     1
 }
 
-fn add_count(counts: &mut TaskCounts, kind: &str, state: &str, n: u64) {
-    if kind == "resolve" {
-        match state {
-            "completed" => return,
-            "pending" | "running" => {
-                counts.resolving += n;
-                return;
-            }
-            _ => {}
-        }
-    }
-    counts.total += n;
-    match state {
-        "pending" => counts.pending += n,
-        "running" => counts.running += n,
-        "completed" => counts.completed += n,
-        "skipped" => counts.skipped += n,
-        "failed" => counts.failed += n,
-        _ => {}
-    }
-}
-
 /// The pace of one batch: tasks ended since `hour_ago` and `day_ago`, and its first start.
 fn pace(
     conn: &Connection,
@@ -173,7 +151,7 @@ pub(crate) fn batches_overview(
             let kind: String = r.get(1)?;
             let state: String = r.get(2)?;
             let n = r.get::<_, i64>(3)?.max(0) as u64;
-            add_count(counts.entry(id).or_default(), &kind, &state, n);
+            counts.entry(id).or_default().add(&kind, &state, n);
         }
     }
     let mut out = Vec::with_capacity(batches.len());
@@ -237,12 +215,7 @@ pub(crate) fn batch_detail(
         while let Some(r) = rows.next()? {
             let kind: String = r.get(0)?;
             let state: String = r.get(1)?;
-            add_count(
-                &mut counts,
-                &kind,
-                &state,
-                r.get::<_, i64>(2)?.max(0) as u64,
-            );
+            counts.add(&kind, &state, r.get::<_, i64>(2)?.max(0) as u64);
         }
     }
     let (hour, day, first) = pace(&tx, &batch.id, now)?;
@@ -666,19 +639,5 @@ mod tests {
         assert_eq!(years_of(r#"{"latest":7}"#), 7);
         assert_eq!(years_of(r#"{"explicit":[2018,2019,2020]}"#), 3);
         assert_eq!(years_of("garbage"), 1);
-    }
-
-    #[test]
-    fn counts_follow_the_store() {
-        let mut c = TaskCounts::default();
-        add_count(&mut c, "resolve", "completed", 5);
-        add_count(&mut c, "resolve", "pending", 2);
-        add_count(&mut c, "resolve", "failed", 1);
-        add_count(&mut c, "year", "completed", 10);
-        add_count(&mut c, "year", "pending", 4);
-        assert_eq!(
-            (c.total, c.resolving, c.failed, c.completed, c.pending),
-            (15, 2, 1, 10, 4)
-        );
     }
 }

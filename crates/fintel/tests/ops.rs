@@ -11,8 +11,8 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fintel_sim::{Company, ProjectConfig, SimConfig, Universe};
-use fintel_time::{Clock, FakeClock, SharedClock};
+use fintel_sim::{Company, SimConfig, Universe};
+use fintel_time::{Clock, FakeClock};
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -25,42 +25,11 @@ const KEY: &str = "test-key-0123456789";
 
 // ------------------------------------------------------------------------------------ helpers
 
-/// The harness's simulator settings, on an injected clock.
-fn sim_config() -> SimConfig {
-    let mut config = SimConfig::default();
-    config.sec.companies = 40;
+/// The harness's simulator settings with smaller documents, for runs on an injected clock.
+fn small_sim_config() -> SimConfig {
+    let mut config = sim_config(0);
     config.sec.document_bytes = 20_000;
-    config.sec.large_document_share = 0.0;
-    config.gemini.latency.min_ms = 0;
-    config.gemini.latency.max_ms = 0;
-    config.gemini.projects = vec![ProjectConfig {
-        name: "p1".into(),
-        keys: vec![KEY.into()],
-        requests_per_day: 10_000,
-        requests_per_minute: 10_000,
-        input_tokens_per_minute: 100_000_000,
-    }];
     config
-}
-
-/// A harness environment whose simulator reads `clock` (the harness's own runs on the system
-/// clock); the binary gets the same fake time through [`fake_clock_var`].
-async fn env_on(clock: SharedClock, config: SimConfig) -> Env {
-    let sim = fintel_sim::start(config, clock, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = sim.base_url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("companies.csv"),
-        fintel_sim::companies_csv(8),
-    )
-    .unwrap();
-    Env {
-        dir,
-        sim: Some(sim),
-        url,
-    }
 }
 
 /// `FINTEL_FAKE_CLOCK` for a process started now on `clock`: the same instant and speed, so
@@ -718,10 +687,10 @@ async fn a_provider_outage_mid_batch_fails_no_task_counts_no_attempt_and_passes_
         "2026-05-04T16:00:00Z".parse::<Timestamp>().unwrap(),
         300.0,
     ));
-    let mut config = sim_config();
+    let mut config = small_sim_config();
     config.gemini.latency.min_ms = 300;
     config.gemini.latency.max_ms = 300;
-    let env = env_on(clock.clone(), config).await;
+    let env = Env::start(config, clock.clone()).await;
     std::fs::write(
         env.dir.path().join("five.csv"),
         fintel_sim::companies_csv(5),
@@ -845,9 +814,9 @@ async fn a_process_stopped_past_the_quota_reset_works_as_soon_as_it_is_continued
     // buffer) and is stopped until past it, at most 3.5 s.
     let start: Timestamp = "2026-05-04T23:30:00-07:00".parse().unwrap();
     let clock = Arc::new(FakeClock::new(start, 600.0));
-    let mut config = sim_config();
+    let mut config = small_sim_config();
     config.gemini.projects[0].requests_per_day = 4;
-    let env = env_on(clock.clone(), config).await;
+    let env = Env::start(config, clock.clone()).await;
     std::fs::write(
         env.dir.path().join("three.csv"),
         fintel_sim::companies_csv(3),
@@ -1501,7 +1470,7 @@ async fn years_are_anchored_per_company_on_its_latest_report_filed_by_the_creati
     // simulator already serves it; a batch created today must not use it.
     let created: Timestamp = "2026-03-10T18:00:00Z".parse().unwrap();
     let as_of = fintel_time::pacific_date(created);
-    let mut config = sim_config();
+    let mut config = small_sim_config();
     config.sec.companies = 1_000;
     let universe = Universe::generate(&config);
     let anchor = |c: &Company| *originals(&universe, c, as_of).keys().last().unwrap();
@@ -1537,7 +1506,7 @@ async fn years_are_anchored_per_company_on_its_latest_report_filed_by_the_creati
     // 60x only makes SEC's rate limit (per simulated second) pass quickly; the batches take
     // simulated minutes, still on the creation day.
     let clock = Arc::new(FakeClock::new(created, 60.0));
-    let env = env_on(clock.clone(), config).await;
+    let env = Env::start(config, clock.clone()).await;
     let csv = format!(
         "ticker,company_name,cik\n{},,\n{},,\n,,{}\n",
         late.display_ticker().unwrap(),

@@ -11,6 +11,25 @@ use fintel_sim::{ProjectConfig, SimConfig, SimHandle};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fintel");
 
+/// The harness's simulator: 40 small companies and one key with limits no test reaches
+/// unless it lowers them.
+pub fn sim_config(latency_ms: u64) -> SimConfig {
+    let mut config = SimConfig::default();
+    config.sec.companies = 40;
+    config.sec.document_bytes = 40_000;
+    config.sec.large_document_share = 0.0;
+    config.gemini.latency.min_ms = latency_ms;
+    config.gemini.latency.max_ms = latency_ms;
+    config.gemini.projects = vec![ProjectConfig {
+        name: "p1".into(),
+        keys: vec!["test-key-0123456789".into()],
+        requests_per_day: 10_000,
+        requests_per_minute: 10_000,
+        input_tokens_per_minute: 100_000_000,
+    }];
+    config
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub sim: Option<SimHandle>,
@@ -23,27 +42,16 @@ impl Env {
     }
 
     pub async fn with(latency_ms: u64, adjust: impl FnOnce(&mut SimConfig)) -> Env {
-        let mut config = SimConfig::default();
-        config.sec.companies = 40;
-        config.sec.document_bytes = 40_000;
-        config.sec.large_document_share = 0.0;
-        config.gemini.latency.min_ms = latency_ms;
-        config.gemini.latency.max_ms = latency_ms;
-        config.gemini.projects = vec![ProjectConfig {
-            name: "p1".into(),
-            keys: vec!["test-key-0123456789".into()],
-            requests_per_day: 10_000,
-            requests_per_minute: 10_000,
-            input_tokens_per_minute: 100_000_000,
-        }];
+        let mut config = sim_config(latency_ms);
         adjust(&mut config);
-        let sim = fintel_sim::start(
-            config,
-            Arc::new(fintel_time::SystemClock),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        Env::start(config, Arc::new(fintel_time::SystemClock)).await
+    }
+
+    /// A simulator with `config` reading `clock`, and a data directory with 8 companies.
+    pub async fn start(config: SimConfig, clock: fintel_time::SharedClock) -> Env {
+        let sim = fintel_sim::start(config, clock, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let url = sim.base_url();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

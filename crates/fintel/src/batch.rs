@@ -291,14 +291,6 @@ pub async fn run(
     let outcome = outcome?;
     let batch = store.find_batch(batch_id)?;
     let counts = store.task_counts(batch_id)?;
-    crate::notifications::send_outcome(
-        &notifier,
-        batch_id,
-        batch.name.as_deref(),
-        &outcome,
-        &counts,
-    )
-    .await;
     let resume = format!("fintel batch --resume {batch_id}");
     let (code, line) = match &outcome {
         RunOutcome::Completed { failed: 0 } => (exit::OK, format!("batch {batch_id} completed")),
@@ -338,6 +330,15 @@ pub async fn run(
             })
         );
     }
+    // After the summary, so a slow webhook never delays what the user reads.
+    crate::notifications::send_outcome(
+        &notifier,
+        batch_id,
+        batch.name.as_deref(),
+        &outcome,
+        &counts,
+    )
+    .await;
     Ok(code)
 }
 

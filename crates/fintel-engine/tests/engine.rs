@@ -672,8 +672,6 @@ async fn low_disk_space_pauses_new_tasks_and_the_batch_resumes_when_it_is_back()
     let batch = h
         .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
         .await;
-    let owner = h.owner("a");
-    let recorder = Arc::new(Recorder::default());
     let upkeep = Upkeep {
         data_dir: h.dir.path().to_path_buf(),
         free_space: Arc::new(FillingDisk {
@@ -684,18 +682,7 @@ async fn low_disk_space_pauses_new_tasks_and_the_batch_resumes_when_it_is_back()
         maintenance: None,
     };
     let started = fintel_time::Clock::now(&h.clock);
-    let (_tx, rx) = no_shutdown();
-    let out = h
-        .engine_watched(
-            &owner,
-            fast_settings(),
-            h.provider.clone(),
-            recorder.clone(),
-            upkeep,
-        )
-        .run(&batch, rx)
-        .await
-        .unwrap();
+    let (out, recorder) = h.run_recorded(&batch, upkeep).await;
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     let lines = recorder.lines();
     let low = recorder
@@ -744,8 +731,6 @@ async fn daily_maintenance_runs_once_while_waiting_for_the_reset() {
     let batch = h
         .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
         .await;
-    let owner = h.owner("a");
-    let recorder = Arc::new(Recorder::default());
     let backups = h.dir.path().join("backups");
     let upkeep = Upkeep {
         data_dir: h.dir.path().to_path_buf(),
@@ -756,18 +741,7 @@ async fn daily_maintenance_runs_once_while_waiting_for_the_reset() {
             retention: 7,
         }),
     };
-    let (_tx, rx) = no_shutdown();
-    let out = h
-        .engine_watched(
-            &owner,
-            fast_settings(),
-            h.provider.clone(),
-            recorder.clone(),
-            upkeep,
-        )
-        .run(&batch, rx)
-        .await
-        .unwrap();
+    let (out, recorder) = h.run_recorded(&batch, upkeep).await;
     assert_eq!(out, RunOutcome::Completed { failed: 0 });
     let lines = recorder.lines();
     let exhausted: Vec<&String> = lines

@@ -406,6 +406,25 @@ impl Harness {
         self.engine_watched(owner, settings, provider, Arc::new(Silent), Upkeep::off())
     }
 
+    /// Runs `batch` to its end with `upkeep`, recording what the run reports.
+    pub async fn run_recorded(&self, batch: &str, upkeep: Upkeep) -> (RunOutcome, Arc<Recorder>) {
+        let owner = self.owner("recorded");
+        let recorder = Arc::new(Recorder::default());
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let out = self
+            .engine_watched(
+                &owner,
+                fast_settings(),
+                self.provider.clone(),
+                recorder.clone(),
+                upkeep,
+            )
+            .run(batch, rx)
+            .await
+            .unwrap();
+        (out, recorder)
+    }
+
     /// An engine with its observer and upkeep chosen by the test.
     pub fn engine_watched(
         &self,

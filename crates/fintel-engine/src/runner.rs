@@ -1064,10 +1064,15 @@ impl EngineInner {
                         key,
                     } => (call_id, bucket, key),
                     Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
-                    Grant::Wait { until, .. } => {
-                        // Quota is not a failure: back to pending, no attempt counted.
+                    Grant::Wait { until, why } => {
+                        // Quota is not a failure: back to pending, no attempt counted. Only
+                        // pacing pins a time on the task (a claim is allowed by a check that
+                        // ignores the task's size); a task waiting for the daily reset stays
+                        // claimable, so a resume with more keys takes it at once, and the
+                        // claim check keeps it unclaimed meanwhile.
+                        let not_before = (why == WaitReason::Pacing).then_some(until);
                         self.store()
-                            .release_task(task.id, self.owner(), Some(until), now)?;
+                            .release_task(task.id, self.owner(), not_before, now)?;
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
                     }
                 };

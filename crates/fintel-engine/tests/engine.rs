@@ -781,3 +781,63 @@ async fn an_outage_with_too_few_tasks_to_open_the_breaker_still_fails_none() {
     );
     assert_eq!(h.result_keys().len(), 2);
 }
+
+/// Stops a run as soon as it reports waiting for the quota reset.
+struct StopWhenWaitingForReset(tokio::sync::watch::Sender<bool>);
+
+impl Observer for StopWhenWaitingForReset {
+    fn progress(&self, p: &Progress) {
+        if p.state == fintel_store::BatchState::WaitingReset {
+            let _ = self.0.send(true);
+        }
+    }
+    fn message(&self, _: Level, _: &str) {}
+}
+
+#[tokio::test]
+async fn tasks_waiting_for_the_reset_are_taken_at_once_by_a_resume_with_more_keys() {
+    // One key of 2 requests a day for 4 analyses: the first run spends it and stops.
+    let h = Harness::new(2, FakeProvider::new(), buckets(1, 2, 1000));
+    let t = tickers(2);
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
+        .await;
+    let owner = h.owner("a");
+    let (tx, rx) = no_shutdown();
+    let out = h
+        .engine_watched(
+            &owner,
+            fast_settings(),
+            h.provider.clone(),
+            Arc::new(StopWhenWaitingForReset(tx)),
+            Upkeep::off(),
+        )
+        .run(&batch, rx)
+        .await
+        .unwrap();
+    assert_eq!(out, RunOutcome::Stopped);
+    assert_eq!(h.result_keys().len(), 2);
+    let stopped_at = fintel_time::Clock::now(&h.clock);
+
+    // The resume brings a second project's key: the other two go now, not after the reset.
+    let more_keys = Arc::new(KeyPool::new(
+        buckets(2, 2, 1000),
+        std::time::Duration::from_secs(300),
+    ));
+    more_keys.register(&h.store).unwrap();
+    let engine = Arc::new(Engine {
+        pool: more_keys,
+        ..Arc::try_unwrap(h.engine(&owner, fast_settings()))
+            .ok()
+            .expect("a fresh engine")
+    });
+    let (_tx, rx) = no_shutdown();
+    let out = engine.run(&batch, rx).await.unwrap();
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    assert_eq!(h.result_keys().len(), 4);
+    let waited = fintel_time::span_between(stopped_at, fintel_time::Clock::now(&h.clock));
+    assert!(
+        waited < std::time::Duration::from_secs(3600),
+        "the resume waited {waited:?} for a reset it did not need"
+    );
+}

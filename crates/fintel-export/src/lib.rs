@@ -53,7 +53,9 @@ use std::path::{Path, PathBuf};
 pub use flatten::Cell;
 pub use mask::{mask_keys, neutralise_formula};
 pub use rows::IDENTIFYING_COLUMNS;
-pub use view::{render_text, results_view, ResultView};
+pub use view::{
+    company_results, render_text, result_by_id, results_view, ResultView, StoredResult,
+};
 
 use fintel_store::{Store, StoreError};
 

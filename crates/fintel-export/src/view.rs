@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use fintel_store::{from_millis, Store};
-use rusqlite::params;
+use jiff::Timestamp;
+use rusqlite::{params, OptionalExtension, Row};
 use serde_json::Value;
 
 use crate::mask::{mask_json, mask_keys};
@@ -37,14 +38,83 @@ pub struct ResultView {
     pub result: Value,
 }
 
+/// A stored result as read back, keys masked: what `fintel results` and the dashboard show.
+/// The JSON is `Err` with the parser's complaint when the stored text does not parse, so one
+/// damaged row can be shown as such instead of hiding the company's other results.
+#[derive(Debug, Clone)]
+pub struct StoredResult {
+    pub id: i64,
+    pub result_key: String,
+    pub ticker: Option<String>,
+    pub cik: u64,
+    pub company_name: Option<String>,
+    pub fiscal_year: Option<i32>,
+    pub fiscal_year_label: Option<String>,
+    pub form: Option<String>,
+    pub accession: Option<String>,
+    pub analysis_type: String,
+    pub analysis_version: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub thinking_tokens: u64,
+    pub attempts: u32,
+    pub document_url: Option<String>,
+    pub document_sha256: Option<String>,
+    pub fitting: Option<String>,
+    pub created_at: Timestamp,
+    pub json: Result<Value, String>,
+}
+
+const STORED_RESULT_COLUMNS: &str = "r.id, r.result_key, r.ticker, r.cik, r.company_name, \
+     r.fiscal_year, r.fiscal_year_label, r.form, r.accession, r.analysis_type, \
+     r.analysis_version, r.model, r.prompt_tokens, r.output_tokens, r.thinking_tokens, \
+     r.attempts, r.document_url, r.document_sha256, r.fitting, r.created_at, r.json";
+
+fn stored_result(r: &Row<'_>) -> rusqlite::Result<StoredResult> {
+    let masked = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(r.get::<_, Option<String>>(i)?.map(|s| mask_keys(&s)))
+    };
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+    let json = serde_json::from_str::<Value>(&r.get::<_, String>(20)?)
+        .map(|mut v| {
+            mask_json(&mut v);
+            v
+        })
+        .map_err(|e| e.to_string());
+    Ok(StoredResult {
+        id: r.get(0)?,
+        result_key: r.get(1)?,
+        ticker: masked(2)?,
+        cik: count(3)?,
+        company_name: masked(4)?,
+        fiscal_year: r.get(5)?,
+        fiscal_year_label: masked(6)?,
+        form: masked(7)?,
+        accession: masked(8)?,
+        analysis_type: r.get(9)?,
+        analysis_version: r.get(10)?,
+        model: r.get(11)?,
+        prompt_tokens: count(12)?,
+        output_tokens: count(13)?,
+        thinking_tokens: count(14)?,
+        attempts: count(15)?.min(u64::from(u32::MAX)) as u32,
+        document_url: masked(16)?,
+        document_sha256: masked(17)?,
+        fitting: masked(18)?,
+        created_at: from_millis(r.get(19)?),
+        json,
+    })
+}
+
 /// The stored results of a company, given by ticker (any case) or CIK (digits, leading zeros
 /// allowed), newest fiscal year first; optionally one year and one analysis type.
-pub fn results_view(
+pub fn company_results(
     store: &Store,
     ticker_or_cik: &str,
     year: Option<i32>,
     analysis_type: Option<&str>,
-) -> Result<Vec<ResultView>, ExportError> {
+) -> Result<Vec<StoredResult>, ExportError> {
     let wanted = ticker_or_cik.trim();
     if wanted.is_empty() {
         return Err(ExportError::BadArgument(
@@ -61,54 +131,79 @@ pub fn results_view(
         };
     let ticker = wanted.to_ascii_uppercase();
     let conn = store.conn();
-    let mut stmt = conn.prepare(
-        "SELECT ticker, cik, company_name, fiscal_year, fiscal_year_label, form, accession, \
-           analysis_type, analysis_version, model, prompt_tokens, output_tokens, \
-           thinking_tokens, attempts, document_url, document_sha256, fitting, created_at, json, \
-           result_key \
-         FROM results r \
-         WHERE (CASE WHEN ?1 IS NOT NULL THEN r.cik = ?1 \
-                ELSE (UPPER(r.ticker) = ?2 OR r.cik IN ( \
-                  SELECT cik FROM companies WHERE UPPER(ticker) = ?2 AND cik IS NOT NULL)) END) \
+    // One read transaction, so the lookup and the results agree.
+    let tx = conn.unchecked_transaction()?;
+    // A ticker is looked up among the batches' companies first, so that the results are then
+    // found through their CIK index rather than by reading every result.
+    let cik = match cik {
+        Some(c) => Some(c),
+        None => tx
+            .prepare_cached(
+                "SELECT cik FROM companies WHERE UPPER(ticker) = ?1 AND cik IS NOT NULL \
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([&ticker], |r| r.get::<_, i64>(0))
+            .optional()?,
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {STORED_RESULT_COLUMNS} FROM results r \
+         WHERE (CASE WHEN ?1 IS NOT NULL THEN r.cik = ?1 ELSE UPPER(r.ticker) = ?2 END) \
            AND (?3 IS NULL OR r.fiscal_year = ?3) AND (?4 IS NULL OR r.analysis_type = ?4) \
-         ORDER BY r.fiscal_year DESC, r.analysis_type, r.created_at DESC, r.id DESC",
-    )?;
-    let mut rows = stmt.query(params![cik, ticker, year, analysis_type])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let text: String = r.get(18)?;
-        let mut result: Value =
-            serde_json::from_str(&text).map_err(|e| ExportError::BadStoredJson {
-                result_key: r.get::<_, String>(19).unwrap_or_default(),
-                detail: e.to_string(),
+         ORDER BY r.fiscal_year DESC, r.analysis_type, r.created_at DESC, r.id DESC"
+    ))?;
+    let rows = stmt.query_map(params![cik, ticker, year, analysis_type], stored_result)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// One stored result by its row id.
+pub fn result_by_id(store: &Store, id: i64) -> Result<Option<StoredResult>, ExportError> {
+    Ok(store
+        .conn()
+        .prepare_cached(&format!(
+            "SELECT {STORED_RESULT_COLUMNS} FROM results r WHERE r.id = ?1"
+        ))?
+        .query_row([id], stored_result)
+        .optional()?)
+}
+
+/// [`company_results`] for the terminal and `--json`: a result whose stored JSON does not
+/// parse is an error naming it, not a silently shorter list.
+pub fn results_view(
+    store: &Store,
+    ticker_or_cik: &str,
+    year: Option<i32>,
+    analysis_type: Option<&str>,
+) -> Result<Vec<ResultView>, ExportError> {
+    company_results(store, ticker_or_cik, year, analysis_type)?
+        .into_iter()
+        .map(|r| {
+            let result = r.json.map_err(|detail| ExportError::BadStoredJson {
+                result_key: r.result_key.clone(),
+                detail,
             })?;
-        mask_json(&mut result);
-        let masked = |i: usize| -> rusqlite::Result<Option<String>> {
-            Ok(r.get::<_, Option<String>>(i)?.map(|s| mask_keys(&s)))
-        };
-        out.push(ResultView {
-            ticker: masked(0)?,
-            cik: r.get::<_, i64>(1)?.max(0) as u64,
-            company_name: masked(2)?,
-            fiscal_year: r.get(3)?,
-            fiscal_year_label: masked(4)?,
-            form: masked(5)?,
-            accession: masked(6)?,
-            analysis_type: r.get(7)?,
-            analysis_version: r.get(8)?,
-            model: r.get(9)?,
-            prompt_tokens: r.get::<_, i64>(10)?.max(0) as u64,
-            output_tokens: r.get::<_, i64>(11)?.max(0) as u64,
-            thinking_tokens: r.get::<_, i64>(12)?.max(0) as u64,
-            attempts: r.get::<_, i64>(13)?.clamp(0, u32::MAX as i64) as u32,
-            document_url: masked(14)?,
-            document_sha256: masked(15)?,
-            fitting: masked(16)?,
-            created_at: from_millis(r.get(17)?).to_string(),
-            result,
-        });
-    }
-    Ok(out)
+            Ok(ResultView {
+                ticker: r.ticker,
+                cik: r.cik,
+                company_name: r.company_name,
+                fiscal_year: r.fiscal_year,
+                fiscal_year_label: r.fiscal_year_label,
+                form: r.form,
+                accession: r.accession,
+                analysis_type: r.analysis_type,
+                analysis_version: r.analysis_version,
+                model: r.model,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                thinking_tokens: r.thinking_tokens,
+                attempts: r.attempts,
+                document_url: r.document_url,
+                document_sha256: r.document_sha256,
+                fitting: r.fitting,
+                created_at: r.created_at.to_string(),
+                result,
+            })
+        })
+        .collect()
 }
 
 /// Renders results for the terminal: a heading per fiscal year and analysis, the JSON as

@@ -450,133 +450,28 @@ pub(crate) fn companies_with_results(store: &Store) -> Result<Vec<CompanyResults
     Ok(out)
 }
 
-/// A stored result with its provenance, secrets masked.
-#[derive(Debug, Clone)]
-pub(crate) struct ResultRow {
-    pub id: i64,
-    pub ticker: Option<String>,
-    pub cik: u64,
-    pub company_name: Option<String>,
-    pub fiscal_year: Option<i32>,
-    pub fiscal_year_label: Option<String>,
-    pub form: Option<String>,
-    pub accession: Option<String>,
-    pub analysis_type: String,
-    pub analysis_version: String,
-    pub model: String,
-    pub prompt_tokens: u64,
-    pub output_tokens: u64,
-    pub thinking_tokens: u64,
-    pub attempts: u32,
-    pub document_url: Option<String>,
-    pub document_sha256: Option<String>,
-    pub fitting: Option<String>,
-    pub created_at: Timestamp,
-    /// The stored JSON; `Err` with the parser's complaint when it does not parse.
-    pub json: Result<Value, String>,
-}
-
-const RESULT_COLUMNS: &str = "id, ticker, cik, company_name, fiscal_year, fiscal_year_label, \
-     form, accession, analysis_type, analysis_version, model, prompt_tokens, output_tokens, \
-     thinking_tokens, attempts, document_url, document_sha256, fitting, created_at, json";
-
-fn mask_value(v: &mut Value) {
-    match v {
-        Value::String(s) => *s = mask_keys(s),
-        Value::Array(a) => a.iter_mut().for_each(mask_value),
-        Value::Object(o) => o.values_mut().for_each(mask_value),
-        _ => {}
-    }
-}
-
-fn result_row(r: &Row<'_>) -> rusqlite::Result<ResultRow> {
-    let masked = |i: usize| -> rusqlite::Result<Option<String>> {
-        Ok(r.get::<_, Option<String>>(i)?.map(|s| mask_keys(&s)))
-    };
-    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-    let text: String = r.get(19)?;
-    let json = serde_json::from_str::<Value>(&text)
-        .map(|mut v| {
-            mask_value(&mut v);
-            v
-        })
-        .map_err(|e| e.to_string());
-    Ok(ResultRow {
-        id: r.get(0)?,
-        ticker: masked(1)?,
-        cik: count(2)?,
-        company_name: masked(3)?,
-        fiscal_year: r.get(4)?,
-        fiscal_year_label: masked(5)?,
-        form: masked(6)?,
-        accession: masked(7)?,
-        analysis_type: r.get(8)?,
-        analysis_version: r.get(9)?,
-        model: r.get(10)?,
-        prompt_tokens: count(11)?,
-        output_tokens: count(12)?,
-        thinking_tokens: count(13)?,
-        attempts: count(14)?.min(u64::from(u32::MAX)) as u32,
-        document_url: masked(15)?,
-        document_sha256: masked(16)?,
-        fitting: masked(17)?,
-        created_at: from_millis(r.get(18)?),
-        json,
-    })
-}
+/// A stored result with its provenance, keys masked (read by `fintel-export`, which
+/// `fintel results` uses too).
+pub(crate) type ResultRow = fintel_export::StoredResult;
 
 /// A company's results (by ticker, any case, or CIK), newest fiscal year first.
 pub(crate) fn company_results(
     store: &Store,
     ticker_or_cik: &str,
 ) -> Result<Vec<ResultRow>, PageError> {
-    let wanted = ticker_or_cik.trim();
-    let cik: Option<i64> = if !wanted.is_empty() && wanted.bytes().all(|b| b.is_ascii_digit()) {
-        Some(
-            wanted
-                .parse()
-                .map_err(|_| PageError::BadRequest(format!("{wanted:?} is too long for a CIK")))?,
-        )
-    } else {
-        None
-    };
-    let ticker = wanted.to_ascii_uppercase();
-    let conn = store.conn();
-    let tx = conn.unchecked_transaction()?;
-    // A ticker is looked up among the batches' companies first, so that the results are then
-    // found through their CIK index rather than by reading every result.
-    let cik = match cik {
-        Some(c) => Some(c),
-        None => tx
-            .prepare_cached(
-                "SELECT cik FROM companies WHERE UPPER(ticker) = ?1 AND cik IS NOT NULL \
-                 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row([&ticker], |r| r.get::<_, i64>(0))
-            .optional()?,
-    };
-    let (filter, key) = match cik {
-        Some(c) => ("r.cik = ?1", rusqlite::types::Value::Integer(c)),
-        None => ("UPPER(r.ticker) = ?1", rusqlite::types::Value::Text(ticker)),
-    };
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {RESULT_COLUMNS} FROM results r WHERE {filter} \
-         ORDER BY r.fiscal_year IS NOT NULL, r.fiscal_year DESC, r.analysis_type, \
-           r.created_at DESC, r.id DESC LIMIT 2000"
-    ))?;
-    let rows = stmt.query_map([key], result_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    fintel_export::company_results(store, ticker_or_cik, None, None).map_err(export_error)
 }
 
 /// One result by id.
 pub(crate) fn result(store: &Store, id: i64) -> Result<Option<ResultRow>, PageError> {
-    Ok(store
-        .conn()
-        .prepare_cached(&format!(
-            "SELECT {RESULT_COLUMNS} FROM results WHERE id = ?1"
-        ))?
-        .query_row([id], result_row)
-        .optional()?)
+    fintel_export::result_by_id(store, id).map_err(export_error)
+}
+
+fn export_error(e: fintel_export::ExportError) -> PageError {
+    match e {
+        fintel_export::ExportError::BadArgument(m) => PageError::BadRequest(m),
+        e => PageError::Internal(e.to_string()),
+    }
 }
 
 /// A task with its company and filing, for the filing page.

@@ -265,7 +265,7 @@ pub async fn run(
         std::process::exit(exit::SECOND_SIGNAL as i32);
     });
     let display = Arc::new(display);
-    let notifier = crate::notifications::notifier(app)?;
+    let notifier = crate::notifications::notifier(app);
     let observer = Arc::new(crate::notifications::Notifying {
         display: display.clone(),
         notifier: notifier.clone(),

@@ -461,7 +461,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         min_free_disk_bytes: base.min_free_disk_bytes.min(64 << 20),
         backup_retention: base.backup_retention,
         webhook_url: None,
-        webhook_format: None,
+        notifier: fintel_notify::Notifier::disabled(),
     };
     let app = App { config, clock };
     eprintln!(

@@ -129,10 +129,10 @@ pub struct Config {
     pub min_free_disk_bytes: u64,
     /// Daily backups kept.
     pub backup_retention: usize,
-    /// Where batch notifications go, and in which format (`discord` or `json`; from the URL
-    /// when not set).
+    /// The webhook URL, kept to be masked in logs (Discord's carry a token).
     pub webhook_url: Option<String>,
-    pub webhook_format: Option<String>,
+    /// Where batch notifications go (disabled without a URL), checked when loading.
+    pub notifier: fintel_notify::Notifier,
 }
 
 /// Flags that override the configuration.
@@ -227,12 +227,13 @@ impl Config {
         let webhook_url = env("FINTEL_WEBHOOK_URL").or(file.notify.webhook_url.clone());
         let webhook_format = env("FINTEL_WEBHOOK_FORMAT").or(file.notify.format.clone());
         // A bad webhook is found now, before a batch exists, not when the first event fires.
-        fintel_notify::Notifier::from_config(webhook_url.as_deref(), webhook_format.as_deref())
-            .map_err(|e| {
-                usage(format!(
-                    "{e} (FINTEL_WEBHOOK_URL / FINTEL_WEBHOOK_FORMAT, or [notify] in fintel.toml)"
-                ))
-            })?;
+        let notifier =
+            fintel_notify::Notifier::from_config(webhook_url.as_deref(), webhook_format.as_deref())
+                .map_err(|e| {
+                    usage(format!(
+                "{e} (FINTEL_WEBHOOK_URL / FINTEL_WEBHOOK_FORMAT, or [notify] in fintel.toml)"
+            ))
+                })?;
         Ok(Config {
             sec_user_agent: env("FINTEL_SEC_USER_AGENT").or(file.sec.user_agent.clone()),
             sec_www_url: env("FINTEL_SEC_WWW_URL")
@@ -279,7 +280,7 @@ impl Config {
                 other => other.unwrap_or(7),
             },
             webhook_url,
-            webhook_format,
+            notifier,
             data_dir,
             config_file,
         })
@@ -345,8 +346,8 @@ impl Config {
                 "backup_retention": self.backup_retention,
             },
             "notify": {
-                "webhook_url": self.webhook_url.as_deref().map(fintel_notify::mask_url_str),
-                "format": self.webhook_format,
+                "webhook_url": self.notifier.masked_url(),
+                "format": self.notifier.format().map(|f| f.as_str()),
             },
         })
     }

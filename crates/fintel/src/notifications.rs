@@ -10,25 +10,18 @@ use fintel_notify::{Notification, Notifier};
 use fintel_store::TaskCounts;
 
 use crate::app::App;
-use crate::exit::usage;
 
 /// How long a finishing process gives queued notifications to go out.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The configured webhook, or a notifier that sends nothing. `Config::load` has already
-/// refused a bad URL or format.
-pub fn notifier(app: &App) -> anyhow::Result<Notifier> {
-    let config = &app.config;
-    let notifier = Notifier::from_config(
-        config.webhook_url.as_deref(),
-        config.webhook_format.as_deref(),
-    )
-    .map_err(|e| usage(e.to_string()))?
-    .with_clock(app.clock.clone());
+/// The configured webhook (checked by `Config::load`), or a notifier that sends nothing,
+/// stamping events with the run's clock.
+pub fn notifier(app: &App) -> Notifier {
+    let notifier = app.config.notifier.clone().with_clock(app.clock.clone());
     if let (Some(url), Some(format)) = (notifier.masked_url(), notifier.format()) {
         tracing::info!("notifications go to {url} ({format} format)");
     }
-    Ok(notifier)
+    notifier
 }
 
 /// Passes everything to the display and sends the events worth a message.

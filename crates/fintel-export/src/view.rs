@@ -145,13 +145,19 @@ pub fn company_results(
             .query_row([&ticker], |r| r.get::<_, i64>(0))
             .optional()?,
     };
+    // Two statements rather than one with a CASE: SQLite uses the CIK index only when the
+    // condition on `cik` stands alone.
+    let (company, key) = match cik {
+        Some(c) => ("r.cik = ?1", rusqlite::types::Value::Integer(c)),
+        None => ("UPPER(r.ticker) = ?1", rusqlite::types::Value::Text(ticker)),
+    };
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {STORED_RESULT_COLUMNS} FROM results r \
-         WHERE (CASE WHEN ?1 IS NOT NULL THEN r.cik = ?1 ELSE UPPER(r.ticker) = ?2 END) \
-           AND (?3 IS NULL OR r.fiscal_year = ?3) AND (?4 IS NULL OR r.analysis_type = ?4) \
+         WHERE {company} AND (?2 IS NULL OR r.fiscal_year = ?2) \
+           AND (?3 IS NULL OR r.analysis_type = ?3) \
          ORDER BY r.fiscal_year DESC, r.analysis_type, r.created_at DESC, r.id DESC"
     ))?;
-    let rows = stmt.query_map(params![cik, ticker, year, analysis_type], stored_result)?;
+    let rows = stmt.query_map(params![key, year, analysis_type], stored_result)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 

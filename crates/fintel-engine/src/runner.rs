@@ -26,7 +26,7 @@ use crate::ports::{
 };
 use crate::settings::{BatchSettings, EngineSettings};
 use crate::upkeep::{human_bytes, DiskChange, DiskLow, DiskWatch, MaintenanceSchedule, Upkeep};
-use crate::{result_key, EngineError};
+use crate::{lifecycle, result_key, EngineError};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,15 +182,10 @@ impl Engine {
             .map_err(|e| EngineError::Invalid(format!("batch settings: {e}")))?;
         let years: YearsSpec = serde_json::from_str(&batch.years_spec)
             .map_err(|e| EngineError::Invalid(format!("batch years: {e}")))?;
-        let recovered = store.recover_dead_owners(&batch.id, self.now())?;
-        if recovered > 0 {
-            self.observer.message(
-                Level::Info,
-                &format!(
-                    "{recovered} task(s) left running by a process that died are pending again"
-                ),
-            );
-        }
+        // Attached, the batch counts as running while this process lives, even when it holds
+        // no lease (waiting for the reset), so it is neither deleted nor taken up under it.
+        store.attach_owner(&self.owner, &batch.id)?;
+        self.recover_dead(&batch.id)?;
         store.request_stop(&batch.id, false)?;
         let inner = Arc::new(EngineInner {
             e: self.clone(),
@@ -213,6 +208,7 @@ impl Engine {
         let mut disk = DiskWatch::new(self.upkeep.clone());
         let mut maintenance = MaintenanceSchedule::new(self.upkeep.maintenance.clone());
         let mut last_idle_state: Option<BatchState> = None;
+        let mut last_recovery = self.now();
         let outcome = loop {
             if *shutdown.borrow() || store.stop_requested(&batch.id)? {
                 break None;
@@ -227,6 +223,7 @@ impl Engine {
             }
             self.watch_disk(&batch.id, &mut disk, now)?;
             // Fill free slots.
+            let mut nothing_claimable = false;
             while config_problem.is_none()
                 && disk.is_low().is_none()
                 && inflight.len() < self.settings.concurrency
@@ -239,13 +236,22 @@ impl Engine {
                 };
                 let Some(task) = store.claim_next(&batch.id, &self.owner, now, model_allowed)?
                 else {
+                    nothing_claimable = true;
                     break;
                 };
                 let inner = shared.engine.clone();
-                inflight.spawn(async move { inner.execute(task).await });
+                inflight.spawn(async move { inner.execute_guarded(task).await });
                 if probe {
                     // While a breaker is open, exactly one probe is in flight.
                     break;
+                }
+            }
+            let now = self.now();
+            if lifecycle::recovery_due(nothing_claimable, span_between(last_recovery, now)) {
+                last_recovery = now;
+                if self.recover_dead(&batch.id)? > 0 {
+                    // Their tasks are claimable again: take them now.
+                    continue;
                 }
             }
             if inflight.is_empty() {
@@ -347,16 +353,47 @@ impl Engine {
         }
         let now = self.now();
         store.release_owner(&self.owner, now)?;
+        let Ok(current) = store.find_batch(&batch.id).map(|b| b.state) else {
+            // Deleted under this process (an older fintel allowed that): nothing to write.
+            return Ok(RunOutcome::Cancelled);
+        };
+        let others = store
+            .live_owners_of(&batch.id)?
+            .into_iter()
+            .filter(|o| o != &self.owner)
+            .count();
+        let decision = lifecycle::state_after_drain(current, others, config_problem.as_deref());
+        if let Some((state, reason)) = &decision.write {
+            store.set_batch_state_if(
+                &batch.id,
+                lifecycle::DRAIN_WRITABLE,
+                *state,
+                Some(reason),
+                now,
+            )?;
+        }
         if let Some(msg) = config_problem {
-            self.set_state(&batch.id, BatchState::Stopped, Some(&msg))?;
             return Ok(RunOutcome::ConfigurationProblem(msg));
         }
-        let state = store.find_batch(&batch.id)?.state;
-        if state == BatchState::Cancelled {
+        if decision.cancelled {
             return Ok(RunOutcome::Cancelled);
         }
-        self.set_state(&batch.id, BatchState::Stopped, Some("stopped by request"))?;
         Ok(RunOutcome::Stopped)
+    }
+
+    /// Takes back the leases of dead owners of the batch (their OS lock could be taken) and
+    /// says so. Returns how many tasks are pending again.
+    fn recover_dead(&self, batch_id: &str) -> Result<u64, StoreError> {
+        let recovered = self.store.recover_dead_owners(batch_id, self.now())?;
+        if recovered > 0 {
+            self.observer.message(
+                Level::Info,
+                &format!(
+                    "{recovered} task(s) left running by a process that died are pending again"
+                ),
+            );
+        }
+        Ok(recovered)
     }
 
     /// Measures free space when due and tells the user when it turns low or comes back.
@@ -434,14 +471,22 @@ impl Engine {
         }
     }
 
+    /// Writes the batch's state unless it was cancelled meanwhile (conditional on the states a
+    /// running process may write over); the stop request that comes with a cancel ends the run.
     fn set_state(
         &self,
         batch_id: &str,
         state: BatchState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.store
-            .set_batch_state(batch_id, state, reason, self.now())
+        self.store.set_batch_state_if(
+            batch_id,
+            lifecycle::RUN_WRITABLE,
+            state,
+            reason,
+            self.now(),
+        )?;
+        Ok(())
     }
 
     fn report(
@@ -605,6 +650,29 @@ impl EngineInner {
         &self.e.owner
     }
 
+    /// Runs a task, turning a panic in its code into that task's failure with the panic's
+    /// message: a bug, not a transient failure, so no outage breaker hears of it.
+    async fn execute_guarded(self: Arc<Self>, task: ClaimedTask) -> Result<TaskEnd, EngineError> {
+        let task_id = task.id;
+        match CatchUnwind(Box::pin(self.clone().execute(task))).await {
+            Ok(end) => end,
+            Err(payload) => {
+                let reason = lifecycle::panic_reason(payload.as_ref());
+                self.e
+                    .observer
+                    .message(Level::Warn, &format!("task {task_id} failed: {reason}"));
+                match self
+                    .store()
+                    .fail_task(task_id, self.owner(), &reason, true, self.now())
+                {
+                    // The task may have ended before the panic (a panic after its write).
+                    Ok(()) | Err(StoreError::LeaseLost) => Ok(TaskEnd::Done),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
     async fn execute(self: Arc<Self>, task: ClaimedTask) -> Result<TaskEnd, EngineError> {
         let started = self.now();
         let end = match task.kind {
@@ -687,8 +755,9 @@ impl EngineInner {
             count: streak,
             source: who.to_string(),
         });
-        self.store().set_batch_state(
+        self.store().set_batch_state_if(
             &self.batch.id,
+            lifecycle::RUN_WRITABLE,
             BatchState::WaitingProvider,
             Some(&format!("{who} failing repeatedly")),
             self.now(),
@@ -832,6 +901,7 @@ impl EngineInner {
                 document_sha256: Some(doc.sha256.clone()),
                 fitting: Some(doc.fitting.to_string()),
                 started_at: Some(started),
+                supersede: self.batch_settings.force,
                 ..Default::default()
             };
             let ticker = Self::display_ticker(task);
@@ -984,6 +1054,7 @@ impl EngineInner {
                     calls: usage.calls,
                     fitting: Some(serde_json::json!({ "years": years }).to_string()),
                     started_at: Some(started),
+                    supersede: self.batch_settings.force,
                     ..Default::default()
                 };
                 self.store()
@@ -1243,4 +1314,23 @@ enum ModelOutcome {
     /// The request is too large for the model or tier; the maximum if the provider said.
     TooLong(Option<u64>),
     Ended(TaskEnd),
+}
+
+/// A future whose panics are caught and returned, so a task's bug ends that task, not the run.
+struct CatchUnwind<T>(std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>);
+
+impl<T> std::future::Future for CatchUnwind<T> {
+    type Output = Result<T, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
 }

@@ -94,17 +94,56 @@ async fn stored_results_are_reused_by_a_later_batch_unless_forced() {
         force: true,
         ..BatchSettings::default()
     };
+    let created_before: Vec<i64> = h.result_column("created_at");
+    let ids_before: Vec<i64> = h.result_column("id");
+    // The forced redo happens an hour later, so its answers are told apart by their time.
+    h.clock.advance(Duration::from_secs(3600));
     let third = h.create(&names(&t), YearsSpec::Latest(1), forced).await;
     h.engine(&owner, fast_settings())
         .run(&third, rx)
         .await
         .unwrap();
     assert_eq!(h.provider.total.load(Ordering::SeqCst), 12);
+    assert_eq!(h.result_keys().len(), 9, "one current result per key");
     assert_eq!(
-        h.result_keys().len(),
-        9,
-        "a forced redo replaces nothing and duplicates nothing"
+        h.result_column("id"),
+        ids_before,
+        "same rows, so every task sees the new answer"
     );
+    let created_after: Vec<i64> = h.result_column("created_at");
+    let replaced = created_before
+        .iter()
+        .zip(&created_after)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        replaced, 3,
+        "the three forced answers are the current results"
+    );
+    // The answers they replaced were paid for: kept as superseded versions.
+    let superseded: i64 = h
+        .store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM superseded_results s JOIN results r ON r.id = s.result_id \
+             WHERE s.created_at < r.created_at AND s.result_key = r.result_key",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(superseded, 3);
+    // Every task of the forced batch points to its new, current answer.
+    let stale: i64 = h
+        .store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM tasks t JOIN results r ON r.id = t.result_id \
+             WHERE t.batch_id = ?1 AND r.created_at < ?2",
+            rusqlite::params![third, created_after.iter().max().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stale, 0);
 }
 
 #[tokio::test]

@@ -116,6 +116,7 @@ fn filled_store(dir: &Path) -> Store {
                     document_sha256: Some("ab".repeat(32)),
                     fitting: Some("full".into()),
                     started_at: Some(now()),
+                    supersede: false,
                 };
                 store
                     .complete_with_result(task.id, OWNER, &result, now())

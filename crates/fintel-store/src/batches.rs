@@ -60,6 +60,16 @@ impl BatchState {
     }
 }
 
+/// How a conditional batch state write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateWrite {
+    Applied,
+    /// The batch was in another state, which was kept.
+    Kept(BatchState),
+    /// The batch no longer exists.
+    Gone,
+}
+
 /// A company row of a new batch. `skip_reason` is set for rows kept only to record why they
 /// will not be analysed (an unknown ticker under `--skip-unknown`).
 #[derive(Debug, Clone)]
@@ -228,7 +238,7 @@ impl Store {
     /// exists afterwards or none of it does.
     pub fn create_batch(&self, batch: &NewBatch, now: Timestamp) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = millis(now);
         tx.execute(
             "INSERT INTO batches (id, name, created_at, updated_at, state, analysis_type, \
@@ -344,7 +354,9 @@ impl Store {
         rows.into_iter().map(finish_batch).collect()
     }
 
-    /// Sets a batch's state and the reason shown beside it.
+    /// Sets a batch's state and the reason shown beside it, unless the batch was cancelled:
+    /// only another cancel writes over `cancelled` ([`Store::reopen_batch`] takes it back
+    /// explicitly). A deleted batch is left alone.
     pub fn set_batch_state(
         &self,
         id: &str,
@@ -353,29 +365,113 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE batches SET state = ?2, state_reason = ?3, updated_at = ?4 WHERE id = ?1",
+            "UPDATE batches SET state = ?2, state_reason = ?3, updated_at = ?4 \
+             WHERE id = ?1 AND (state != 'cancelled' OR ?2 = 'cancelled')",
             params![id, state.as_str(), reason, millis(now)],
         )?;
         Ok(())
     }
 
-    /// Asks the process running a batch to drain and stop (the dashboard's stop action).
+    /// Sets a batch's state only if its current state is one of `expected`, in one statement,
+    /// so a concurrent cancel (or another process's write) is never overwritten.
+    pub fn set_batch_state_if(
+        &self,
+        id: &str,
+        expected: &[BatchState],
+        state: BatchState,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<StateWrite, StoreError> {
+        let expected_list = expected
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let conn = self.conn();
+        let n = conn.execute(
+            &format!(
+                "UPDATE batches SET state = ?2, state_reason = ?3, updated_at = ?4 \
+                 WHERE id = ?1 AND state IN ({expected_list})"
+            ),
+            params![id, state.as_str(), reason, millis(now)],
+        )?;
+        if n > 0 {
+            return Ok(StateWrite::Applied);
+        }
+        let current: Option<String> = conn
+            .query_row("SELECT state FROM batches WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match current {
+            Some(s) => Ok(StateWrite::Kept(BatchState::parse(&s)?)),
+            None => Ok(StateWrite::Gone),
+        }
+    }
+
+    /// Takes a cancelled batch back up (`--resume ID --reopen`): it becomes `stopped`, with no
+    /// stop request pending, ready for the run that follows. Returns whether it was cancelled.
+    pub fn reopen_batch(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE batches SET state = 'stopped', state_reason = 'reopened after a cancel', \
+             stop_requested = 0, updated_at = ?2 WHERE id = ?1 AND state = 'cancelled'",
+            params![id, millis(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Asks the process running a batch to drain and stop (the dashboard's stop action), or
+    /// clears that request as a run starts. A cancelled batch keeps its stop request.
     pub fn request_stop(&self, id: &str, requested: bool) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE batches SET stop_requested = ?2 WHERE id = ?1",
+            "UPDATE batches SET stop_requested = ?2 WHERE id = ?1 \
+             AND (?2 = 1 OR state != 'cancelled')",
             params![id, requested as i64],
         )?;
         Ok(())
     }
 
-    /// Whether someone asked this batch to stop.
-    pub fn stop_requested(&self, id: &str) -> Result<bool, StoreError> {
-        let v: i64 = self.conn().query_row(
-            "SELECT stop_requested FROM batches WHERE id = ?1",
-            [id],
-            |r| r.get(0),
+    /// Cancels a batch for good: its state and the stop request its processes obey, in one
+    /// statement, so no process can clear the one while the other is written. A completed
+    /// batch is left as it is.
+    pub fn cancel_batch(
+        &self,
+        id: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<StateWrite, StoreError> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE batches SET state = 'cancelled', state_reason = ?2, stop_requested = 1, \
+             updated_at = ?3 WHERE id = ?1 AND state != 'completed'",
+            params![id, reason, millis(now)],
         )?;
-        Ok(v != 0)
+        if n > 0 {
+            return Ok(StateWrite::Applied);
+        }
+        let current: Option<String> = conn
+            .query_row("SELECT state FROM batches WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match current {
+            Some(s) => Ok(StateWrite::Kept(BatchState::parse(&s)?)),
+            None => Ok(StateWrite::Gone),
+        }
+    }
+
+    /// Whether someone asked this batch to stop (a batch that no longer exists has nothing
+    /// left to work on: that is a stop too).
+    pub fn stop_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let v: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT stop_requested FROM batches WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.is_none_or(|v| v != 0))
     }
 
     /// Task counts of one batch.
@@ -445,9 +541,16 @@ impl Store {
     /// of another batch points to.
     pub fn delete_batch(&self, batch_id: &str, purge_results: bool) -> Result<u64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut purged = 0;
         if purge_results {
+            tx.execute(
+                "DELETE FROM superseded_results WHERE result_id IN ( \
+                   SELECT result_id FROM tasks WHERE batch_id = ?1 AND result_id IS NOT NULL) \
+                 AND result_id NOT IN ( \
+                   SELECT result_id FROM tasks WHERE batch_id != ?1 AND result_id IS NOT NULL)",
+                [batch_id],
+            )?;
             purged = tx.execute(
                 "DELETE FROM results WHERE id IN ( \
                    SELECT result_id FROM tasks WHERE batch_id = ?1 AND result_id IS NOT NULL) \
@@ -470,6 +573,70 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store_with_batch(dir: &std::path::Path) -> Store {
+        let s = Store::open(&dir.join("fintel.db")).unwrap();
+        s.conn()
+            .execute_batch(
+                "INSERT INTO batches (id, created_at, updated_at, state, analysis_type, \
+                   analysis_version, workflow, years_spec, as_of_date, model, settings) \
+                 VALUES ('b1', 1, 1, 'running', 't', 'v', '', '{}', '2026-01-01', 'm', '{}');",
+            )
+            .unwrap();
+        s
+    }
+
+    /// A cancel is never written over by a running process, and it comes with its stop
+    /// request, which a run starting cannot clear; `reopen_batch` takes it back explicitly.
+    #[test]
+    fn a_cancel_survives_every_state_write_of_a_running_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store_with_batch(dir.path());
+        let now = Timestamp::UNIX_EPOCH;
+        assert_eq!(
+            s.cancel_batch("b1", "by the user", now).unwrap(),
+            StateWrite::Applied
+        );
+        s.set_batch_state("b1", BatchState::Running, None, now)
+            .unwrap();
+        s.set_batch_state("b1", BatchState::Stopped, Some("stopped"), now)
+            .unwrap();
+        let running_states = [
+            BatchState::Running,
+            BatchState::Stopped,
+            BatchState::WaitingReset,
+        ];
+        assert_eq!(
+            s.set_batch_state_if("b1", &running_states, BatchState::Running, None, now)
+                .unwrap(),
+            StateWrite::Kept(BatchState::Cancelled)
+        );
+        s.request_stop("b1", false).unwrap();
+        assert!(
+            s.stop_requested("b1").unwrap(),
+            "a run starting keeps the cancel's stop"
+        );
+        assert_eq!(s.find_batch("b1").unwrap().state, BatchState::Cancelled);
+        assert!(s.list_incomplete().unwrap().is_empty());
+
+        assert!(s.reopen_batch("b1", now).unwrap());
+        let b = s.find_batch("b1").unwrap();
+        assert_eq!(b.state, BatchState::Stopped);
+        assert!(!s.stop_requested("b1").unwrap());
+        assert!(
+            !s.reopen_batch("b1", now).unwrap(),
+            "only a cancelled batch reopens"
+        );
+
+        // A deleted batch: writes touch nothing and a run sees a stop.
+        s.delete_batch("b1", false).unwrap();
+        assert_eq!(
+            s.set_batch_state_if("b1", &running_states, BatchState::Running, None, now)
+                .unwrap(),
+            StateWrite::Gone
+        );
+        assert!(s.stop_requested("b1").unwrap());
+    }
 
     #[test]
     fn a_completed_resolve_task_is_not_counted_an_open_one_is_resolving() {

@@ -188,6 +188,42 @@ INSERT INTO batches_v3 SELECT * FROM batches;
 DROP TABLE batches;
 ALTER TABLE batches_v3 RENAME TO batches;
 "#,
+    // Lifecycle: which batch a process works on and where it runs (so a batch with a live
+    // process waiting for the reset, holding no lease, is known to be running), and the answers
+    // a forced redo superseded (paid for, so never dropped).
+    r#"
+ALTER TABLE owners ADD COLUMN batch_id TEXT;
+ALTER TABLE owners ADD COLUMN host TEXT;
+CREATE INDEX owners_batch ON owners (batch_id);
+CREATE TABLE superseded_results (
+    id                INTEGER PRIMARY KEY,
+    result_id         INTEGER NOT NULL,
+    superseded_at     INTEGER NOT NULL,
+    result_key        TEXT NOT NULL,
+    cik               INTEGER NOT NULL,
+    ticker            TEXT,
+    company_name      TEXT,
+    fiscal_year       INTEGER,
+    fiscal_year_label TEXT,
+    form              TEXT,
+    accession         TEXT,
+    analysis_type     TEXT NOT NULL,
+    analysis_version  TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    json              TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    output_tokens     INTEGER NOT NULL DEFAULT 0,
+    thinking_tokens   INTEGER NOT NULL DEFAULT 0,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    calls             INTEGER NOT NULL DEFAULT 0,
+    document_url      TEXT,
+    document_sha256   TEXT,
+    fitting           TEXT,
+    started_at        INTEGER,
+    created_at        INTEGER NOT NULL
+);
+CREATE INDEX superseded_results_result ON superseded_results (result_id);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -210,7 +246,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     let migrated = (|| {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = conn.transaction()?;
+            // IMMEDIATE: two processes opening an old database at once take turns instead of
+            // one failing with SQLITE_BUSY when its read lock cannot be upgraded.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Another process may have applied this step while this one waited for the lock.
+            let now_at: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if now_at > i as i64 {
+                continue;
+            }
             tx.execute_batch(sql)?;
             let broken: i64 =
                 tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {

@@ -93,6 +93,10 @@ pub struct NewResult {
     pub document_sha256: Option<String>,
     pub fitting: Option<String>,
     pub started_at: Option<Timestamp>,
+    /// A forced redo (`--force`): this answer replaces a stored result with the same key as the
+    /// current one, and the replaced one is kept in `superseded_results`. Otherwise a stored
+    /// result with the same key wins and is shared.
+    pub supersede: bool,
 }
 
 /// A completed yearly result of a company, as an aggregate task reads it.
@@ -109,6 +113,12 @@ pub struct YearOutcomes {
     pub completed: Vec<YearlyResult>,
     pub missing: Vec<(i32, String)>,
 }
+
+/// The columns a result row shares with its superseded versions.
+const RESULT_FIELDS: &str = "result_key, cik, ticker, company_name, fiscal_year, \
+     fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
+     prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
+     document_sha256, fitting, started_at, created_at";
 
 const CLAIM_COLUMNS: &str = "t.id, t.batch_id, t.company_id, t.kind, t.fiscal_year, t.attempts, \
      c.ticker, c.cik, c.company_name, t.accession, t.form, t.period, t.filed, t.document_url, \
@@ -338,7 +348,10 @@ impl Store {
     }
 
     /// Completes a task with a result in one transaction. If a result with the same key is
-    /// already stored (another batch or process got there first) it is kept and shared.
+    /// already stored (another batch or process got there first) it is kept and shared, unless
+    /// `result.supersede` (a forced redo): then the new answer becomes the current result under
+    /// the same row id (so every task pointing to it sees the new one) and the old answer is
+    /// kept in `superseded_results`.
     pub fn complete_with_result(
         &self,
         task_id: i64,
@@ -347,7 +360,28 @@ impl Store {
         now: Timestamp,
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // The lease first: a process that lost it must not even touch the results.
+        let leased: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                params![task_id, owner],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if leased.is_none() {
+            return Err(StoreError::LeaseLost);
+        }
+        if result.supersede {
+            // Keep the answer being replaced: it was paid for.
+            tx.execute(
+                &format!(
+                    "INSERT INTO superseded_results (result_id, superseded_at, {RESULT_FIELDS}) \
+                     SELECT id, ?2, {RESULT_FIELDS} FROM results WHERE result_key = ?1"
+                ),
+                params![result.result_key, millis(now)],
+            )?;
+        }
         tx.execute(
             "INSERT INTO results (result_key, cik, ticker, company_name, fiscal_year, \
                fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
@@ -355,7 +389,16 @@ impl Store {
                document_sha256, fitting, started_at, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
                ?17, ?18, ?19, ?20, ?21, ?22) \
-             ON CONFLICT (result_key) DO NOTHING",
+             ON CONFLICT (result_key) DO UPDATE SET ticker = excluded.ticker, \
+               company_name = excluded.company_name, fiscal_year = excluded.fiscal_year, \
+               fiscal_year_label = excluded.fiscal_year_label, form = excluded.form, \
+               accession = excluded.accession, json = excluded.json, \
+               prompt_tokens = excluded.prompt_tokens, output_tokens = excluded.output_tokens, \
+               thinking_tokens = excluded.thinking_tokens, attempts = excluded.attempts, \
+               calls = excluded.calls, document_url = excluded.document_url, \
+               document_sha256 = excluded.document_sha256, fitting = excluded.fitting, \
+               started_at = excluded.started_at, created_at = excluded.created_at \
+             WHERE ?23",
             params![
                 result.result_key,
                 result.cik,
@@ -379,6 +422,7 @@ impl Store {
                 result.fitting,
                 result.started_at.map(millis),
                 millis(now),
+                result.supersede,
             ],
         )?;
         let result_id: i64 = tx.query_row(
@@ -430,7 +474,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now_ms = millis(now);
         let (batch_id, company_id, priority): (String, i64, i64) = tx.query_row(
             "SELECT batch_id, company_id, priority FROM tasks WHERE id = ?1 AND lease_owner = ?2 \
@@ -530,7 +574,7 @@ impl Store {
     /// aggregate tasks of the same companies that ended for lack of years.
     pub fn requeue_failed(&self, batch_id: &str, now: Timestamp) -> Result<u64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = millis(now);
         tx.execute(
             "UPDATE tasks SET state = 'pending', updated_at = ?2, finished_at = NULL, \

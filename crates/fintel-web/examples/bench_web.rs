@@ -182,6 +182,7 @@ fn fill(store: &Store, start: Timestamp) -> (u64, Timestamp) {
                                 r#"{"was_cut":false,"kept":["1","1A","7","8"],"cut":[]}"#.into(),
                             ),
                             started_at: Some(now),
+                            supersede: false,
                         },
                         now,
                     )

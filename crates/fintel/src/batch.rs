@@ -48,7 +48,13 @@ pub async fn batch(app: &App, args: BatchArgs) -> Result<u8> {
                 "give either a companies file (new batch) or --resume (existing batch), not both",
             ));
         }
-        return resume_batch(app, &id, args.retry_failed, args.json).await;
+        return resume_batch(app, &id, &args).await;
+    }
+    if args.join || args.reopen {
+        return Err(usage(
+            "--join and --reopen go with --resume: fintel batch --resume ID --join (help a \
+             running batch) or --resume ID --reopen (take up a cancelled batch)",
+        ));
     }
     if args.retry_failed {
         return Err(usage(
@@ -150,10 +156,21 @@ pub async fn preflight(
     store: Option<&Store>,
     display: &Display,
 ) -> Result<()> {
+    preflight_model(app, provider, pool, store, display, &app.config.model).await
+}
+
+/// [`preflight`] for `model` (a resumed batch's own model).
+pub async fn preflight_model(
+    app: &App,
+    provider: &dyn Provider,
+    pool: &KeyPool,
+    store: Option<&Store>,
+    display: &Display,
+    model: &str,
+) -> Result<()> {
     if !app.config.has_keys() && app.config.provider == crate::config::ProviderKind::Gemini {
         return Err(crate::config::no_keys_error());
     }
-    let model = &app.config.model;
     let checks = crate::doctor::check_keys(provider, pool.buckets(), model).await;
     let mut usable = 0;
     for check in &checks {
@@ -191,8 +208,15 @@ pub async fn preflight(
     Ok(())
 }
 
-async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Result<u8> {
+async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
     let store = app.open_store()?;
+    if args.reopen && id.is_empty() {
+        return Err(usage(
+            "--reopen takes up one cancelled batch: name it, as in fintel batch --resume ID \
+             --reopen (`fintel batch status ID` shows it)",
+        ));
+    }
+    // A bare --resume takes the most recent incomplete batch, never a cancelled one.
     let batch = if id.is_empty() {
         store.list_incomplete()?.into_iter().next().ok_or_else(|| {
             usage(
@@ -202,13 +226,31 @@ async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Re
     } else {
         store.find_batch(id)?
     };
-    if batch.state == BatchState::Cancelled {
+    if batch.state == BatchState::Cancelled && !args.reopen {
         return Err(usage(format!(
-            "batch {} was cancelled; it cannot be resumed",
-            batch.id
+            "batch {id} was cancelled; to take it up again anyway: fintel batch --resume {id} \
+             --reopen",
+            id = batch.id
         )));
     }
-    if retry_failed {
+    if let Some(asked) = args.model.as_deref() {
+        if asked != batch.model {
+            return Err(usage(format!(
+                "batch {id} analyses with model {have}; a resume keeps it (its results are keyed \
+                 by it). Resume without --model, or start a new batch for {asked}: fintel batch \
+                 FILE --years N --model {asked} (stored results are reused where they match)",
+                id = batch.id,
+                have = batch.model
+            )));
+        }
+    }
+    // Checked again, race-free, once this process is registered (see `run_with`); this early
+    // check only spares the user a pre-flight before the refusal.
+    refuse_if_running(&store, &batch.id, None, args.join)?;
+    if args.reopen && store.reopen_batch(&batch.id, app.clock.now())? {
+        eprintln!("batch {} reopened after its cancel", batch.id);
+    }
+    if args.retry_failed {
         let n = store.requeue_failed(&batch.id, app.clock.now())?;
         eprintln!("{n} failed task(s) back in the queue");
     }
@@ -216,21 +258,59 @@ async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Re
     let analysis = WorkflowAnalysis::new(workflow);
     let provider = app.provider()?;
     let pool = app.pool();
-    let display = Display::new(json);
+    let display = Display::new(args.json);
     if analysis.needs_model() {
-        preflight(app, provider.as_ref(), &pool, Some(&store), &display).await?;
+        preflight_model(
+            app,
+            provider.as_ref(),
+            &pool,
+            Some(&store),
+            &display,
+            &batch.model,
+        )
+        .await?;
     }
     let source: Arc<dyn FilingSource> = Arc::new(LiveSource {
         edgar: app.edgar()?,
     });
     display.println(&format!(
-        "resuming batch {} ({})",
-        batch.id, batch.analysis_type
+        "{} batch {} ({}, model {})",
+        if args.join { "joining" } else { "resuming" },
+        batch.id,
+        batch.analysis_type,
+        batch.model
     ));
-    run(
-        app, store, &batch.id, source, provider, analysis, pool, display, json,
+    run_with(
+        app, store, &batch.id, source, provider, analysis, pool, display, args.json, args.join,
     )
     .await
+}
+
+/// Refuses to run a batch that a live process other than `me` works on, unless `join`:
+/// exit 2, naming the process and saying what to do.
+fn refuse_if_running(store: &Store, batch_id: &str, me: Option<&str>, join: bool) -> Result<()> {
+    if join {
+        return Ok(());
+    }
+    let others: Vec<_> = store
+        .live_processes(batch_id)?
+        .into_iter()
+        .filter(|p| Some(p.owner.as_str()) != me)
+        .collect();
+    let Some(first) = others.first() else {
+        return Ok(());
+    };
+    let more = match others.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    Err(usage(format!(
+        "batch {batch_id} is already running in process {pid} on {host} since {since}{more}; \
+         stop it first, or add --join to help it",
+        pid = first.pid,
+        host = first.host.as_deref().unwrap_or("this machine"),
+        since = local_and_pacific(first.since),
+    )))
 }
 
 /// Runs a batch in the foreground until it ends; the first SIGINT/SIGTERM drains and stops
@@ -247,9 +327,40 @@ pub async fn run(
     display: Display,
     json: bool,
 ) -> Result<u8> {
+    run_with(
+        app, store, batch_id, source, provider, analysis, pool, display, json, false,
+    )
+    .await
+}
+
+/// [`run`], joining a batch that other live processes already work on when `join`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_with(
+    app: &App,
+    store: Arc<Store>,
+    batch_id: &str,
+    source: Arc<dyn FilingSource>,
+    provider: Arc<dyn Provider>,
+    analysis: Arc<dyn Analysis>,
+    pool: Arc<KeyPool>,
+    display: Display,
+    json: bool,
+    join: bool,
+) -> Result<u8> {
     pool.register(&store)?;
     let owner_id = format!("{}-{:08x}", std::process::id(), rand_u32());
     let ownership = store.register_owner(&owner_id, &app.config.locks_dir(), app.clock.now())?;
+    // Attached first, then checked: of two processes resuming at once, at least one sees the
+    // other, so two never run a batch by accident (at worst both refuse).
+    store.attach_owner(&owner_id, batch_id)?;
+    if let Err(refusal) = refuse_if_running(&store, batch_id, Some(&owner_id), join) {
+        store.unregister_owner(&owner_id)?;
+        drop(ownership);
+        return Err(refusal);
+    }
+    // The batch owns its model: a resume analyses with the model it was created with.
+    let mut settings = app.engine_settings();
+    settings.model = store.find_batch(batch_id)?.model;
     let (tx, rx) = watch::channel(false);
     let grace = app.config.grace;
     let signals = tokio::spawn(async move {
@@ -278,7 +389,7 @@ pub async fn run(
         provider,
         analysis,
         pool,
-        settings: app.engine_settings(),
+        settings,
         observer,
         owner: owner_id.clone(),
         upkeep: app.upkeep(),
@@ -377,7 +488,17 @@ async fn wait_for_signal() {
 
 fn batch_json(store: &Store, b: &Batch) -> Result<serde_json::Value> {
     let counts = store.task_counts(&b.id)?;
+    let processes = store.live_processes(&b.id)?;
+    let resume_command = (b.state.is_incomplete() && processes.is_empty())
+        .then(|| format!("fintel batch --resume {}", b.id));
     Ok(json!({
+        "processes": processes.iter().map(|p| json!({
+            "pid": p.pid,
+            "host": p.host,
+            "since": p.since.to_string(),
+            "heartbeat_at": p.heartbeat_at.to_string(),
+        })).collect::<Vec<_>>(),
+        "resume_command": resume_command,
         "id": b.id,
         "name": b.name,
         "state": b.state,
@@ -413,21 +534,30 @@ fn list_incomplete(app: &App, json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<26} {:<16} {:<12} {:>13}  created",
+        "{:<26} {:<16} {:<12} {:>13}  created / running in",
         "id", "state", "analysis", "done/total"
     );
+    let mut any_idle = false;
     for b in &batches {
         let c = store.task_counts(&b.id)?;
+        let live = store.live_processes(&b.id)?;
+        any_idle |= live.is_empty();
         println!(
             "{:<26} {:<16} {:<12} {:>13}  {}",
             b.id,
             b.state.as_str(),
             b.analysis_type,
             format!("{}/{}", c.ended(), c.total),
-            local_and_pacific(b.created_at)
+            if live.is_empty() {
+                local_and_pacific(b.created_at)
+            } else {
+                processes_line(&live)
+            }
         );
     }
-    println!("\nresume the most recent with: fintel batch --resume");
+    if any_idle {
+        println!("\nresume the most recent with: fintel batch --resume");
+    }
     Ok(exit::OK)
 }
 
@@ -526,10 +656,46 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
             t.reason.as_deref().unwrap_or("")
         );
     }
-    if batch.state.is_incomplete() {
+    let live = store.live_processes(&batch.id)?;
+    for p in &live {
+        println!(
+            "  process    {} on {} since {} (last seen {})",
+            p.pid,
+            p.host.as_deref().unwrap_or("this machine"),
+            local_and_pacific(p.since),
+            local_and_pacific(p.heartbeat_at)
+        );
+    }
+    if !live.is_empty() {
+        println!(
+            "\nrunning; to add a process: fintel batch --resume {} --join",
+            batch.id
+        );
+    } else if batch.state.is_incomplete() {
         println!("\nresume with: fintel batch --resume {}", batch.id);
     }
     Ok(exit::OK)
+}
+
+/// "running in process 1234 on host since ..." for the live processes of a batch.
+fn processes_line(live: &[fintel_store::LiveProcess]) -> String {
+    let names: Vec<String> = live
+        .iter()
+        .map(|p| {
+            format!(
+                "{} on {}",
+                p.pid,
+                p.host.as_deref().unwrap_or("this machine")
+            )
+        })
+        .collect();
+    format!(
+        "running in process {} since {}",
+        names.join(", "),
+        live.first()
+            .map(|p| local_and_pacific(p.since))
+            .unwrap_or_default()
+    )
 }
 
 fn cancel(app: &App, id: &str, json: bool) -> Result<u8> {
@@ -540,14 +706,13 @@ fn cancel(app: &App, id: &str, json: bool) -> Result<u8> {
     if batch.state == BatchState::Completed {
         return Err(usage(format!("batch {} is already completed", batch.id)));
     }
-    store.set_batch_state(
-        &batch.id,
-        BatchState::Cancelled,
-        Some("cancelled by the user"),
-        app.clock.now(),
-    )?;
-    // A process running it drains as on a signal.
-    store.request_stop(&batch.id, true)?;
+    // One statement sets the state and the stop request: a process running it drains as on a
+    // signal, and none of its state writes goes over the cancel.
+    if let fintel_store::StateWrite::Kept(BatchState::Completed) =
+        store.cancel_batch(&batch.id, "cancelled by the user", app.clock.now())?
+    {
+        return Err(usage(format!("batch {} is already completed", batch.id)));
+    }
     if json {
         println!("{}", json!({"batch_id": batch.id, "state": "cancelled"}));
     } else {
@@ -561,11 +726,18 @@ fn delete(app: &App, id: &str, purge: bool, json: bool) -> Result<u8> {
         .existing_store()?
         .ok_or_else(|| usage("no batches yet: the data directory has no database"))?;
     let batch = store.find_batch(id)?;
-    if !store.live_owners_of(&batch.id)?.is_empty() {
+    // Any live process attached counts, also one holding no task while it waits for the
+    // reset: deleting under it would leave it working on nothing.
+    let live = store.live_processes(&batch.id)?;
+    if let Some(p) = live.first() {
         return Err(usage(format!(
-            "batch {} is running in another process; stop it first (Ctrl+C there, or \
-             `fintel batch cancel {}`)",
-            batch.id, batch.id
+            "batch {} is running in process {} on {} since {}; stop it first (Ctrl+C there, \
+             or `fintel batch cancel {}`, which it obeys within a minute), then delete",
+            batch.id,
+            p.pid,
+            p.host.as_deref().unwrap_or("this machine"),
+            local_and_pacific(p.since),
+            batch.id
         )));
     }
     let purged = store.delete_batch(&batch.id, purge)?;

@@ -135,6 +135,13 @@ pub struct BatchArgs {
     /// With --resume: put failed tasks back in the queue first
     #[arg(long)]
     pub retry_failed: bool,
+    /// With --resume: add this process to a batch another live process already runs (they
+    /// share the work and the key pool); without it such a resume is refused
+    #[arg(long)]
+    pub join: bool,
+    /// With --resume ID: take up a cancelled batch again (a bare --resume never picks one)
+    #[arg(long)]
+    pub reopen: bool,
     /// List the batches that can be resumed
     #[arg(long)]
     pub list_incomplete: bool,

@@ -459,6 +459,18 @@ impl Harness {
             .unwrap()
     }
 
+    /// One integer column of every stored result, in result-key order.
+    pub fn result_column(&self, column: &str) -> Vec<i64> {
+        let conn = self.store.conn();
+        let mut stmt = conn
+            .prepare(&format!("SELECT {column} FROM results ORDER BY result_key"))
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<Vec<i64>, _>>()
+            .unwrap()
+    }
+
     pub fn task_field(&self, batch: &str, ticker: &str, year: i32, field: &str) -> i64 {
         self.store
             .conn()

@@ -223,6 +223,7 @@ fn result_for(
             .to_string(),
         ),
         started_at: None,
+        supersede: false,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use fintel_export::mask_keys;
-use fintel_store::{from_millis, millis, BatchState, ReasonGroup, Store, TaskCounts};
+use fintel_store::{from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
@@ -51,6 +51,8 @@ pub(crate) struct BatchSummary {
     pub ended_last_day: u64,
     /// When the batch's first task started.
     pub first_started: Option<Timestamp>,
+    /// The live processes running the batch (pid, host, since), oldest first.
+    pub processes: Vec<LiveProcess>,
 }
 
 impl BatchSummary {
@@ -166,8 +168,16 @@ pub(crate) fn batches_overview(
             ended_last_hour: hour,
             ended_last_day: day,
             first_started: first,
+            processes: Vec::new(),
             batch,
         });
+    }
+    drop(tx);
+    drop(conn);
+    // After the read transaction: the liveness check reads the owners through the store's
+    // own connection, and takes no lock a running batch waits for.
+    for s in out.iter_mut().filter(|s| s.batch.state.is_incomplete()) {
+        s.processes = store.live_processes(&s.batch.id)?;
     }
     Ok(out)
 }
@@ -268,6 +278,9 @@ pub(crate) fn batch_detail(
         )
         .optional()?
         .flatten();
+    drop(tx);
+    drop(conn);
+    let processes = store.live_processes(&batch.id)?;
     Ok(BatchDetail {
         summary: BatchSummary {
             batch,
@@ -275,6 +288,7 @@ pub(crate) fn batch_detail(
             ended_last_hour: hour,
             ended_last_day: day,
             first_started: first,
+            processes,
         },
         reasons,
         progress,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::charts;
 use crate::format;
-use crate::pages::{batches, layout, path_segment, state_badge, time, Nav};
+use crate::pages::{batches, layout, path_segment, state_badge, time, time_both, Nav};
 use crate::queries::{self, TaskFilter, TaskRow, TASKS_PER_PAGE, TASK_KINDS, TASK_STATES};
 use crate::{PageError, Shared};
 
@@ -175,9 +175,17 @@ pub(crate) async fn page(
             }
             section #actions data-live {
                 h2 { "Resume and actions" }
+                @if let Some(first) = detail.summary.processes.first() {
+                    p {
+                        "Running in " (batches::process_names(&detail.summary.processes))
+                        " since " (time_both(first.since)) ". To add a process (same data directory):"
+                    }
+                    pre { code { "fintel batch --resume " (b.id) " --join" } }
+                } @else {
                 @match &resume {
                     Some(cmd) => { p { "Resume command (in a terminal, from anywhere):" } pre { code { (cmd) } } }
                     None => { p.muted { "Nothing to resume: the batch is " (b.state.as_str().replace('_', " ")) "." } }
+                }
                 }
                 div.actions {
                     @if b.state.is_incomplete() && !b.stop_requested {

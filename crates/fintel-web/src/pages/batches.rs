@@ -84,11 +84,24 @@ pub(crate) fn card(s: &BatchSummary, now: Timestamp, reset: Timestamp, linked: b
     }
 }
 
+/// "process 1234 on host" for each live process, joined.
+pub(crate) fn process_names(processes: &[fintel_store::LiveProcess]) -> String {
+    processes
+        .iter()
+        .map(|p| p.describe())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
     let b = &s.batch;
     let reason = b.state_reason.as_deref().filter(|r| !r.is_empty());
     let resume = format!("fintel batch --resume {}", b.id);
     html! {
+        @if let Some(first) = s.processes.first() {
+            // A live process runs it: say which, instead of offering to resume it.
+            "Running in " (process_names(&s.processes)) " since " (time_both(first.since)) ". "
+        }
         @match b.state {
             BatchState::Running if b.stop_requested => {
                 "Stop requested: the worker finishes the calls in flight, then stops."
@@ -109,6 +122,9 @@ fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
             }
             BatchState::WaitingDisk => {
                 "Paused while the disk is low: " (reason.unwrap_or("free some space; it resumes by itself")) "."
+            }
+            BatchState::Stopped if !s.processes.is_empty() => {
+                "Stopped" @if let Some(r) = reason { " (" (r) ")" } "."
             }
             BatchState::Stopped => {
                 "Stopped" @if let Some(r) = reason { " (" (r) ")" } ". Resume with " code { (resume) } "."

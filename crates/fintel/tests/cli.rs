@@ -587,7 +587,7 @@ async fn two_processes_on_one_database_and_key_pool_never_exceed_the_daily_limit
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut second = env
-        .cmd(&["batch", "--resume"])
+        .cmd(&["batch", "--resume", "--join"])
         .env("FINTEL_REQUESTS_PER_DAY", "10")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

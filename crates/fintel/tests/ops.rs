@@ -199,6 +199,8 @@ const LIST_ENTRY: &[(&str, T)] = &[
     ("created_at", T::Str),
     ("updated_at", T::Str),
     ("counts", T::Obj),
+    ("processes", T::Arr),
+    ("resume_command", T::OptStr),
 ];
 
 const ENDED_TASK: &[(&str, T)] = &[
@@ -598,11 +600,13 @@ async fn an_unknown_model_stops_new_and_resumed_batches_with_exit_4_and_fails_no
     let before = tasks(&env);
     assert!(before.iter().any(|(_, s, _)| s == "pending"), "{before:?}");
     let received = env.sim.as_ref().unwrap().stats().gemini.total.received;
-    let out = env
-        .cmd(&["batch", "--resume"])
-        .env("FINTEL_MODEL", "nope")
-        .output()
+    // A batch owns its model, so a resume analyses with it whatever FINTEL_MODEL says: the
+    // provider no longer knowing that model (retired since) is the case to handle.
+    rusqlite::Connection::open(env.db())
+        .unwrap()
+        .execute("UPDATE batches SET model = 'nope'", [])
         .unwrap();
+    let out = env.cmd(&["batch", "--resume"]).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("models/nope is not found"));
     assert_eq!(tasks(&env), before, "no task changed");

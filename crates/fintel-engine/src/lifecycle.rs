@@ -94,16 +94,19 @@ mod tests {
     use super::*;
     use BatchState::*;
 
+    /// Current state, other live processes, configuration problem -> write, cancelled.
+    type DrainCase = (
+        BatchState,
+        usize,
+        Option<&'static str>,
+        Option<(BatchState, String)>,
+        bool,
+    );
+
     #[test]
     fn what_a_draining_process_writes() {
         let stopped = |r: &str| Some((Stopped, r.to_string()));
-        let table: &[(
-            BatchState,
-            usize,
-            Option<&str>,
-            Option<(BatchState, String)>,
-            bool,
-        )] = &[
+        let table: &[DrainCase] = &[
             // Alone: stopped, with the reason.
             (Running, 0, None, stopped("stopped by request"), false),
             (WaitingReset, 0, None, stopped("stopped by request"), false),

@@ -177,6 +177,14 @@ pub async fn preflight_model(
         let label = &check.label;
         match &check.outcome {
             Ok(_) => usable += 1,
+            Err(CallError::Configuration { message }) if model != app.config.model => {
+                // A resumed batch's own model: the configuration cannot change it.
+                return Err(config_problem(format!(
+                    "model {model:?}, which this batch analyses with, cannot be used: \
+                     {message}. A batch keeps its model; start a new batch with a model your \
+                     keys can use (fintel batch FILE --years N --model NAME)."
+                )));
+            }
             Err(CallError::Configuration { message }) => {
                 return Err(config_problem(format!(
                     "model {model:?} cannot be used: {message}. Set FINTEL_MODEL (or [model] \

@@ -60,13 +60,41 @@ async fn until(what: &str, timeout: Duration, mut condition: impl FnMut() -> boo
     }
 }
 
-fn spawn_quiet(env: &Env, args: &[&str], rpd: &str) -> Child {
-    env.cmd(args)
-        .env("FINTEL_REQUESTS_PER_DAY", rpd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// A child process killed when the test ends, passed or not: a batch waiting for a reset
+/// hours away must not outlive a failed assertion.
+struct Guarded(Child);
+
+impl std::ops::Deref for Guarded {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guarded {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_quiet(env: &Env, args: &[&str], rpd: &str) -> Guarded {
+    Guarded(
+        env.cmd(args)
+            .env("FINTEL_REQUESTS_PER_DAY", rpd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// A batch waiting for the daily reset holds no task, yet its process is alive: a second
@@ -206,19 +234,18 @@ async fn a_resume_uses_the_batch_model_and_refuses_another() {
         })
     })
     .await;
-    let mut create = env
-        .cmd(&[
+    let mut create = spawn_quiet(
+        &env,
+        &[
             "batch",
             "companies.csv",
             "--years",
             "2",
             "--model",
             "gemini-2.5-pro",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        "10000",
+    );
     until("a first result", Duration::from_secs(60), || {
         env.completed_results() > 0
     })
@@ -264,14 +291,16 @@ async fn four_processes_killed_at_random_until_done_lose_nothing_and_never_exit_
     )
     .unwrap();
     let start = Instant::now();
-    let spawn = |args: &[&str]| -> Child {
-        env.cmd(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    let spawn = |args: &[&str]| -> Guarded {
+        Guarded(
+            env.cmd(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
     };
-    let mut procs: Vec<Option<Child>> =
+    let mut procs: Vec<Option<Guarded>> =
         vec![Some(spawn(&["batch", "companies.csv", "--years", "3"]))];
     until("the batch exists", Duration::from_secs(60), || {
         batch_id(&env).is_some()

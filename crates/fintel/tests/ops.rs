@@ -609,6 +609,11 @@ async fn an_unknown_model_stops_new_and_resumed_batches_with_exit_4_and_fails_no
     let out = env.cmd(&["batch", "--resume"]).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("models/nope is not found"));
+    assert!(
+        text(&out.stderr).contains("start a new batch"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(tasks(&env), before, "no task changed");
     assert_eq!(
         sql_i64(&env, "SELECT COUNT(*) FROM tasks WHERE state = 'failed'"),

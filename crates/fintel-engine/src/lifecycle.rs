@@ -70,10 +70,13 @@ pub fn state_after_drain(
 /// even while it is busy.
 pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Whether to look for dead owners now: whenever nothing could be claimed (the work left may
-/// be held by a process that died), and at least every [`RECOVERY_INTERVAL`].
-pub fn recovery_due(nothing_claimable: bool, since_last_recovery: Duration) -> bool {
-    nothing_claimable || since_last_recovery >= RECOVERY_INTERVAL
+/// Whether to look for dead owners now: whenever this process has nothing to do (nothing
+/// could be claimed and nothing of its own is in flight: the work left may be held by a
+/// process that died), and at least every [`RECOVERY_INTERVAL`] while it is busy. The caller
+/// passes `idle` as "nothing claimable and nothing in flight": a busy process does not pay for
+/// lock checks between its tasks.
+pub fn recovery_due(idle: bool, since_last_recovery: Duration) -> bool {
+    idle || since_last_recovery >= RECOVERY_INTERVAL
 }
 
 /// The reason recorded on a task whose code panicked: a bug, not a transient failure.
@@ -167,11 +170,11 @@ mod tests {
             (false, s(60), true),
             (false, s(3600), true),
         ];
-        for (nothing_claimable, since, due) in table {
+        for (idle, since, due) in table {
             assert_eq!(
-                recovery_due(nothing_claimable, since),
+                recovery_due(idle, since),
                 due,
-                "nothing claimable {nothing_claimable}, {since:?} since the last look"
+                "idle {idle}, {since:?} since the last look"
             );
         }
     }

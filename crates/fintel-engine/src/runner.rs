@@ -247,7 +247,10 @@ impl Engine {
                 }
             }
             let now = self.now();
-            if lifecycle::recovery_due(nothing_claimable, span_between(last_recovery, now)) {
+            if lifecycle::recovery_due(
+                nothing_claimable && inflight.is_empty(),
+                span_between(last_recovery, now),
+            ) {
                 last_recovery = now;
                 if self.recover_dead(&batch.id)? > 0 {
                     // Their tasks are claimable again: take them now.

@@ -224,7 +224,10 @@ fn check_sections(text: &str, form: FormKind) -> Result<(), TestCaseError> {
     let sections = find_sections(text, form);
     prop_assert_eq!(sections.len(), form.items().len());
     let mut previous_start = 0;
-    for s in sections.iter().filter(|s| s.status != SectionStatus::Absent) {
+    for s in sections
+        .iter()
+        .filter(|s| s.status != SectionStatus::Absent)
+    {
         prop_assert!(
             s.start <= s.body_start && s.body_start <= s.end && s.end <= text.len(),
             "item {}: {}..{}..{} in {} bytes",
@@ -271,7 +274,10 @@ fn check_fit(
 /// "12.500" as "12.5", "3.0" as "3", "100" unchanged.
 fn without_trailing_zeros(number: &str) -> String {
     if number.contains('.') {
-        number.trim_end_matches('0').trim_end_matches('.').to_string()
+        number
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
         number.to_string()
     }

@@ -125,10 +125,10 @@ fn rows(series: &Series<'_>) -> Vec<Row> {
 /// known in two years or more.
 pub(crate) fn years_tables(results: &[ResultRow]) -> Markup {
     let all = series(results);
-    let tables: Vec<(&str, Vec<&(i32, &ResultRow, &Value)>, Vec<Row>)> = all
+    let tables: Vec<(&Series<'_>, Vec<Row>)> = all
         .iter()
-        .map(|s| (s.analysis_type, s.years.iter().collect(), rows(s)))
-        .filter(|(_, _, rows)| {
+        .map(|s| (s, rows(s)))
+        .filter(|(_, rows)| {
             rows.iter()
                 .any(|r| r.cells.iter().filter(|(n, _)| n.is_some()).count() >= 2)
         })
@@ -139,13 +139,13 @@ pub(crate) fn years_tables(results: &[ResultRow]) -> Markup {
     html! {
         section #years {
             h2 { "Across years" }
-            @for (analysis_type, years, rows) in &tables {
-                h3 { (present::label(analysis_type)) }
+            @for (s, rows) in &tables {
+                h3 { (present::label(s.analysis_type)) }
                 div.table-wrap {
                     table.years {
                         thead { tr {
                             th { "Field" }
-                            @for (year, _, _) in years { th.num { "FY" (year) } }
+                            @for (year, _, _) in &s.years { th.num { "FY" (year) } }
                             th { "Trend" }
                         } }
                         tbody {

@@ -211,6 +211,53 @@ fn text_like() -> impl Strategy<Value = String> {
     html_like().prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Pieces of the first line of a section body, where cross-references are read: letters that
+/// change length when lower-cased next to the phrases a reference is recognised by.
+const REFERENCE_PIECES: &[&str] = &[
+    "İ",
+    "İİ",
+    "ẞ",
+    "Ⅻ",
+    "K",
+    "é",
+    "€",
+    "😀",
+    " ",
+    "incorporated by reference",
+    "incorporated herein by reference to",
+    "can be found in",
+    "exhibit ",
+    "EXHIBIT ",
+    "Exhibit 13.1",
+    "13",
+    ".",
+    "2024 ",
+    "annual report to shareholders",
+    "Annual Report",
+    "proxy statement",
+];
+
+/// A document of item headings whose bodies open with a cross-reference-like line.
+fn cross_reference_document() -> impl Strategy<Value = String> {
+    let line = proptest::collection::vec(proptest::sample::select(REFERENCE_PIECES), 1..14)
+        .prop_map(|pieces| pieces.concat());
+    let heading = proptest::sample::select(
+        &[
+            "Item 1. Business",
+            "Item 7. Management's Discussion and Analysis",
+            "Item 8. Financial Statements",
+            "Item 10. Directors, Executive Officers",
+            "Item 18. Financial Statements",
+        ][..],
+    );
+    proptest::collection::vec((heading, line), 1..6).prop_map(|sections| {
+        sections
+            .into_iter()
+            .map(|(heading, body)| format!("{heading}\n{body}\n"))
+            .collect()
+    })
+}
+
 fn arbitrary_bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..4096)
 }
@@ -315,6 +362,14 @@ proptest! {
 
     #[test]
     fn sections_hold_their_invariants_on_raw_text(text in text_like(), form in form()) {
+        check_sections(&text, form)?;
+    }
+
+    #[test]
+    fn cross_references_with_multibyte_text_never_panic(
+        text in cross_reference_document(),
+        form in form(),
+    ) {
         check_sections(&text, form)?;
     }
 

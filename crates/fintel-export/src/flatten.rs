@@ -156,29 +156,30 @@ mod tests {
         ];
         let t = Table::build(&rows);
         let n = IDENTIFYING_COLUMNS.len();
+        // Columns in the order the result's fields come (as stored), first-seen across rows.
         assert_eq!(
             &t.columns[n..],
             &[
-                "flag",
                 "moat.rating",
                 "moat.sources",
+                "score",
                 "ratio",
                 "risks",
-                "score",
                 "result.ticker",
+                "flag",
                 "extra"
             ]
         );
         let r0 = &t.rows[0];
-        assert_eq!(r0[n], Cell::Bool(true));
-        assert_eq!(r0[n + 1], Cell::Text("wide".into()));
-        assert_eq!(r0[n + 2], Cell::Text("brand; scale".into()));
+        assert_eq!(r0[n], Cell::Text("wide".into()));
+        assert_eq!(r0[n + 1], Cell::Text("brand; scale".into()));
+        assert_eq!(r0[n + 2], Cell::Int(-3));
         assert_eq!(r0[n + 3], Cell::Float(1.5));
         assert_eq!(r0[n + 4], Cell::Text(r#"[{"name":"fx"}]"#.into()));
-        assert_eq!(r0[n + 5], Cell::Int(-3));
-        assert_eq!(r0[n + 6], Cell::Text("dup".into()));
+        assert_eq!(r0[n + 5], Cell::Text("dup".into()));
+        assert_eq!(r0[n + 6], Cell::Bool(true));
         assert_eq!(r0[n + 7], Cell::Null);
-        assert_eq!(t.rows[1][n + 5], Cell::Int(4));
+        assert_eq!(t.rows[1][n + 2], Cell::Int(4));
         assert_eq!(t.rows[1][n], Cell::Null);
         assert_eq!(t.rows[1].len(), t.columns.len());
     }

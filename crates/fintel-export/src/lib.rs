@@ -17,9 +17,11 @@
 //! - a result that is not a JSON object goes whole into a `result` column.
 //!
 //! The columns are the union of the keys over all rows, in first-seen order across rows; within
-//! one object the keys come in the order serde_json keeps them (sorted by name, as the
-//! workspace does not enable its `preserve_order` feature). A row lacking a key has an empty
-//! cell. JSONL keeps the nested JSON as a `result` object instead.
+//! one object the keys come in reading order ([`present::arrange`]): the summary, verdict and
+//! score first, then the order of the analysis's schema (its `propertyOrdering`, as the
+//! workflow file wrote the properties). A row lacking a key has an empty cell. JSONL keeps the
+//! nested JSON as a `result` object instead, in the same order. Values stay raw numbers and
+//! strings in every export (the currency and unit formatting of [`present`] is for reading).
 //!
 //! # Safety
 //! Every text cell passes through [`mask_keys`], so an API key that slipped into a reason or a
@@ -43,6 +45,7 @@ mod flatten;
 mod mask;
 #[cfg(feature = "parquet")]
 mod parquet_out;
+pub mod present;
 mod rows;
 mod view;
 mod xlsx;

@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::flatten::{Cell, Table};
 use crate::mask::{mask_json, mask_keys, neutralise_formula};
+use crate::present;
+use crate::view::Schemas;
 use crate::{ExportError, ExportQuery};
 
 /// The columns every export starts with, in order.
@@ -135,6 +137,21 @@ pub(crate) fn load(store: &Store, query: &ExportQuery) -> Result<Vec<Row>, Expor
             }
         };
         out.push(Row { ident, result });
+    }
+    drop(rows);
+    drop(stmt);
+    let version_column = IDENTIFYING_COLUMNS
+        .iter()
+        .position(|c| *c == "analysis_version")
+        .unwrap_or_default();
+    let mut schemas = Schemas::new(&conn);
+    for row in &mut out {
+        if let (Some(result), Some(Cell::Text(version))) =
+            (&mut row.result, row.ident.get(version_column))
+        {
+            let schema = schemas.for_result(version, result);
+            *result = present::arrange(result, schema);
+        }
     }
     Ok(out)
 }

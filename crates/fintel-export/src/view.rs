@@ -1,13 +1,16 @@
 //! The readable view of stored results behind `fintel results TICKER`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use fintel_store::{from_millis, Store};
+use fintel_workflows::Workflow;
 use jiff::Timestamp;
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use crate::mask::{mask_json, mask_keys};
+use crate::present;
 use crate::ExportError;
 
 /// Width text is wrapped at.
@@ -35,7 +38,11 @@ pub struct ResultView {
     pub fitting: Option<String>,
     /// When the result was stored (RFC 3339, UTC).
     pub created_at: String,
+    /// The result, its fields in reading order ([`crate::present::arrange`]).
     pub result: Value,
+    /// The schema of the step that produced it, when its batch is still stored.
+    #[serde(skip)]
+    pub schema: Option<Value>,
 }
 
 /// A stored result as read back, keys masked: what `fintel results` and the dashboard show.
@@ -63,7 +70,84 @@ pub struct StoredResult {
     pub document_sha256: Option<String>,
     pub fitting: Option<String>,
     pub created_at: Timestamp,
+    /// The result, its fields in reading order ([`crate::present::arrange`]).
     pub json: Result<Value, String>,
+    /// The schema of the step that produced it, when its batch is still stored.
+    pub schema: Option<Value>,
+    /// Whether it answers the aggregate step of a multi-year type (known from the schema).
+    pub multi_year: bool,
+}
+
+/// The schemas of the steps results answer, read from the batches that pinned them (a
+/// result's analysis version is its batch's), each version parsed once.
+pub(crate) struct Schemas<'c> {
+    conn: &'c Connection,
+    pinned: HashMap<String, Option<Workflow>>,
+}
+
+impl<'c> Schemas<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Schemas<'c> {
+        Schemas {
+            conn,
+            pinned: HashMap::new(),
+        }
+    }
+
+    /// The schema of the step whose reply `result` is: for a multi-year type, the step whose
+    /// top-level properties it shares most.
+    pub(crate) fn for_result(&mut self, version: &str, result: &Value) -> Option<&Value> {
+        self.step_for_result(version, result)
+            .map(|(schema, _)| schema)
+    }
+
+    /// [`Schemas::for_result`], and whether the step is the aggregate one.
+    fn step_for_result(&mut self, version: &str, result: &Value) -> Option<(&Value, bool)> {
+        if !self.pinned.contains_key(version) {
+            let canonical: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT workflow FROM batches WHERE analysis_version = ?1 \
+                     ORDER BY created_at DESC LIMIT 1",
+                )
+                .and_then(|mut stmt| stmt.query_row([version], |r| r.get(0)).optional())
+                .ok()
+                .flatten();
+            let workflow = canonical.and_then(|text| Workflow::from_canonical(&text).ok());
+            self.pinned.insert(version.to_string(), workflow);
+        }
+        let workflow = self.pinned.get(version)?.as_ref()?;
+        let shared = |schema: &Value| {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            result.as_object().map_or(0, |fields| {
+                fields
+                    .keys()
+                    .filter(|k| properties.is_some_and(|p| p.contains_key(*k)))
+                    .count()
+            })
+        };
+        [
+            (workflow.year.as_ref(), false),
+            (workflow.aggregate.as_ref(), true),
+        ]
+        .into_iter()
+        .filter_map(|(step, aggregate)| Some((&step?.schema, aggregate)))
+        // On a tie the yearly step wins: most results answer it.
+        .max_by_key(|(schema, aggregate)| (shared(schema), !aggregate))
+    }
+
+    /// Puts a stored result's fields in reading order and attaches its schema.
+    fn arrange(&mut self, result: &mut StoredResult) {
+        if let Ok(json) = &result.json {
+            let step = self.step_for_result(&result.analysis_version, json);
+            let (schema, multi_year) = match step {
+                Some((schema, aggregate)) => (Some(schema.clone()), aggregate),
+                None => (None, false),
+            };
+            result.json = Ok(present::arrange(json, schema.as_ref()));
+            result.schema = schema;
+            result.multi_year = multi_year;
+        }
+    }
 }
 
 const STORED_RESULT_COLUMNS: &str = "r.id, r.result_key, r.ticker, r.cik, r.company_name, \
@@ -104,6 +188,8 @@ fn stored_result(r: &Row<'_>) -> rusqlite::Result<StoredResult> {
         fitting: masked(18)?,
         created_at: from_millis(r.get(19)?),
         json,
+        schema: None,
+        multi_year: false,
     })
 }
 
@@ -158,18 +244,27 @@ pub fn company_results(
          ORDER BY r.fiscal_year DESC, r.analysis_type, r.created_at DESC, r.id DESC"
     ))?;
     let rows = stmt.query_map(params![key, year, analysis_type], stored_result)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    let mut results = rows.collect::<Result<Vec<_>, _>>()?;
+    let mut schemas = Schemas::new(&tx);
+    for result in &mut results {
+        schemas.arrange(result);
+    }
+    Ok(results)
 }
 
 /// One stored result by its row id.
 pub fn result_by_id(store: &Store, id: i64) -> Result<Option<StoredResult>, ExportError> {
-    Ok(store
-        .conn()
+    let conn = store.conn();
+    let mut result = conn
         .prepare_cached(&format!(
             "SELECT {STORED_RESULT_COLUMNS} FROM results r WHERE r.id = ?1"
         ))?
         .query_row([id], stored_result)
-        .optional()?)
+        .optional()?;
+    if let Some(result) = &mut result {
+        Schemas::new(&conn).arrange(result);
+    }
+    Ok(result)
 }
 
 /// [`company_results`] for the terminal and `--json`: a result whose stored JSON does not
@@ -207,6 +302,7 @@ pub fn results_view(
                 fitting: r.fitting,
                 created_at: r.created_at.to_string(),
                 result,
+                schema: r.schema,
             })
         })
         .collect()
@@ -241,7 +337,11 @@ pub fn render_text(results: &[ResultView]) -> String {
             (None, None) => "all years".to_string(),
         };
         let _ = writeln!(out, "\n== {year} · {} ==", view.analysis_type);
-        render_value(&mut out, &view.result, 1);
+        let currency = present::result_currency(&view.result);
+        let reading = Reading {
+            currency: currency.as_deref(),
+        };
+        reading.render(&mut out, &view.result, view.schema.as_ref(), 1);
         let version: String = view.analysis_version.chars().take(12).collect();
         let _ = writeln!(
             out,
@@ -261,44 +361,60 @@ pub fn render_text(results: &[ResultView]) -> String {
     out
 }
 
-fn render_value(out: &mut String, value: &Value, depth: usize) {
-    let indent = "  ".repeat(depth);
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                match v {
-                    Value::Object(m) if !m.is_empty() => {
-                        let _ = writeln!(out, "{indent}{k}:");
-                        render_value(out, v, depth + 1);
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        let _ = writeln!(out, "{indent}{k}:");
-                        render_value(out, v, depth + 1);
-                    }
-                    _ => write_wrapped(out, &indent, &format!("{k}: "), &scalar(v)),
-                }
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                match item {
-                    Value::Object(_) | Value::Array(_) => {
-                        let _ = writeln!(out, "{indent}-");
-                        render_value(out, item, depth + 1);
-                    }
-                    _ => write_wrapped(out, &indent, "- ", &scalar(item)),
-                }
-            }
-        }
-        other => write_wrapped(out, &indent, "", &scalar(other)),
-    }
+/// How values are written in one result: money carries the result's currency.
+struct Reading<'a> {
+    currency: Option<&'a str>,
 }
 
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_string(),
-        other => other.to_string(),
+impl Reading<'_> {
+    /// Writes `value` (described by `schema`, if known) as indented `Label: value` lines.
+    fn render(&self, out: &mut String, value: &Value, schema: Option<&Value>, depth: usize) {
+        let indent = "  ".repeat(depth);
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let node = present::property_schema(schema, k);
+                    let name = present::label(k);
+                    match v {
+                        Value::Object(m) if !m.is_empty() => {
+                            let _ = writeln!(out, "{indent}{name}:");
+                            self.render(out, v, node, depth + 1);
+                        }
+                        Value::Array(a) if !a.is_empty() => {
+                            let _ = writeln!(out, "{indent}{name}:");
+                            self.render(out, v, node, depth + 1);
+                        }
+                        _ => write_wrapped(
+                            out,
+                            &indent,
+                            &format!("{name}: "),
+                            &self.scalar(v, k, node),
+                        ),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                let node = present::items_schema(schema);
+                for item in items {
+                    match item {
+                        Value::Object(_) | Value::Array(_) => {
+                            let _ = writeln!(out, "{indent}-");
+                            self.render(out, item, node, depth + 1);
+                        }
+                        _ => write_wrapped(out, &indent, "- ", &self.scalar(item, "", node)),
+                    }
+                }
+            }
+            other => write_wrapped(out, &indent, "", &self.scalar(other, "", schema)),
+        }
+    }
+
+    fn scalar(&self, v: &Value, key: &str, node: Option<&Value>) -> String {
+        match v {
+            Value::Object(m) if m.is_empty() => "-".to_string(),
+            Value::Array(a) if a.is_empty() => "-".to_string(),
+            _ => present::scalar_text(v, key, node, self.currency).unwrap_or_else(|| v.to_string()),
+        }
     }
 }
 

@@ -629,10 +629,10 @@ fn results_view_by_ticker_or_cik_renders_readably() {
     );
     assert!(text.contains("== FY2024 · moat =="), "{text}");
     assert!(
-        text.contains("  moat:\n    rating: wide\n    sources:\n      - brand\n"),
+        text.contains("  Moat:\n    Rating: wide\n    Sources:\n      - brand\n"),
         "{text}"
     );
-    assert!(text.contains("  score: -24\n"), "{text}");
+    assert!(text.contains("  Score: -24\n"), "{text}");
     assert!(
         text.contains("form 10-K, accession 0000320193-2024-000001, model gemini-test, version abcdef012345, tokens 3024 in / 200 out / 50 thinking"),
         "{text}"
@@ -658,4 +658,240 @@ fn parquet_without_the_feature_is_a_clear_error() {
     .unwrap_err();
     assert!(matches!(err, ExportError::ParquetDisabled), "{err}");
     assert!(!path.exists());
+}
+
+/// A `fundamental` answer with its fields in an order unlike the schema's (as an
+/// OpenAI-compatible server or an older row may store it).
+fn fundamental_answer(year: i32, debt: f64) -> Value {
+    json!({
+        "score": 7,
+        "balance_sheet": {"strength": "very_strong", "commentary": "Net cash.", "net_debt": -50.0,
+                          "total_debt": debt, "cash_and_investments": 960.9},
+        "business_model": "Sells widgets.",
+        "cash_flow_quality": {"quality": "high", "commentary": "Converts.", "free_cash_flow": 80.0,
+                              "capital_expenditures": 20.0, "operating_cash_flow": 100.0},
+        "capital_allocation": {"assessment": "good", "commentary": "Buybacks.", "acquisitions": null,
+                               "share_repurchases": 10.0, "dividends_paid": 5.0},
+        "margins": {"trend": "expanding", "commentary": "Mix.", "net_margin_pct": 12.5,
+                    "operating_margin_pct": 20.26, "gross_margin_pct": 40.0 + f64::from(year - 2020)},
+        "management_tone": {"assessment": "candid", "evidence": "Says so."},
+        "reporting_currency": "USD",
+        "revenue_drivers": [{"direction": "growing", "evidence": "Units up.", "driver": "Volume"}],
+        "risks": [{"severity": "high", "evidence": "One plant.", "category": "operational", "risk": "Fire"}],
+        "score_rationale": "Strong balance sheet.",
+        "summary": format!("Widgets sold well in {year}."),
+    })
+}
+
+/// A store with a `fundamental` batch pinned from the built-in workflow and two years of
+/// results stored in a scrambled field order.
+fn fundamental_store(dir: &Path) -> Store {
+    let registry = fintel_workflows::Registry::load(&[]).unwrap();
+    let workflow = registry.get("fundamental").unwrap();
+    let store = Store::open(&dir.join("fintel.db")).unwrap();
+    let batch = NewBatch {
+        id: "b-fund".into(),
+        name: None,
+        analysis_type: "fundamental".into(),
+        analysis_version: workflow.version.clone(),
+        workflow: workflow.canonical.clone(),
+        min_years: 1,
+        years_spec: r#"{"latest": 2}"#.into(),
+        as_of_date: "2026-03-01".into(),
+        model: "gemini-test".into(),
+        settings: "{}".into(),
+        priority: 0,
+        input_file: None,
+        companies: vec![company("ACME", Some(1001), None)],
+    };
+    store.create_batch(&batch, now()).unwrap();
+    while let Some(task) = store.claim_next("b-fund", OWNER, now(), true).unwrap() {
+        match task.kind {
+            fintel_store::TaskKind::Resolve => {
+                let plans: Vec<YearPlan> = [2024, 2023]
+                    .into_iter()
+                    .map(|y| YearPlan {
+                        fiscal_year: y,
+                        filing: Some(FilingRef {
+                            accession: format!("0000001001-{y}-000001"),
+                            form: "10-K".into(),
+                            period: Some(format!("{y}-12-31")),
+                            filed: Some(format!("{}-02-01", y + 1)),
+                            document_url: format!("https://example.test/1001/{y}.htm"),
+                            transition: false,
+                        }),
+                        skip_reason: None,
+                    })
+                    .collect();
+                store
+                    .complete_resolution(task.id, OWNER, &plans, true, false, Some("Acme"), now())
+                    .unwrap();
+            }
+            _ => {
+                let year = task.fiscal_year.unwrap();
+                let filing = task.filing.clone().unwrap();
+                let result = NewResult {
+                    result_key: format!("1001-{year}-fundamental"),
+                    cik: 1001,
+                    ticker: task.ticker.clone(),
+                    company_name: task.company_name.clone(),
+                    fiscal_year: Some(year),
+                    fiscal_year_label: None,
+                    form: Some(filing.form.clone()),
+                    accession: Some(filing.accession.clone()),
+                    analysis_type: "fundamental".into(),
+                    analysis_version: workflow.version.clone(),
+                    model: "gemini-test".into(),
+                    json: fundamental_answer(year, 910.94).to_string(),
+                    prompt_tokens: 1000,
+                    output_tokens: 200,
+                    thinking_tokens: 50,
+                    attempts: 1,
+                    calls: 1,
+                    document_url: Some(filing.document_url.clone()),
+                    document_sha256: None,
+                    fitting: None,
+                    started_at: Some(now()),
+                };
+                store
+                    .complete_with_result(task.id, OWNER, &result, now())
+                    .unwrap();
+            }
+        }
+    }
+    store
+}
+
+/// The top-level field order of the `fundamental` schema, summary and score first.
+const FUNDAMENTAL_READING_ORDER: [&str; 12] = [
+    "summary",
+    "score",
+    "score_rationale",
+    "reporting_currency",
+    "business_model",
+    "revenue_drivers",
+    "margins",
+    "balance_sheet",
+    "cash_flow_quality",
+    "capital_allocation",
+    "risks",
+    "management_tone",
+];
+
+#[test]
+fn results_follow_the_schema_order_with_summary_and_score_first_and_read_with_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fundamental_store(dir.path());
+    let views = results_view(&store, "ACME", None, None).unwrap();
+    assert_eq!(views.len(), 2);
+    let keys: Vec<&str> = views[0]
+        .result
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, FUNDAMENTAL_READING_ORDER);
+    let margins: Vec<&str> = views[0].result["margins"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        margins,
+        [
+            "gross_margin_pct",
+            "operating_margin_pct",
+            "net_margin_pct",
+            "commentary",
+            "trend"
+        ]
+    );
+    // `--json` prints the same order.
+    let printed = serde_json::to_string(&views[0]).unwrap();
+    let summary_at = printed.find("\"summary\"").unwrap();
+    let score_at = printed.find("\"score\"").unwrap();
+    let currency_at = printed.find("\"reporting_currency\"").unwrap();
+    assert!(summary_at < score_at && score_at < currency_at, "{printed}");
+
+    let text = render_text(&views);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from:\n{text}"))
+    };
+    assert!(at("  Summary: Widgets sold well in 2024.") < at("  Score: 7\n"));
+    assert!(at("  Score: 7\n") < at("  Score rationale: Strong balance sheet."));
+    assert!(at("  Score rationale:") < at("  Reporting currency: USD"));
+    assert!(at("  Reporting currency: USD") < at("  Business model:"));
+    assert!(text.contains("    Total debt: USD 910.9 M\n"), "{text}");
+    assert!(text.contains("    Net debt: USD -50.0 M\n"), "{text}");
+    assert!(text.contains("    Gross margin (%): 44%\n"), "{text}");
+    assert!(text.contains("    Operating margin (%): 20.3%\n"), "{text}");
+    assert!(text.contains("    Strength: Very strong\n"), "{text}");
+    assert!(text.contains("    Acquisitions: -\n"), "{text}");
+    assert!(text.contains("      Direction: Growing\n"), "{text}");
+
+    // Exports: the same order in CSV columns and JSONL objects, values left raw.
+    let csv_path = dir.path().join("out.csv");
+    export(
+        &store,
+        &ExportQuery {
+            batch_id: Some("b-fund".into()),
+            ..ExportQuery::default()
+        },
+        Format::Csv,
+        Output::Path {
+            path: csv_path.clone(),
+            force: false,
+        },
+    )
+    .unwrap();
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let result_columns = &headers[IDENTIFYING_COLUMNS.len()..];
+    assert_eq!(
+        &result_columns[..5],
+        [
+            "summary",
+            "score",
+            "score_rationale",
+            "reporting_currency",
+            "business_model"
+        ]
+    );
+    assert_eq!(
+        &result_columns[6..9],
+        [
+            "margins.gross_margin_pct",
+            "margins.operating_margin_pct",
+            "margins.net_margin_pct"
+        ]
+    );
+    let total_debt = headers
+        .iter()
+        .position(|h| h == "balance_sheet.total_debt")
+        .unwrap();
+    let first = reader.records().next().unwrap().unwrap();
+    assert_eq!(&first[total_debt], "910.94", "exports keep raw numbers");
+
+    let mut jsonl = Vec::new();
+    export(
+        &store,
+        &ExportQuery {
+            batch_id: Some("b-fund".into()),
+            ..ExportQuery::default()
+        },
+        Format::Jsonl,
+        Output::Stdout(&mut jsonl),
+    )
+    .unwrap();
+    let line: Value = serde_json::from_slice(jsonl.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let keys: Vec<&str> = line["result"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, FUNDAMENTAL_READING_ORDER);
 }

@@ -666,7 +666,9 @@ fn classify(body: &str) -> SectionStatus {
 
 /// The document a cross-reference names, as written.
 fn reference_target(sentence: &str) -> String {
-    let lower = sentence.to_lowercase();
+    // ASCII lower-casing keeps every byte offset of `sentence` (Unicode lower-casing does not:
+    // 'İ' grows from 2 to 3 bytes), so offsets found in `lower` can slice `sentence`.
+    let lower = sentence.to_ascii_lowercase();
     if let Some(at) = lower.find("exhibit ") {
         let rest = &sentence[at + "exhibit ".len()..];
         let number: String = rest
@@ -782,6 +784,30 @@ mod tests {
             reference_target("can be found in the 2024 Annual Report to Shareholders under"),
             "2024 Annual Report to Shareholders"
         );
+    }
+
+    /// 'İ' lower-cases to two characters (3 bytes for 2), so offsets found in a Unicode
+    /// lower-cased copy do not fit the original sentence.
+    #[test]
+    fn reference_target_with_letters_that_grow_when_lower_cased() {
+        // Sliced at a shifted offset, this one cut 'é' in half (a panic).
+        assert_eq!(reference_target("İ exhibit é"), "another document");
+        assert_eq!(
+            reference_target("İSTANBUL İŞ: incorporated by reference to Exhibit 13.1 herein"),
+            "Exhibit 13.1"
+        );
+        assert_eq!(
+            reference_target("İİİİİİİİ incorporated by reference to the 2024 Annual Report"),
+            "2024 Annual Report"
+        );
+        let doc = "Item 7. Management's Discussion and Analysis\n\
+                   İİİİ İİİİ İİİİ: incorporated herein by reference to the Proxy Statement exhibit \n\
+                   Item 8. Financial Statements\nNumbers.";
+        let sections = find_sections(doc, FormKind::TenK);
+        assert!(matches!(
+            section(&sections, "7").status,
+            SectionStatus::IncorporatedByReference { .. }
+        ));
     }
 
     #[test]

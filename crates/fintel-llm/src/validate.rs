@@ -147,7 +147,50 @@ pub fn validate_output(schema: &Value, text: &str) -> Result<Value, OutputProble
     if total > 0 {
         return Err(OutputProblem::SchemaMismatch { problems, total });
     }
-    Ok(value)
+    // Stored as the schema orders it, whatever order the provider answered in.
+    Ok(in_schema_order(&value, schema))
+}
+
+/// `value` with every object's fields in the order of its schema node (`propertyOrdering`,
+/// else the order of `properties`); fields the schema does not name follow in the answer's
+/// order. Array items follow their `items` schema.
+pub fn in_schema_order(value: &Value, schema: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let property = |name: &str| schema.get("properties").and_then(|p| p.get(name));
+            let ordered: Vec<&str> = match schema.get("propertyOrdering").and_then(Value::as_array)
+            {
+                Some(names) => names.iter().filter_map(Value::as_str).collect(),
+                None => schema
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default(),
+            };
+            let mut out = serde_json::Map::new();
+            let names = ordered
+                .into_iter()
+                .filter(|name| fields.contains_key(*name))
+                .chain(fields.keys().map(String::as_str));
+            for name in names {
+                if out.contains_key(name) {
+                    continue;
+                }
+                let child = &fields[name];
+                let ordered_child = match property(name) {
+                    Some(node) => in_schema_order(child, node),
+                    None => child.clone(),
+                };
+                out.insert(name.to_string(), ordered_child);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(node) => Value::Array(items.iter().map(|i| in_schema_order(i, node)).collect()),
+            None => value.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 fn describe_json_error(text: &str, error: &serde_json::Error) -> String {
@@ -396,5 +439,30 @@ mod tests {
 
         let empty = repair_request(&original, "", "the answer is empty");
         assert_eq!(empty.turns[1].text, "(empty answer)");
+    }
+
+    #[test]
+    fn answers_are_stored_in_the_schema_order() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "propertyOrdering": ["summary", "margins", "score"],
+            "properties": {
+                "score": {"type": "integer"},
+                "margins": {"type": "object", "propertyOrdering": ["gross", "net"],
+                            "properties": {"net": {"type": "number"}, "gross": {"type": "number"}}},
+                "summary": {"type": "string"},
+                "risks": {"type": "array", "items": {"type": "object", "propertyOrdering": ["name", "weight"],
+                          "properties": {"weight": {"type": "integer"}, "name": {"type": "string"}}}}
+            }
+        });
+        let value = validate_output(
+            &schema,
+            r#"{"risks":[{"weight":2,"name":"fx"}],"score":7,"margins":{"net":1,"gross":2},"summary":"s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            value.to_string(),
+            r#"{"summary":"s","margins":{"gross":2,"net":1},"score":7,"risks":[{"name":"fx","weight":2}]}"#
+        );
     }
 }

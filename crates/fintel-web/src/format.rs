@@ -101,31 +101,6 @@ pub(crate) fn compact(v: f64) -> String {
     }
 }
 
-/// A JSON number as written by a person: integers with separators, others as they are.
-pub(crate) fn number(v: &serde_json::Number) -> String {
-    if let Some(u) = v.as_u64() {
-        return thousands(u);
-    }
-    if let Some(i) = v.as_i64() {
-        return format!("-{}", thousands(i.unsigned_abs()));
-    }
-    match v.as_f64() {
-        Some(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => {
-            let digits = thousands(f.abs() as u64);
-            if f < 0.0 {
-                format!("-{digits}")
-            } else {
-                digits
-            }
-        }
-        Some(f) if f.is_finite() => {
-            let s = format!("{f:.4}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        _ => v.to_string(),
-    }
-}
-
 /// `key_risks` as `Key risks`.
 pub(crate) fn humanize(key: &str) -> String {
     let spaced = key.replace(['_', '-'], " ");
@@ -168,12 +143,6 @@ mod tests {
         assert_eq!(percent(1, 3), "33.3%");
         assert_eq!(percent(0, 0), "0.0%");
         assert_eq!(humanize("key_risks"), "Key risks");
-        let n = |s: &str| number(&serde_json::from_str(s).unwrap());
-        assert_eq!(n("30000000000.0"), "30,000,000,000");
-        assert_eq!(n("-5000000000.0"), "-5,000,000,000");
-        assert_eq!(n("1.935483870967742"), "1.9355");
-        assert_eq!(n("-12"), "-12");
-        assert_eq!(n("0.5"), "0.5");
         assert_eq!(truncate("héllo", 2), ("hé", true));
         assert_eq!(truncate("hé", 5), ("hé", false));
     }

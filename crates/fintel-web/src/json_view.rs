@@ -1,71 +1,102 @@
 //! A stored analysis as readable sections rather than raw JSON: the top-level fields become
 //! headed sections, nested objects definition lists, arrays lists; every value is escaped by
-//! the template. Also the key-financials table with a sparkline per figure.
+//! the template. Fields come in reading order (the schema's, summary and score first, as
+//! [`fintel_export::StoredResult`] holds them) and values read as [`fintel_export::present`]
+//! writes them: money with its currency and unit, percentages with `%`, enums as words. Also
+//! the key-financials table with a sparkline per figure.
 
+use fintel_export::present;
 use maud::{html, Markup};
 use serde_json::Value;
 
 use crate::charts;
 use crate::format;
 
+pub(crate) mod years;
+
 /// Deeper than this, a value is shown as compact JSON text (still escaped).
 const MAX_DEPTH: usize = 12;
 
-/// The analysis object as sections.
-pub(crate) fn render_result(v: &Value) -> Markup {
+/// The analysis object as sections; `schema` is the schema of the step that produced it.
+pub(crate) fn render_result(v: &Value, schema: Option<&Value>) -> Markup {
+    let currency = present::result_currency(v);
+    let reading = Reading {
+        currency: currency.as_deref(),
+    };
     match v {
         Value::Object(map) if !map.is_empty() => html! {
             @for (key, value) in map {
                 section {
-                    h4 { (format::humanize(key)) }
-                    (render(value, 1))
+                    h4 { (present::label(key)) }
+                    (reading.render(value, key, present::property_schema(schema, key), 1))
                 }
             }
         },
-        other => render(other, 1),
+        other => reading.render(other, "", schema, 1),
     }
 }
 
-fn render(v: &Value, depth: usize) -> Markup {
-    if depth > MAX_DEPTH {
-        return html! { code { (v.to_string()) } };
-    }
-    match v {
-        Value::Null => html! { span.muted { "none" } },
-        Value::Bool(b) => html! { (if *b { "yes" } else { "no" }) },
-        Value::Number(n) => html! { (format::number(n)) },
-        Value::String(s) if s.is_empty() => html! { span.muted { "(empty)" } },
-        Value::String(s) => html! { p.text { (s) } },
-        Value::Array(items) if items.is_empty() => html! { span.muted { "none" } },
-        Value::Array(items) if items.iter().all(is_scalar) => html! {
-            ul { @for item in items { li { (scalar_text(item)) } } }
-        },
-        Value::Array(items) => html! {
-            ol { @for item in items { li { (render(item, depth + 1)) } } }
-        },
-        Value::Object(map) if map.is_empty() => html! { span.muted { "none" } },
-        Value::Object(map) => html! {
-            dl {
-                @for (key, value) in map {
-                    dt { (format::humanize(key)) }
-                    dd {
-                        @if is_scalar(value) { (scalar_text(value)) } @else { (render(value, depth + 1)) }
-                    }
+/// How values are written in one result: money carries the result's currency.
+struct Reading<'a> {
+    currency: Option<&'a str>,
+}
+
+impl Reading<'_> {
+    /// `v`, the value of field `key` described by schema node `node`.
+    fn render(&self, v: &Value, key: &str, node: Option<&Value>, depth: usize) -> Markup {
+        if depth > MAX_DEPTH {
+            return html! { code { (v.to_string()) } };
+        }
+        match v {
+            Value::Null => html! { span.muted { "none" } },
+            Value::Bool(b) => html! { (if *b { "yes" } else { "no" }) },
+            Value::Number(_) => html! { (self.scalar(v, key, node)) },
+            Value::String(s) if s.is_empty() => html! { span.muted { "(empty)" } },
+            Value::String(_) if present::is_enum(node) => html! { (self.scalar(v, key, node)) },
+            Value::String(s) => html! { p.text { (s) } },
+            Value::Array(items) if items.is_empty() => html! { span.muted { "none" } },
+            Value::Array(items) if items.iter().all(is_scalar) => {
+                let item_node = present::items_schema(node);
+                html! {
+                    ul { @for item in items { li { (self.scalar_markup(item, key, item_node)) } } }
                 }
             }
-        },
+            Value::Array(items) => {
+                let item_node = present::items_schema(node);
+                html! {
+                    ol { @for item in items { li { (self.render(item, key, item_node, depth + 1)) } } }
+                }
+            }
+            Value::Object(map) if map.is_empty() => html! { span.muted { "none" } },
+            Value::Object(map) => html! {
+                dl {
+                    @for (k, value) in map {
+                        @let child = present::property_schema(node, k);
+                        dt { (present::label(k)) }
+                        dd {
+                            @if is_scalar(value) { (self.scalar_markup(value, k, child)) }
+                            @else { (self.render(value, k, child, depth + 1)) }
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn scalar(&self, v: &Value, key: &str, node: Option<&Value>) -> String {
+        present::scalar_text(v, key, node, self.currency).unwrap_or_else(|| v.to_string())
+    }
+
+    fn scalar_markup(&self, v: &Value, key: &str, node: Option<&Value>) -> Markup {
+        match v {
+            Value::String(s) if !s.is_empty() => html! { (self.scalar(v, key, node)) },
+            other => self.render(other, key, node, 1),
+        }
     }
 }
 
 fn is_scalar(v: &Value) -> bool {
     !matches!(v, Value::Array(_) | Value::Object(_))
-}
-
-fn scalar_text(v: &Value) -> Markup {
-    match v {
-        Value::String(s) if !s.is_empty() => html! { (s) },
-        other => render(other, 1),
-    }
 }
 
 /// The figures of the `financials` analysis, in the order the table shows them.
@@ -152,7 +183,7 @@ mod tests {
             "segments": [{"name": "A", "revenue": 1200000}],
             "notes": []
         });
-        let html = render_result(&v).into_string();
+        let html = render_result(&v, None).into_string();
         assert!(html.contains("<h4>Summary</h4>"), "{html}");
         assert!(
             html.contains("<h4>Key risks</h4><ul><li>supply</li>"),
@@ -184,7 +215,7 @@ mod tests {
         for _ in 0..40 {
             v = json!({ "k": v });
         }
-        let html = render_result(&v).into_string();
+        let html = render_result(&v, None).into_string();
         assert!(html.contains("<code>"), "deep values are shown as text");
     }
 

@@ -496,3 +496,219 @@ async fn pages_answer_while_another_process_holds_a_write_transaction() {
         .unwrap();
     assert_eq!(busy, 0, "no reader holds the WAL");
 }
+
+/// A `fundamental` answer for `year`, its fields in an order unlike the schema's (as an
+/// OpenAI-compatible server or an older row may store them).
+fn fundamental_answer(year: i32) -> serde_json::Value {
+    let growth = f64::from(year - 2020);
+    serde_json::json!({
+        "score": year - 2016,
+        "margins": {"trend": "expanding", "commentary": "Mix.", "net_margin_pct": 10.0 + growth,
+                    "operating_margin_pct": null, "gross_margin_pct": 40.5},
+        "balance_sheet": {"strength": "very_strong", "commentary": "Net cash.", "net_debt": -50.0,
+                          "total_debt": 900.0 + growth * 5.0, "cash_and_investments": 950.0},
+        "reporting_currency": "USD",
+        "business_model": "Sells widgets.",
+        "score_rationale": "Strong balance sheet.",
+        "summary": format!("Widgets sold well in {year}."),
+    })
+}
+
+/// Adds a `fundamental` batch pinned from the built-in workflow with three years of WIDG
+/// (CIK 3003) results.
+fn add_fundamental_years(f: &Fixture) {
+    let registry = fintel_workflows::Registry::load(&[]).unwrap();
+    let workflow = registry.get("fundamental").unwrap();
+    let store = f.store();
+    let now = at("2026-06-15T17:00:00Z");
+    store
+        .create_batch(
+            &fintel_store::NewBatch {
+                id: "b-fund-0003".into(),
+                name: None,
+                analysis_type: "fundamental".into(),
+                analysis_version: workflow.version.clone(),
+                workflow: workflow.canonical.clone(),
+                min_years: 1,
+                years_spec: r#"{"latest":3}"#.into(),
+                as_of_date: "2026-06-15".into(),
+                model: "gemini-2.5-flash".into(),
+                settings: "{}".into(),
+                priority: 0,
+                input_file: None,
+                companies: vec![fintel_store::NewCompany {
+                    line_no: None,
+                    ticker: Some("WIDG".into()),
+                    cik: Some(3003),
+                    company_name: Some("Widget Co".into()),
+                    priority: 0,
+                    skip_reason: None,
+                }],
+            },
+            now,
+        )
+        .unwrap();
+    while let Some(task) = store.claim_next("b-fund-0003", OWNER, now, true).unwrap() {
+        if task.kind == fintel_store::TaskKind::Resolve {
+            let plans: Vec<fintel_store::YearPlan> = (2022..=2024)
+                .map(|y| fintel_store::YearPlan {
+                    fiscal_year: y,
+                    filing: Some(fintel_store::FilingRef {
+                        accession: format!("0000003003-{}-000001", y % 100 + 1),
+                        form: "10-K".into(),
+                        period: Some(format!("{y}-12-31")),
+                        filed: Some(format!("{}-02-15", y + 1)),
+                        document_url: format!(
+                            "https://www.sec.gov/Archives/edgar/data/3003/{y}.htm"
+                        ),
+                        transition: false,
+                    }),
+                    skip_reason: None,
+                })
+                .collect();
+            store
+                .complete_resolution(task.id, OWNER, &plans, true, false, None, now)
+                .unwrap();
+            continue;
+        }
+        let year = task.fiscal_year.unwrap();
+        let filing = task.filing.clone().unwrap();
+        let result = fintel_store::NewResult {
+            result_key: format!("3003-{year}-fundamental"),
+            cik: 3003,
+            ticker: task.ticker.clone(),
+            company_name: task.company_name.clone(),
+            fiscal_year: Some(year),
+            fiscal_year_label: None,
+            form: Some(filing.form.clone()),
+            accession: Some(filing.accession.clone()),
+            analysis_type: "fundamental".into(),
+            analysis_version: workflow.version.clone(),
+            model: "gemini-2.5-flash".into(),
+            json: fundamental_answer(year).to_string(),
+            prompt_tokens: 100,
+            output_tokens: 10,
+            thinking_tokens: 0,
+            attempts: 1,
+            calls: 1,
+            document_url: Some(filing.document_url.clone()),
+            document_sha256: None,
+            fitting: None,
+            started_at: None,
+        };
+        store
+            .complete_with_result(task.id, OWNER, &result, now)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn company_page_reads_like_an_analysis_with_years_side_by_side() {
+    let f = fixture();
+    add_fundamental_years(&f);
+    let app = f.router();
+    let a = get(&app, "/companies/WIDG").await;
+    assert_eq!(a.status, 200);
+    let page = &a.body;
+    let at = |needle: &str| {
+        page.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from {page}"))
+    };
+
+    // Each card: summary and score first, then the schema's order.
+    let card = &page[at("<article class=\"result\"")..];
+    let card = &card[..card.find("</article>").unwrap()];
+    let order: Vec<usize> = [
+        "<h4>Summary</h4>",
+        "<h4>Score</h4>",
+        "<h4>Score rationale</h4>",
+        "<h4>Reporting currency</h4>",
+        "<h4>Business model</h4>",
+        "<h4>Margins</h4>",
+        "<h4>Balance sheet</h4>",
+    ]
+    .iter()
+    .map(|h| {
+        card.find(h)
+            .unwrap_or_else(|| panic!("{h} missing from {card}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{card}");
+    // Values with currency and unit, percentages, enums as words.
+    assert!(
+        card.contains("<dt>Total debt</dt><dd>USD 920.0 M</dd>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<dt>Net margin (%)</dt><dd>14%</dd>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<dt>Gross margin (%)</dt><dd>40.5%</dd>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<dt>Strength</dt><dd>Very strong</dd>"),
+        "{card}"
+    );
+    assert!(card.contains("<dt>Trend</dt><dd>Expanding</dd>"), "{card}");
+    let margins = &card[card.find("<h4>Margins</h4>").unwrap()..];
+    assert!(
+        margins.find("Gross margin").unwrap() < margins.find("Net margin").unwrap(),
+        "nested fields in schema order: {margins}"
+    );
+
+    // The years side by side, oldest first, one row per numeric field, with a trend mark.
+    let years = &page[at("<h2>Across years</h2>")..];
+    assert!(
+        at("<h2>Across years</h2>") < at("<h2>FY2024</h2>"),
+        "the table comes before the yearly cards"
+    );
+    assert!(years.contains("<h3>Fundamental</h3>"), "{years}");
+    assert!(
+        years.contains("<th class=\"num\">FY2022</th><th class=\"num\">FY2023</th><th class=\"num\">FY2024</th>"),
+        "{years}"
+    );
+    assert!(
+        years.contains("<th scope=\"row\">Score</th><td class=\"num\">6</td><td class=\"num\">7</td><td class=\"num\">8</td>"),
+        "{years}"
+    );
+    assert!(
+        years.contains("<th scope=\"row\">Balance sheet · Total debt</th><td class=\"num\">USD 910.0 M</td><td class=\"num\">USD 915.0 M</td><td class=\"num\">USD 920.0 M</td>"),
+        "{years}"
+    );
+    assert!(
+        years.contains("<th scope=\"row\">Margins · Operating margin (%)</th><td class=\"num\"><span class=\"muted\">-</span></td>"),
+        "a field the model left null stays a row: {years}"
+    );
+    let score_row = &years[years.find("<th scope=\"row\">Score</th>").unwrap()..];
+    let score_row = &score_row[..score_row.find("</tr>").unwrap()];
+    assert!(score_row.contains("<svg class=\"spark\""), "{score_row}");
+    assert!(score_row.contains("title=\"up\""), "{score_row}");
+    let cash_row = &years[years.find("Cash and investments</th>").unwrap()..];
+    let cash_row = &cash_row[..cash_row.find("</tr>").unwrap()];
+    assert!(cash_row.contains("title=\"flat\""), "{cash_row}");
+    let rows: Vec<&str> = years
+        .split("<th scope=\"row\">")
+        .skip(1)
+        .map(|r| &r[..r.find("</th>").unwrap()])
+        .collect();
+    assert_eq!(
+        &rows[..3],
+        [
+            "Score",
+            "Margins · Gross margin (%)",
+            "Margins · Operating margin (%)"
+        ],
+        "rows in reading order"
+    );
+    assert_no_live_markup(page, "company page");
+
+    // ACME has one fundamental year with numbers at most: no side-by-side table for it.
+    let acme = get(&app, "/companies/ACME").await;
+    assert!(
+        !acme.body.contains("<h2>Across years</h2>"),
+        "{}",
+        acme.body
+    );
+}

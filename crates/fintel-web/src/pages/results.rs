@@ -1,6 +1,6 @@
 //! Results: the companies with stored results, and one company's results by fiscal year, each
-//! analysis as readable sections with its provenance, and the key financials as a table with a
-//! sparkline per figure.
+//! analysis as readable sections with its provenance, the key financials as a table with a
+//! sparkline per figure, and each analysis's numeric fields with the fiscal years side by side.
 
 use axum::extract::{Path, Query, State};
 use maud::{html, Markup};
@@ -150,6 +150,7 @@ pub(crate) async fn company(
                     (json_view::financials_table(&financials))
                 }
             }
+            (json_view::years::years_tables(&results))
             @for (label, rows) in &groups {
                 section id=(anchor(label)) {
                     h2 { (label) }
@@ -187,7 +188,7 @@ fn result_card(r: &ResultRow) -> Markup {
         article.result id={"result-" (r.id)} {
             h3 { (format::humanize(&r.analysis_type)) }
             @match &r.json {
-                Ok(v) => { (json_view::render_result(v)) }
+                Ok(v) => { (json_view::render_result(v, r.schema.as_ref())) }
                 Err(e) => { p.notice.error { "The stored JSON does not parse (" (e) "); export it to look at it." } }
             }
             div.provenance {

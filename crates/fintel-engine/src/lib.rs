@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod create;
 pub mod input;
 pub mod keys;
+pub mod outcome;
 pub mod ports;
 pub mod runner;
 pub mod settings;

@@ -21,6 +21,10 @@ use tokio::task::JoinSet;
 
 use crate::backoff::{retry_delay, Breaker};
 use crate::keys::{Grant, KeyPool, WaitReason};
+use crate::outcome::{
+    decide_call, ledger_outcome, transient_step, CallAction, CallContext, DailyVerdict,
+    LedgerOutcome, TransientContext, TransientStep,
+};
 use crate::ports::{
     AggregateInput, Analysis, FilingSource, SourceError, StepRequest, YearInput, YearsSpec,
 };
@@ -548,13 +552,26 @@ impl Engine {
         let model_work = self.store.has_pending_model_work(batch_id)?;
         match grant {
             Grant::Wait { until, why } if model_work => {
-                let until = backoff.map_or(until, |b| b.min(until).max(now));
+                // While the quota is spent a task's retry backoff ending changes nothing: the
+                // wait, and the time shown, is the bucket's own.
+                let until = match why {
+                    WaitReason::Pacing => backoff.map_or(until, |b| b.min(until).max(now)),
+                    _ => until,
+                };
                 let quota_spent = why == WaitReason::DailyQuotaSpent;
                 let (state, reason) = match why {
                     WaitReason::DailyQuotaSpent => (
                         BatchState::WaitingReset,
                         format!(
                             "daily quota used on every key; resuming at {}",
+                            local_and_pacific(until)
+                        ),
+                    ),
+                    WaitReason::NotResetYet => (
+                        BatchState::WaitingReset,
+                        format!(
+                            "provider has not reset yet (refused for the day early in the quota \
+                             day); trying again at {}",
                             local_and_pacific(until)
                         ),
                     ),
@@ -649,23 +666,55 @@ impl EngineInner {
                 .release_task(task.id, self.owner(), None, now)?;
             drop(breakers);
             self.announce_outage(side, streak)?;
-        } else if task.attempts >= self.batch_settings.max_retries
-            && breaker.others_failing(task.id)
-        {
+        } else {
+            let since = self.store().note_transient_failure(task.id, now)?;
+            let step = transient_step(&TransientContext {
+                attempts: task.attempts,
+                max_retries: self.batch_settings.max_retries,
+                others_failing: breaker.others_failing(task.id),
+                streak: span_between(since, now),
+                min_streak: self.e.settings.transient_min_streak,
+            });
             let delay = retry_delay(
                 task.attempts + 1,
                 self.e.settings.retry_base,
                 self.e.settings.retry_cap,
             );
-            self.store().release_task(
-                task.id,
-                self.owner(),
-                Some(now + duration_to_span(delay)),
-                now,
-            )?;
-        } else {
-            breaker.record_charge(task.id);
-            self.count_failed_attempt(task, reason)?;
+            match step {
+                TransientStep::Hold => {
+                    self.store().release_task(
+                        task.id,
+                        self.owner(),
+                        Some(now + duration_to_span(delay)),
+                        now,
+                    )?;
+                }
+                TransientStep::Retry => {
+                    breaker.record_charge(task.id);
+                    self.store().retry_task(
+                        task.id,
+                        self.owner(),
+                        now + duration_to_span(delay),
+                        reason,
+                        now,
+                    )?;
+                }
+                TransientStep::Fail => {
+                    breaker.record_charge(task.id);
+                    let attempts = task.attempts + 1;
+                    let over = span_between(since, now).as_secs() / 60;
+                    self.store().fail_task(
+                        task.id,
+                        self.owner(),
+                        &format!(
+                            "{reason} (after {attempts} attempts over {over} minutes of \
+                             transient failures)"
+                        ),
+                        true,
+                        now,
+                    )?;
+                }
+            }
         }
         Ok(TaskEnd::Transient)
     }
@@ -809,7 +858,10 @@ impl EngineInner {
             }
         }
         let mut budget = self.document_budget();
-        let mut refitted = false;
+        // Fittings after the first preparation, and whether this document has shown itself
+        // denser than its estimate (then every new fit is measured).
+        let mut fits = 0;
+        let mut dense = false;
         loop {
             let doc = match self.e.source.prepare_document(cik, filing, budget).await {
                 Ok(doc) => doc,
@@ -859,8 +911,31 @@ impl EngineInner {
                     None => self.skip(task, "the filing has no inline XBRL financial data"),
                 };
             };
-            let tokens = doc.tokens + analysis.year_overhead_tokens();
-            match self.call_model(task, &step, tokens).await? {
+            let estimate = doc.tokens + analysis.year_overhead_tokens();
+            let request = self.build_request(&step);
+            let counted = self.measure(&request, estimate, dense).await?;
+            let limit = self.size_limit();
+            if let Some(real) = counted.filter(|&real| real > limit) {
+                // Measured over the limit: fit to the provider's count before sending anything.
+                dense = true;
+                if fits >= MAX_FITS {
+                    return self.skip(
+                        task,
+                        &format!(
+                            "document too large for the model even after fitting it smaller \
+                             ({real} tokens by the provider's count, limit {limit})"
+                        ),
+                    );
+                }
+                fits += 1;
+                budget = shrink_to(budget, real, limit);
+                continue;
+            }
+            let tokens = counted.unwrap_or(estimate);
+            match self
+                .call_model(task, &step, tokens, counted.is_some())
+                .await?
+            {
                 ModelOutcome::Json(value, usage) => {
                     result.json = value.to_string();
                     result.prompt_tokens = usage.tokens.prompt_tokens;
@@ -875,12 +950,16 @@ impl EngineInner {
                     )?;
                     return Ok(TaskEnd::Done);
                 }
-                ModelOutcome::TooLong(max) if !refitted => {
-                    refitted = true;
+                ModelOutcome::TooLong(max) if fits < MAX_FITS => {
+                    // Refused for size: never send the same request again; fit smaller now.
+                    fits += 1;
+                    dense = true;
                     let smaller = max
                         .map(|m| m.saturating_sub(analysis.year_overhead_tokens()) * 9 / 10)
                         .unwrap_or(budget / 2);
-                    budget = smaller.min(budget / 2 + budget / 4).max(1_000);
+                    budget = smaller
+                        .min(budget / 2 + budget / 4)
+                        .max(1_000.min(budget / 2));
                     continue;
                 }
                 ModelOutcome::TooLong(_) => {
@@ -964,7 +1043,7 @@ impl EngineInner {
         };
         let tokens =
             crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
-        match self.call_model(task, &step, tokens).await? {
+        match self.call_model(task, &step, tokens, false).await? {
             ModelOutcome::Json(value, usage) => {
                 let result = NewResult {
                     result_key: key,
@@ -1018,16 +1097,10 @@ impl EngineInner {
         (cap.saturating_sub(overhead) * 9 / 10).max(1_000)
     }
 
-    /// Sends a step to the model through the key pool: the ledger row first, then the call,
-    /// then one handler for every outcome (SPEC.md section 3).
-    async fn call_model(
-        &self,
-        task: &ClaimedTask,
-        step: &StepRequest,
-        input_tokens: u64,
-    ) -> Result<ModelOutcome, EngineError> {
+    /// The request of a step, with the run's generation settings.
+    fn build_request(&self, step: &StepRequest) -> GenerateRequest {
         let settings = &self.e.settings;
-        let mut request = GenerateRequest {
+        GenerateRequest {
             model: settings.model.clone(),
             system_instruction: step.system.clone(),
             turns: vec![Turn {
@@ -1038,7 +1111,62 @@ impl EngineInner {
             temperature: settings.temperature,
             max_output_tokens: settings.max_output_tokens,
             thinking: settings.thinking.clone(),
-        };
+        }
+    }
+
+    /// The largest request that could ever be sent: the model's context or the largest
+    /// bucket's tokens-per-minute cap, whichever is smaller.
+    fn size_limit(&self) -> u64 {
+        self.e
+            .settings
+            .context_tokens
+            .min(self.e.pool.max_request_tokens().max(1))
+    }
+
+    /// The provider's own count of a request's input tokens (Gemini `countTokens`, free),
+    /// asked when the estimate is within 25% of the size limit or `always`; cached per
+    /// request. `None` when not needed or the provider cannot count: the estimate stands.
+    async fn measure(
+        &self,
+        request: &GenerateRequest,
+        estimate: u64,
+        always: bool,
+    ) -> Result<Option<u64>, EngineError> {
+        let limit = self.size_limit();
+        if !always && estimate.saturating_mul(4) < limit.saturating_mul(3) {
+            return Ok(None);
+        }
+        let digest = request_digest(request);
+        if let Some(n) = self.store().token_count(&digest, &request.model)? {
+            return Ok(Some(n));
+        }
+        let key = self.e.pool.any_usable_key(self.store())?;
+        match self.e.provider.count_tokens(key.as_ref(), request).await {
+            Ok(Some(count)) => {
+                self.store().save_token_count(
+                    &digest,
+                    &request.model,
+                    count.total_tokens,
+                    self.now(),
+                )?;
+                Ok(Some(count.total_tokens))
+            }
+            // The count is an aid: without it the estimate is used, and a size refusal refits.
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
+    /// Sends a request to the model through the key pool: the ledger row first, then the
+    /// call, then the decision of [`decide_call`] carried out (SPEC.md section 3).
+    /// `input_tokens` is the provider's count when `measured`, else the estimate.
+    async fn call_model(
+        &self,
+        task: &ClaimedTask,
+        step: &StepRequest,
+        input_tokens: u64,
+        measured: bool,
+    ) -> Result<ModelOutcome, EngineError> {
+        let mut request = self.build_request(step);
         let mut usage = CallUsage::default();
         let mut repaired = false;
         loop {
@@ -1065,12 +1193,25 @@ impl EngineInner {
                     } => (call_id, bucket, key),
                     Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
                     Grant::Wait { until, why } => {
-                        // Quota is not a failure: back to pending, no attempt counted. Only
-                        // pacing pins a time on the task (a claim is allowed by a check that
-                        // ignores the task's size); a task waiting for the daily reset stays
-                        // claimable, so a resume with more keys takes it at once, and the
-                        // claim check keeps it unclaimed meanwhile.
-                        let not_before = (why == WaitReason::Pacing).then_some(until);
+                        // Quota is not a failure: back to pending, no attempt counted. A task
+                        // waiting for the daily reset stays claimable, so a resume with more
+                        // keys takes it at once, and the claim check keeps it unclaimed
+                        // meanwhile. Only when that check would let it be claimed again at once
+                        // (pacing, or free buckets too small for it) is it given a time.
+                        let claimable_now = why == WaitReason::Pacing
+                            || matches!(
+                                self.e.pool.acquire(
+                                    self.store(),
+                                    now,
+                                    &CallIntent {
+                                        input_tokens: 0,
+                                        ..intent.clone()
+                                    },
+                                    false
+                                )?,
+                                Grant::Granted { .. }
+                            );
+                        let not_before = claimable_now.then_some(until);
                         self.store()
                             .release_task(task.id, self.owner(), not_before, now)?;
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
@@ -1082,7 +1223,7 @@ impl EngineInner {
             let latency = sent.elapsed().as_millis() as u64;
             let now = self.now();
             let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
-            match answer {
+            let err = match answer {
                 Ok(gen) => {
                     self.store().finish_call(
                         call_id,
@@ -1094,119 +1235,167 @@ impl EngineInner {
                         latency,
                     )?;
                     self.e.pool.on_success(self.store(), &bucket, now)?;
+                    self.store().end_transient_streak(task.id)?;
                     usage.add(&gen.usage);
                     match fintel_llm::validate_output(&step.schema, &gen.text) {
                         Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
-                        Err(problem) => {
-                            let problem = problem.to_string();
-                            if !repaired {
-                                repaired = true;
-                                request = repair_request(&request, &gen.text, &problem);
-                                continue;
-                            }
-                            self.count_failed_attempt(
-                                task,
-                                &format!("model output invalid: {problem}"),
-                            )?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
-                        }
+                        Err(problem) => CallError::BadOutput {
+                            reason: format!("model output invalid: {problem}"),
+                            raw_text: Some(gen.text),
+                            usage: fintel_llm::Usage::default(),
+                        },
                     }
                 }
                 Err(err) => {
                     let detail = fintel_llm::mask_secrets_in(&err.to_string(), &secrets);
-                    if !err.may_have_cost_quota() {
-                        self.store().refund_call(call_id, &detail)?;
-                    } else {
-                        self.store().finish_call(
+                    match ledger_outcome(&err) {
+                        LedgerOutcome::NeverSent => self.store().refund_call(call_id, &detail)?,
+                        LedgerOutcome::Refused => self.store().refuse_call(
                             call_id,
                             outcome_name(&err),
-                            Some(&detail),
-                            None,
-                            None,
-                            None,
+                            &detail,
                             latency,
+                        )?,
+                        LedgerOutcome::Answered | LedgerOutcome::Uncertain => {
+                            self.store().finish_call(
+                                call_id,
+                                outcome_name(&err),
+                                Some(&detail),
+                                None,
+                                None,
+                                None,
+                                latency,
+                            )?
+                        }
+                    }
+                    if let CallError::BadOutput { usage: u, .. } = &err {
+                        usage.add(u);
+                        self.store().end_transient_streak(task.id)?;
+                    }
+                    err
+                }
+            };
+            let detail = match &err {
+                CallError::BadOutput { reason, .. } => reason.clone(),
+                other => fintel_llm::mask_secrets_in(&other.to_string(), &secrets),
+            };
+            let context = CallContext {
+                input_tokens,
+                measured,
+                others_tokens_last_minute: self.others_tokens_last_minute(&bucket, call_id, now)?,
+                repaired,
+            };
+            match decide_call(&err, &context) {
+                CallAction::DailyRefusal => {
+                    let verdict = self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
+                    if let DailyVerdict::NotResetYet { until, .. } = verdict {
+                        self.store().log_event(
+                            Some(&self.batch.id),
+                            now,
+                            "info",
+                            &format!(
+                                "{bucket}: provider has not reset yet; trying again at {}",
+                                local_and_pacific(until)
+                            ),
                         )?;
                     }
-                    match err {
-                        CallError::DailyQuotaExhausted { .. } => {
-                            self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
-                            continue;
-                        }
-                        CallError::RateLimited { retry_after, .. } => {
-                            self.e
-                                .pool
-                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
-                            continue;
-                        }
-                        CallError::InputTokensPerMinute {
-                            limit_tokens,
-                            retry_after,
-                            ..
-                        } => {
-                            if limit_tokens.is_some_and(|l| input_tokens > l) {
-                                return Ok(ModelOutcome::TooLong(limit_tokens));
-                            }
-                            self.e
-                                .pool
-                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
-                            continue;
-                        }
-                        CallError::ContextTooLong { max_tokens, .. } => {
-                            return Ok(ModelOutcome::TooLong(max_tokens))
-                        }
-                        CallError::KeyUnusable { reason }
-                        | CallError::KeyExhausted { message: reason } => {
-                            if let Some(k) = &key {
-                                self.store().disable_key(&k.fingerprint(), &reason, now)?;
-                                self.e.observer.message(
-                                    Level::Warn,
-                                    &format!(
-                                        "key {} disabled: {reason}. Going on with the other keys; \
-                                         `fintel keys enable` re-enables it once fixed",
-                                        k.label()
-                                    ),
-                                );
-                            }
-                            continue;
-                        }
-                        CallError::Transient { .. } => {
-                            return Ok(ModelOutcome::Ended(self.transient(
-                                task,
-                                Side::Provider,
-                                &detail,
-                            )?));
-                        }
-                        CallError::BadOutput {
-                            ref raw_text,
-                            usage: u,
-                            ..
-                        } => {
-                            usage.add(&u);
-                            if !repaired {
-                                if let Some(raw) = raw_text.clone() {
-                                    repaired = true;
-                                    request = repair_request(&request, &raw, &detail);
-                                    continue;
-                                }
-                            }
-                            self.count_failed_attempt(task, &detail)?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
-                        }
-                        CallError::Refused { reason } => {
-                            return Ok(ModelOutcome::Ended(
-                                self.skip(task, &format!("refused by the model: {reason}"))?,
-                            ));
-                        }
-                        CallError::Configuration { message } => {
-                            self.store()
-                                .release_task(task.id, self.owner(), None, now)?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
-                        }
+                }
+                CallAction::PaceBucket { wait } => {
+                    self.e
+                        .pool
+                        .on_rate_limited(self.store(), &bucket, now, Some(wait))?;
+                }
+                CallAction::Refit { max_tokens } => return Ok(ModelOutcome::TooLong(max_tokens)),
+                CallAction::DisableKey { reason } => {
+                    if let Some(k) = &key {
+                        self.store().disable_key(&k.fingerprint(), &reason, now)?;
+                        self.e.observer.message(
+                            Level::Warn,
+                            &format!(
+                                "key {} disabled: {reason}. Going on with the other keys; \
+                                 `fintel keys enable` re-enables it once fixed",
+                                k.label()
+                            ),
+                        );
                     }
+                }
+                CallAction::Transient => {
+                    return Ok(ModelOutcome::Ended(self.transient(
+                        task,
+                        Side::Provider,
+                        &detail,
+                    )?));
+                }
+                CallAction::Repair => {
+                    if let CallError::BadOutput {
+                        raw_text: Some(raw),
+                        ..
+                    } = &err
+                    {
+                        repaired = true;
+                        request = repair_request(&request, raw, &detail);
+                    }
+                }
+                CallAction::CountAttempt => {
+                    self.count_failed_attempt(task, &detail)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Done));
+                }
+                CallAction::Skip { reason } => {
+                    return Ok(ModelOutcome::Ended(self.skip(task, &reason)?));
+                }
+                CallAction::Stop { message } => {
+                    self.store()
+                        .release_task(task.id, self.owner(), None, now)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
                 }
             }
         }
     }
+
+    /// Input tokens of the bucket's other requests in the minute before `call_id`.
+    fn others_tokens_last_minute(
+        &self,
+        bucket: &str,
+        call_id: i64,
+        now: Timestamp,
+    ) -> Result<u64, EngineError> {
+        let standing = self.store().bucket_standing(
+            bucket,
+            now,
+            &fintel_time::pacific_date(now).to_string(),
+        )?;
+        // A refused call no longer counts, so the window holds only the others' requests.
+        let _ = call_id;
+        Ok(standing.tokens_last_minute)
+    }
+}
+
+/// How many times a document is fitted smaller before it is skipped as too large.
+const MAX_FITS: u32 = 3;
+
+/// A document budget that brings a request of `real` tokens (the provider's count) under
+/// `limit`, with a margin, always smaller than `budget`.
+fn shrink_to(budget: u64, real: u64, limit: u64) -> u64 {
+    let scaled = (budget as u128 * limit as u128 * 9 / (real.max(1) as u128 * 10)) as u64;
+    scaled.min(budget.saturating_sub(1)).max(1)
+}
+
+/// SHA-256 of everything a request's input token count depends on.
+fn request_digest(request: &GenerateRequest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(request.model.as_bytes());
+    hasher.update([0]);
+    if let Some(system) = &request.system_instruction {
+        hasher.update(system.as_bytes());
+    }
+    for turn in &request.turns {
+        hasher.update([0]);
+        hasher.update(turn.text.as_bytes());
+    }
+    hasher.update([0]);
+    hasher.update(request.response_schema.to_string().as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 fn outcome_name(e: &CallError) -> &'static str {

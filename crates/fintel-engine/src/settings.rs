@@ -28,6 +28,9 @@ pub struct EngineSettings {
     /// The longest an idle run sleeps before looking at the database again (stop requests,
     /// other processes' progress). Waits are for wall-clock instants either way.
     pub recheck: Duration,
+    /// Transient failures (5xx, timeouts) fail a task only when its streak of them spans at
+    /// least this long as well as using up its retries, so an outage never fails a lone task.
+    pub transient_min_streak: Duration,
 }
 
 impl Default for EngineSettings {
@@ -44,6 +47,7 @@ impl Default for EngineSettings {
             max_output_tokens: Some(16_384),
             thinking: Thinking::ProviderDefault,
             recheck: Duration::from_secs(60),
+            transient_min_streak: Duration::from_secs(3600),
         }
     }
 }

@@ -54,10 +54,14 @@ fn assert_within_limits(report: &SimReport) {
     );
     assert_eq!(report.counts.failed, 0);
     assert_eq!(
-        (p.over_daily, p.over_minute, p.over_tokens),
-        (0, 0, 0),
+        (p.over_minute, p.over_tokens),
+        (0, 0),
         "requests arrived over a limit: {p:?}"
     );
+    // A bucket whose day looks spent only because of uncertain (faulted) requests asks the
+    // provider once more, and its per-day refusal, which costs nothing, settles it: at most one
+    // such refusal per faulted request, and none without faults.
+    assert!(p.over_daily <= p.faults, "{p:?}");
     assert!(p.max_per_project_day <= c.requests_per_day, "{p:?}");
     assert!(p.max_per_project_minute <= c.requests_per_minute, "{p:?}");
     assert_eq!(

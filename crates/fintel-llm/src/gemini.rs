@@ -773,12 +773,21 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
 fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     let violations = rpc.quota_violations();
     let retry_after = rpc.retry_delay();
+    // "limit: 0": the model has no quota on this project's tier. No reset will change that,
+    // so it is a configuration problem (exit 4), not a day to wait for.
+    if let Some(zero) = violations.iter().find(|v| v.quota_value == Some(0)) {
+        return CallError::Configuration {
+            message: format!(
+                "{} exceeded: the model has no quota on this project's tier; choose another \
+                 model (--model) or enable billing for the project. Provider said: {message}",
+                zero.describe()
+            ),
+        };
+    }
     if let Some(day) = violations.iter().find(|v| v.is_per_day()) {
-        let mut message = format!("{} exceeded: {message}", day.describe());
-        if day.quota_value == Some(0) {
-            message.push_str(" (the limit is 0: this model has no quota on this project's tier)");
-        }
-        return CallError::DailyQuotaExhausted { message };
+        return CallError::DailyQuotaExhausted {
+            message: format!("{} exceeded: {message}", day.describe()),
+        };
     }
     // A 2024-style body names its limit only in ErrorInfo metadata; a per-day one there is
     // still a spent day, whatever the retry hint says.

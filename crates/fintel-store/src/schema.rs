@@ -188,6 +188,19 @@ INSERT INTO batches_v3 SELECT * FROM batches;
 DROP TABLE batches;
 ALTER TABLE batches_v3 RENAME TO batches;
 "#,
+    // Quota in real weather: when a task's streak of transient failures began (a task fails
+    // for them only once the streak spans a minimum time), and the provider's token counts of
+    // the requests it measured, so a document is measured once.
+    r#"
+ALTER TABLE tasks ADD COLUMN transient_since INTEGER;
+CREATE TABLE token_counts (
+    request_sha256 TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    tokens         INTEGER NOT NULL,
+    counted_at     INTEGER NOT NULL,
+    PRIMARY KEY (request_sha256, model)
+);
+"#,
 ];
 
 /// The schema version this build writes.

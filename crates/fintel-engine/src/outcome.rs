@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use fintel_llm::CallError;
+use fintel_llm::{CallError, Thinking};
 use fintel_time::{duration_to_span, span_between};
 use jiff::Timestamp;
 
@@ -51,6 +51,7 @@ pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
         CallError::ContextTooLong { .. }
         | CallError::KeyUnusable { .. }
         | CallError::BadOutput { .. }
+        | CallError::Truncated { .. }
         | CallError::Refused { .. }
         | CallError::Configuration { .. } => LedgerOutcome::Answered,
     }
@@ -67,6 +68,8 @@ pub struct CallContext {
     pub others_tokens_last_minute: u64,
     /// Whether this call was already the attempt's repair.
     pub repaired: bool,
+    /// Whether this call was already the attempt's retry with less thinking.
+    pub thinking_lowered: bool,
 }
 
 /// What to do after a failed call.
@@ -86,6 +89,9 @@ pub enum CallAction {
     Transient,
     /// The answer could not be used: send the repair request (schema, answer, errors).
     Repair,
+    /// The answer was cut off at the output limit: send the same request once more with less
+    /// thinking ([`lower_thinking`]), in the same attempt.
+    LessThinking,
     /// The answer could not be used and the attempt's repair was spent: count the attempt.
     CountAttempt,
     /// The model will never answer this request: skip the task with this reason.
@@ -143,12 +149,35 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
                 CallAction::CountAttempt
             }
         }
+        CallError::Truncated { .. } => {
+            if ctx.thinking_lowered {
+                CallAction::CountAttempt
+            } else {
+                CallAction::LessThinking
+            }
+        }
         CallError::Refused { reason } => CallAction::Skip {
             reason: format!("refused by the model: {reason}"),
         },
         CallError::Configuration { message } => CallAction::Stop {
             message: message.clone(),
         },
+    }
+}
+
+/// The thinking budget of a retry after an answer was cut off: a quarter of an explicit
+/// budget (at least 128, which every thinking model accepts), 1,024 tokens instead of the
+/// provider's dynamic default, `low` instead of a higher level. Thinking counts against the
+/// output limit, so less of it leaves room for the answer.
+pub fn lower_thinking(thinking: &Thinking) -> Thinking {
+    match thinking {
+        Thinking::ProviderDefault | Thinking::Budget(-1) => Thinking::Budget(1024),
+        Thinking::Budget(b) if *b > 128 => Thinking::Budget((b / 4).max(128)),
+        Thinking::Budget(b) => Thinking::Budget(*b),
+        Thinking::Level(level) if level == "low" || level == "minimal" => {
+            Thinking::Level("minimal".to_string())
+        }
+        Thinking::Level(_) => Thinking::Level("low".to_string()),
     }
 }
 
@@ -325,6 +354,7 @@ mod tests {
                 },
                 LedgerOutcome::Answered,
             ),
+            (truncated(), LedgerOutcome::Answered),
         ];
         for (err, expected) in table {
             assert_eq!(ledger_outcome(&err), expected, "{err:?}");
@@ -340,6 +370,7 @@ mod tests {
             measured,
             others_tokens_last_minute: others,
             repaired: false,
+            thinking_lowered: false,
         };
         let bad = |raw: Option<&str>| CallError::BadOutput {
             reason: "not JSON".into(),
@@ -428,9 +459,42 @@ mod tests {
                     message: "no quota".into(),
                 },
             ),
+            (truncated(), ctx(10, false, 0), CallAction::LessThinking),
+            (
+                truncated(),
+                CallContext {
+                    thinking_lowered: true,
+                    ..ctx(10, false, 0)
+                },
+                CallAction::CountAttempt,
+            ),
         ];
         for (err, ctx, expected) in table {
             assert_eq!(decide_call(&err, &ctx), expected, "{err:?} {ctx:?}");
+        }
+    }
+
+    fn truncated() -> CallError {
+        CallError::Truncated {
+            message: "MAX_TOKENS".into(),
+            usage: Default::default(),
+        }
+    }
+
+    #[test]
+    fn less_thinking_after_a_cut_off_answer() {
+        let level = |l: &str| Thinking::Level(l.to_string());
+        let table = [
+            (Thinking::ProviderDefault, Thinking::Budget(1024)),
+            (Thinking::Budget(-1), Thinking::Budget(1024)),
+            (Thinking::Budget(8192), Thinking::Budget(2048)),
+            (Thinking::Budget(256), Thinking::Budget(128)),
+            (Thinking::Budget(0), Thinking::Budget(0)),
+            (level("high"), level("low")),
+            (level("low"), level("minimal")),
+        ];
+        for (before, after) in table {
+            assert_eq!(lower_thinking(&before), after, "{before:?}");
         }
     }
 

@@ -578,16 +578,19 @@ fn fiscal_year_lists_parse_and_bad_ones_are_explained() {
 async fn bad_output_gets_one_repair_call_in_the_same_attempt_then_the_retry_path() {
     // SIM0 answers bad output once, then the repair succeeds: one attempt, two calls.
     // SIM1 always answers bad output: each attempt is a call and its repair, until failed.
+    // A repair request carries the bad answer, not the filing, so SIM1's repairs are known by
+    // SIM1's bad answer.
     let provider = FakeProvider::with_script(Arc::new(|prompt: &str, n| {
-        let bad = |why: &str| CallError::BadOutput {
-            reason: why.into(),
-            raw_text: Some("{\"summary\": 3".into()),
+        let bad = |raw: &str| CallError::BadOutput {
+            reason: "invalid JSON".into(),
+            raw_text: Some(raw.into()),
             usage: Default::default(),
         };
         if prompt.starts_with("SIM0") && n == 1 {
-            return Some(bad("finishReason MAX_TOKENS"));
+            return Some(bad("{\"summary\": 0"));
         }
-        prompt.starts_with("SIM1").then(|| bad("invalid JSON"))
+        (prompt.starts_with("SIM1") || prompt.contains("{\"summary\": 1"))
+            .then(|| bad("{\"summary\": 1"))
     }));
     let h = Harness::new(2, provider, buckets(1, 1000, 1000));
     let t = tickers(2);

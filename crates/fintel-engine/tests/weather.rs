@@ -552,3 +552,168 @@ async fn without_a_token_counter_a_size_refusal_refits_at_once() {
     assert_eq!(h.result_keys().len(), 1);
     assert_eq!(provider.refused_too_big.load(Ordering::SeqCst), 1);
 }
+
+/// A provider that records every request and answers from a script of bodies by call number:
+/// what a Gemini response body would be parsed into by the real client's parser.
+struct Recording {
+    requests: Mutex<Vec<GenerateRequest>>,
+    bodies: Vec<String>,
+}
+
+fn gemini_body(text: &str, finish: &str) -> String {
+    json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": [{"text": text}]},
+            "finishReason": finish
+        }],
+        "usageMetadata": {
+            "promptTokenCount": 120, "candidatesTokenCount": 30, "thoughtsTokenCount": 900
+        }
+    })
+    .to_string()
+}
+
+#[async_trait]
+impl Provider for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn generate(
+        &self,
+        _: Option<&ApiKey>,
+        request: &GenerateRequest,
+    ) -> Result<Generation, CallError> {
+        let n = {
+            let mut requests = self.requests.lock().unwrap();
+            requests.push(request.clone());
+            requests.len()
+        };
+        let body = self
+            .bodies
+            .get(n - 1)
+            .cloned()
+            .unwrap_or_else(|| gemini_body(r#"{"summary":"ok","score":1}"#, "STOP"));
+        fintel_llm::parse_gemini_success(&body)
+    }
+
+    async fn check_model(&self, _: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError> {
+        Ok(ModelInfo {
+            name: model.into(),
+            input_token_limit: Some(1_000_000),
+            output_token_limit: Some(65_536),
+        })
+    }
+
+    async fn count_tokens(
+        &self,
+        _: Option<&ApiKey>,
+        _: &GenerateRequest,
+    ) -> Result<Option<TokenCount>, CallError> {
+        Ok(None)
+    }
+}
+
+async fn run_recorded_bodies(bodies: Vec<String>) -> (RunOutcome, Arc<Recording>, Harness) {
+    let h = Harness::new(1, FakeProvider::new(), buckets(1, 1000, 1000));
+    let provider = Arc::new(Recording {
+        requests: Mutex::new(Vec::new()),
+        bodies,
+    });
+    let batch = h
+        .create(&["SIM0"], YearsSpec::Latest(1), BatchSettings::default())
+        .await;
+    let owner = h.owner("recording");
+    let engine = Arc::new(Engine {
+        store: h.store.clone(),
+        clock: h.shared_clock(),
+        source: h.sec.clone(),
+        provider: provider.clone(),
+        analysis: h.analysis.clone(),
+        pool: h.pool.clone(),
+        settings: fast_settings(),
+        observer: Arc::new(Silent),
+        owner: owner.id.clone(),
+        upkeep: Upkeep::off(),
+    });
+    let (_tx, rx) = watch::channel(false);
+    let out = engine.run(&batch, rx).await.unwrap();
+    (out, provider, h)
+}
+
+/// Defect 6: a repair request carries the schema, the invalid answer and the validation
+/// errors, never the filing again, and its ledger row has its own (small) size.
+#[tokio::test]
+async fn a_repair_request_never_carries_the_filing_again() {
+    let (out, provider, h) =
+        run_recorded_bodies(vec![gemini_body(r#"{"summary": 5}"#, "STOP")]).await;
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let requests = provider.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "the call and its repair");
+    let repair_text: String = requests[1]
+        .turns
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !repair_text.contains("Annual report of"),
+        "the filing was sent again: {repair_text}"
+    );
+    assert!(repair_text.contains(r#"{"summary": 5}"#), "{repair_text}");
+    assert!(
+        repair_text.contains("\"score\""),
+        "the schema: {repair_text}"
+    );
+    let sizes: Vec<(String, i64)> = {
+        let conn = h.store.conn();
+        let mut stmt = conn
+            .prepare("SELECT purpose, input_tokens FROM calls ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let expected = fintel_llm::estimate_request_tokens(&requests[1]) as i64;
+    assert_eq!(sizes[1], ("repair".to_string(), expected), "{sizes:?}");
+}
+
+/// Defect 6: an answer cut off at MAX_TOKENS is retried once with less thinking (not
+/// "repaired" by sending the cut-off answer back), within the same attempt.
+#[tokio::test]
+async fn a_max_tokens_answer_is_retried_once_with_less_thinking() {
+    let (out, provider, h) =
+        run_recorded_bodies(vec![gemini_body(r#"{"summary": "the comp"#, "MAX_TOKENS")]).await;
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let requests = provider.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(
+        requests[1].turns.len(),
+        1,
+        "the same request again, not a repair"
+    );
+    assert_eq!(requests[1].turns, requests[0].turns);
+    let budget = |t: &fintel_llm::Thinking| match t {
+        fintel_llm::Thinking::Budget(b) => Some(*b),
+        _ => None,
+    };
+    let lowered = budget(&requests[1].thinking);
+    assert!(
+        lowered.is_some_and(|b| b >= 0 && budget(&requests[0].thinking).is_none_or(|a| a < 0 || b < a)),
+        "{:?} then {:?}",
+        requests[0].thinking,
+        requests[1].thinking
+    );
+    let attempts: i64 = h
+        .store
+        .conn()
+        .query_row("SELECT attempts FROM tasks WHERE kind = 'year'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        attempts, 0,
+        "a retry with less thinking belongs to the same attempt"
+    );
+}

@@ -294,7 +294,7 @@ pub fn interpret_gemini_generate(
 /// the client fills it in.
 ///
 /// Fails with `Refused` for a blocked prompt or a candidate stopped by a safety, recitation,
-/// blocklist or similar filter, and with `BadOutput` (carrying the usage) for `MAX_TOKENS`,
+/// blocklist or similar filter, and with `Truncated` (carrying the usage) for `MAX_TOKENS`,
 /// other abnormal finishes, an empty answer or a body that is not a Gemini response.
 pub fn parse_gemini_success(body: &str) -> Result<Generation, CallError> {
     let chunks = match parse_chunks(body) {
@@ -411,13 +411,12 @@ pub fn parse_gemini_success(body: &str) -> Result<Generation, CallError> {
     match finish.as_str() {
         "STOP" => {}
         "MAX_TOKENS" => {
-            return Err(CallError::BadOutput {
-                reason: format!(
+            return Err(CallError::Truncated {
+                message: format!(
                     "the answer was cut off at the output token limit (finishReason MAX_TOKENS \
                      after {} output and {} thinking tokens)",
                     usage.output_tokens, usage.thinking_tokens
                 ),
-                raw_text: Some(text),
                 usage,
             })
         }

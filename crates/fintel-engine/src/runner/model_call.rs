@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::{EngineInner, Level, Side, TaskEnd};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
-    decide_call, ledger_outcome, CallAction, CallContext, DailyVerdict, LedgerOutcome,
+    decide_call, ledger_outcome, lower_thinking, CallAction, CallContext, DailyVerdict,
+    LedgerOutcome,
 };
 use crate::ports::StepRequest;
 use crate::EngineError;
@@ -89,6 +90,8 @@ impl EngineInner {
         let mut request = self.build_request(step);
         let mut usage = CallUsage::default();
         let mut repaired = false;
+        let mut thinking_lowered = false;
+        let mut input_tokens = input_tokens;
         loop {
             let now = self.now();
             let purpose = if repaired {
@@ -188,7 +191,9 @@ impl EngineInner {
                             )?
                         }
                     }
-                    if let CallError::BadOutput { usage: u, .. } = &err {
+                    if let CallError::BadOutput { usage: u, .. }
+                    | CallError::Truncated { usage: u, .. } = &err
+                    {
                         usage.add(u);
                         self.store().end_transient_streak(task.id)?;
                     }
@@ -204,6 +209,7 @@ impl EngineInner {
                 measured,
                 others_tokens_last_minute: self.others_tokens_last_minute(&bucket, call_id, now)?,
                 repaired,
+                thinking_lowered,
             };
             match decide_call(&err, &context) {
                 CallAction::DailyRefusal => {
@@ -254,7 +260,13 @@ impl EngineInner {
                     {
                         repaired = true;
                         request = repair_request(&request, raw, &detail);
+                        // The repair does not carry the filing: its row has its own size.
+                        input_tokens = fintel_llm::estimate_request_tokens(&request);
                     }
+                }
+                CallAction::LessThinking => {
+                    thinking_lowered = true;
+                    request.thinking = lower_thinking(&request.thinking);
                 }
                 CallAction::CountAttempt => {
                     self.count_failed_attempt(task, &detail)?;
@@ -328,6 +340,7 @@ pub(super) fn outcome_name(e: &CallError) -> &'static str {
         CallError::KeyExhausted { .. } => "key_exhausted",
         CallError::Transient { .. } => "transient",
         CallError::BadOutput { .. } => "bad_output",
+        CallError::Truncated { .. } => "truncated",
         CallError::Refused { .. } => "refused",
         CallError::Configuration { .. } => "configuration",
     }

@@ -159,7 +159,12 @@ pub async fn preflight(
     for check in &checks {
         let label = &check.label;
         match &check.outcome {
-            Ok(_) => usable += 1,
+            Ok(info) => {
+                usable += 1;
+                if let Some(limit) = info.output_token_limit {
+                    let _ = app.model_output_limit.set(limit);
+                }
+            }
             Err(CallError::Configuration { message }) => {
                 return Err(config_problem(format!(
                     "model {model:?} cannot be used: {message}. Set FINTEL_MODEL (or [model] \

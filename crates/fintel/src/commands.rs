@@ -479,7 +479,11 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         webhook_url: None,
         notifier: fintel_notify::Notifier::disabled(),
     };
-    let app = App { config, clock };
+    let app = App {
+        config,
+        clock,
+        model_output_limit: Default::default(),
+    };
     eprintln!(
         "fintel demo: {} simulated companies x {} years, {} keys of {per_day} requests/day, on a \
          clock running {}x (starting {}): watch it use the day's quota, wait for the Pacific-midnight \

@@ -660,7 +660,10 @@ impl EngineInner {
             let streak = breaker.streak().len();
             for t in breaker.take_charged() {
                 self.store().refund_attempt(t)?;
+                // An outage is not the task's own streak: it starts afresh afterwards.
+                self.store().end_transient_streak(t)?;
             }
+            self.store().end_transient_streak(task.id)?;
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
             drop(breakers);

@@ -135,6 +135,11 @@ impl EngineInner {
                                 Grant::Granted { .. }
                             );
                         let not_before = claimable_now.then_some(until);
+                        if why != WaitReason::Pacing {
+                            // Hours waiting for quota are not hours of failing: a streak of
+                            // transient failures spans only time spent trying.
+                            self.store().end_transient_streak(task.id)?;
+                        }
                         self.store()
                             .release_task(task.id, self.owner(), not_before, now)?;
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));

@@ -1149,6 +1149,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("bucket", T::Str),
             ("keys", T::Arr),
             ("used_today", T::Num),
+            ("answered_today", T::Num),
+            ("uncertain_today", T::Num),
             ("requests_per_day", T::Num),
             ("requests_per_minute", T::Num),
             ("input_tokens_per_minute", T::Num),

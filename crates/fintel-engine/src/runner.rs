@@ -630,9 +630,9 @@ impl EngineInner {
         };
         if let TaskEnd::Done = end {
             let mut b = self.lock_breakers();
-            b.sec.record_success();
+            b.sec.record_success_of(started);
             if task.kind != TaskKind::Resolve {
-                b.provider.record_success();
+                b.provider.record_success_of(started);
             }
         }
         Ok(end)
@@ -656,7 +656,7 @@ impl EngineInner {
         if breaker.is_open() {
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
-        } else if breaker.record_failure(task.id) {
+        } else if breaker.record_failure_at(task.id, now) {
             let streak = breaker.streak().len();
             for t in breaker.take_charged() {
                 self.store().refund_attempt(t)?;
@@ -935,7 +935,7 @@ impl EngineInner {
             }
             let tokens = counted.unwrap_or(estimate);
             match self
-                .call_model(task, &step, tokens, counted.is_some())
+                .call_model(task, &step, tokens, counted.is_some(), started)
                 .await?
             {
                 ModelOutcome::Json(value, usage) => {
@@ -1045,7 +1045,7 @@ impl EngineInner {
         };
         let tokens =
             crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
-        match self.call_model(task, &step, tokens, false).await? {
+        match self.call_model(task, &step, tokens, false, started).await? {
             ModelOutcome::Json(value, usage) => {
                 let result = NewResult {
                     result_key: key,

@@ -86,6 +86,7 @@ impl EngineInner {
         step: &StepRequest,
         input_tokens: u64,
         measured: bool,
+        started: Timestamp,
     ) -> Result<ModelOutcome, EngineError> {
         let mut request = self.build_request(step);
         let mut usage = CallUsage::default();
@@ -94,6 +95,13 @@ impl EngineInner {
         let mut input_tokens = input_tokens;
         loop {
             let now = self.now();
+            if self.lock_breakers().provider.holds_back(started) {
+                // The provider's breaker opened while this task prepared its request: only the
+                // probe goes out. Back to pending, nothing counted.
+                self.store()
+                    .release_task(task.id, self.owner(), None, now)?;
+                return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
+            }
             let purpose = if repaired {
                 CallPurpose::Repair
             } else {

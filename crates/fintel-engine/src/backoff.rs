@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use rand::Rng;
 
 /// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, capped, with full
@@ -25,6 +26,10 @@ pub struct Breaker {
     charged: Vec<i64>,
     open: bool,
     probes: u32,
+    /// When the current streak's first failure happened, where the caller said.
+    streak_began: Option<Timestamp>,
+    /// When the breaker opened, where the caller said.
+    opened_at: Option<Timestamp>,
 }
 
 /// First probe interval of an open breaker; it doubles up to [`PROBE_MAX`].
@@ -40,6 +45,8 @@ impl Breaker {
             charged: Vec::new(),
             open: false,
             probes: 0,
+            streak_began: None,
+            opened_at: None,
         }
     }
 
@@ -61,6 +68,34 @@ impl Breaker {
             return true;
         }
         false
+    }
+
+    /// [`Breaker::record_failure`] at `now`, remembering when the streak began.
+    pub fn record_failure_at(&mut self, task_id: i64, now: Timestamp) -> bool {
+        if !self.open && self.recent_tasks.is_empty() {
+            self.streak_began = Some(now);
+        }
+        let opened = self.record_failure(task_id);
+        if opened {
+            self.opened_at = Some(now);
+        }
+        opened
+    }
+
+    /// Whether a task that started at `started` must not send now: the breaker is open and
+    /// the task was claimed before it opened (only the probe, claimed after, may go).
+    pub fn holds_back(&self, started: Timestamp) -> bool {
+        self.open && self.opened_at.is_none_or(|opened| started <= opened)
+    }
+
+    /// A success of a task that started at `started`. A task started before the streak's
+    /// first failure says nothing about the provider now (its answer may arrive long after an
+    /// outage began): it neither closes the breaker nor ends the streak.
+    pub fn record_success_of(&mut self, started: Timestamp) {
+        if self.streak_began.is_some_and(|began| started < began) {
+            return;
+        }
+        self.record_success();
     }
 
     /// Whether a task other than `task_id` has failed in the current streak: failures on
@@ -86,6 +121,8 @@ impl Breaker {
         self.charged.clear();
         self.open = false;
         self.probes = 0;
+        self.streak_began = None;
+        self.opened_at = None;
     }
 
     /// The wait before the next probe, growing 1 min, 2, 4 ... up to 30 min.
@@ -139,6 +176,25 @@ mod tests {
             .collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
         b.record_success();
+        assert!(!b.is_open());
+        assert!(b.streak().is_empty());
+    }
+
+    #[test]
+    fn a_success_of_a_task_started_before_the_streak_does_not_close_the_breaker() {
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut b = Breaker::new(2);
+        assert!(!b.record_failure_at(1, t("2026-06-15T08:00:00Z")));
+        assert!(b.record_failure_at(2, t("2026-06-15T08:00:05Z")));
+        // A call sent at 07:59 answers now: the outage began after it left.
+        b.record_success_of(t("2026-06-15T07:59:00Z"));
+        assert!(b.is_open());
+        // A task claimed before the breaker opened is held back; the probe, claimed after,
+        // is not.
+        assert!(b.holds_back(t("2026-06-15T08:00:03Z")));
+        assert!(!b.holds_back(t("2026-06-15T08:01:05Z")));
+        // The probe, started after the streak began, succeeds: the outage is over.
+        b.record_success_of(t("2026-06-15T08:10:00Z"));
         assert!(!b.is_open());
         assert!(b.streak().is_empty());
     }

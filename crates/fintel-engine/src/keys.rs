@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fintel_llm::ApiKey;
-use fintel_store::{BucketLimits, CallIntent, Store, StoreError};
+use fintel_store::{BucketLimits, BucketUsage, CallIntent, ReserveMode, Store, StoreError};
 use fintel_time::{duration_to_span, next_reset, pacific_date, pacific_day_start};
+
+use crate::outcome::{daily_refusal, DailyVerdict, DayContext};
 use jiff::Timestamp;
 
 /// A quota bucket: the keys that share one project's quota, and its limits.
@@ -44,12 +46,20 @@ pub enum WaitReason {
     Pacing,
     /// Every bucket's daily quota is spent until the reset.
     DailyQuotaSpent,
+    /// Every bucket is spent or refused early in its quota day: the provider has not reset
+    /// yet, and a bucket tries again (one request) at the wait's end.
+    NotResetYet,
     /// Every key is disabled.
     NoUsableKey,
 }
 
-/// How long a bucket still refused right after a reset waits before trying again (it doubles).
-pub const STILL_REFUSED_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// Why one bucket cannot send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BucketWait {
+    Spent,
+    NotResetYet,
+    Pacing,
+}
 
 /// All the buckets of a run.
 #[derive(Debug)]
@@ -144,7 +154,10 @@ impl KeyPool {
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
         let mut earliest: Option<Timestamp> = None;
         let mut any_usable = false;
-        let mut all_day_spent = true;
+        let mut largest_usable_cap = 0;
+        let mut any_fits = false;
+        let mut any_pacing = false;
+        let mut any_not_reset = false;
         // Read once per decision, not once per bucket: this runs before every request.
         let disabled = if self.keyless {
             Vec::new()
@@ -159,8 +172,15 @@ impl KeyPool {
                 continue;
             }
             any_usable = true;
-            let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
             let limits = &bucket.limits;
+            largest_usable_cap = largest_usable_cap.max(limits.input_tokens_per_minute);
+            // A request over this bucket's cap could never pass here: the bucket is not a
+            // candidate at all, so it is neither waited for nor polled.
+            if intent.input_tokens > limits.input_tokens_per_minute {
+                continue;
+            }
+            any_fits = true;
+            let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
             let spent_yesterday = match &yesterday {
                 Some(date) => {
                     store.bucket_standing(&bucket.name, now, date)?.used_today
@@ -168,30 +188,20 @@ impl KeyPool {
                 }
                 None => false,
             };
-            let wake = if let Some(t) = usage.exhausted_until {
-                Some(t)
-            } else if usage.used_today >= limits.requests_per_day {
-                Some(reset)
-            } else if spent_yesterday {
-                Some(todays_reset)
-            } else {
-                all_day_spent = false;
-                if let Some(t) = usage.backoff_until {
-                    Some(t)
-                } else if usage.sent_last_minute >= limits.requests_per_minute
-                    || usage.tokens_last_minute + intent.input_tokens
-                        > limits.input_tokens_per_minute
-                {
-                    Some(
-                        usage
-                            .window_frees_at
-                            .unwrap_or(now + duration_to_span(Duration::from_secs(1))),
-                    )
-                } else {
-                    None
+            let (wake, mode) = bucket_decision(
+                &usage,
+                limits,
+                intent.input_tokens,
+                now,
+                reset,
+                spent_yesterday.then_some(todays_reset),
+            );
+            if let Some((t, why)) = wake {
+                match why {
+                    BucketWait::Spent => {}
+                    BucketWait::NotResetYet => any_not_reset = true,
+                    BucketWait::Pacing => any_pacing = true,
                 }
-            };
-            if let Some(t) = wake {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
                 continue;
             }
@@ -210,7 +220,7 @@ impl KeyPool {
                 key_fingerprint: fingerprint,
                 ..intent.clone()
             };
-            match store.reserve_call(&intent, limits, now, &quota_date)? {
+            match store.reserve_call_as(&intent, limits, now, &quota_date, mode)? {
                 Some(call_id) => {
                     return Ok(Grant::Granted {
                         call_id,
@@ -220,6 +230,7 @@ impl KeyPool {
                 }
                 // Another process took the last slot between our read and our write.
                 None => {
+                    any_pacing = true;
                     let t = now + duration_to_span(Duration::from_secs(1));
                     earliest = Some(earliest.map_or(t, |e| e.min(t)));
                 }
@@ -231,35 +242,70 @@ impl KeyPool {
                 why: WaitReason::NoUsableKey,
             });
         }
+        if !any_fits {
+            return Ok(Grant::TooLarge {
+                cap: largest_usable_cap,
+            });
+        }
         Ok(Grant::Wait {
             until: earliest.unwrap_or(reset),
-            why: if all_day_spent {
-                WaitReason::DailyQuotaSpent
-            } else {
+            why: if any_pacing {
                 WaitReason::Pacing
+            } else if any_not_reset {
+                WaitReason::NotResetYet
+            } else {
+                WaitReason::DailyQuotaSpent
             },
         })
     }
 
-    /// The provider refused for the day. If that happens on a bucket's first request of its
-    /// quota day, the reset has not really happened yet there: back off 15 minutes, growing,
-    /// instead of sleeping a whole day. Otherwise the provider's count wins over ours: the
-    /// bucket is spent until the next reset.
+    /// Some key the provider may be asked with for free calls (token counts): the first
+    /// bucket's first usable key.
+    pub fn any_usable_key(&self, store: &Store) -> Result<Option<ApiKey>, StoreError> {
+        let disabled = store.disabled_key_fingerprints()?;
+        Ok((0..self.buckets.len()).find_map(|b| {
+            self.usable_key_indices(b, &disabled)
+                .first()
+                .map(|&k| self.buckets[b].keys[k].clone())
+        }))
+    }
+
+    /// The provider refused for the day. Early in the quota day with nothing answered yet it
+    /// has not reset: the bucket backs off (5 minutes, doubling) and tries one request at a
+    /// time. Otherwise the provider's count wins over ours: the bucket is spent until the next
+    /// reset. Returns the verdict, for the runner to tell the user.
     pub fn on_daily_refusal(
         &self,
         store: &Store,
         bucket: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let quota_date = pacific_date(now).to_string();
-        let usage = store.bucket_standing(bucket, now, &quota_date)?;
-        if usage.used_today <= 1 {
-            let level = usage.backoff_level.min(6);
-            let wait = STILL_REFUSED_BACKOFF.saturating_mul(1 << level);
-            store.set_bucket_backoff(bucket, Some(now + duration_to_span(wait)), level + 1)
-        } else {
-            store.mark_bucket_exhausted(bucket, next_reset(now, self.reset_buffer))
+    ) -> Result<DailyVerdict, StoreError> {
+        let today = pacific_date(now);
+        let usage = store.bucket_standing(bucket, now, &today.to_string())?;
+        let requests_per_day = self
+            .buckets
+            .iter()
+            .find(|b| b.name == bucket)
+            .map_or(u32::MAX, |b| b.limits.requests_per_day);
+        let verdict = daily_refusal(&DayContext {
+            now,
+            day_start: pacific_day_start(today),
+            answered_today: usage.answered_today,
+            counted_today: usage.used_today,
+            requests_per_day,
+            backoff_level: usage.backoff_level,
+            next_reset: next_reset(now, self.reset_buffer),
+        });
+        match verdict {
+            DailyVerdict::NotResetYet { until, level } => {
+                store.set_bucket_backoff(bucket, Some(until), level)?
+            }
+            DailyVerdict::Spent { until } => {
+                store.set_bucket_backoff(bucket, None, 0)?;
+                store.mark_bucket_exhausted(bucket, until)?
+            }
         }
+        Ok(verdict)
     }
 
     /// A per-minute refusal: wait for the provider's hint (or a minute) on that bucket.
@@ -292,6 +338,62 @@ impl KeyPool {
         }
         Ok(())
     }
+}
+
+/// Whether one bucket may send a request of `input_tokens` now, and in which mode; or until
+/// when it must wait and why. `spent_yesterday_until` is set within the reset buffer after
+/// midnight when the bucket spent the previous day.
+fn bucket_decision(
+    usage: &BucketUsage,
+    limits: &BucketLimits,
+    input_tokens: u64,
+    now: Timestamp,
+    reset: Timestamp,
+    spent_yesterday_until: Option<Timestamp>,
+) -> (Option<(Timestamp, BucketWait)>, ReserveMode) {
+    let mut mode = ReserveMode::Normal;
+    if let Some(t) = usage.exhausted_until {
+        return (Some((t, BucketWait::Spent)), mode);
+    }
+    if let Some(t) = spent_yesterday_until {
+        return (Some((t, BucketWait::Spent)), mode);
+    }
+    if usage.used_today >= limits.requests_per_day {
+        // Spent by the local count. If only the uncertain requests make it so, the provider
+        // may not have counted them: ask it, one request at a time, until it refuses.
+        let answered_or_flying = usage.used_today - usage.uncertain_today + usage.in_flight;
+        if usage.uncertain_today == 0 || answered_or_flying >= limits.requests_per_day {
+            return (Some((reset, BucketWait::Spent)), mode);
+        }
+        if usage.in_flight > 0 {
+            let t = now + duration_to_span(Duration::from_secs(5));
+            return (Some((t, BucketWait::Pacing)), mode);
+        }
+        mode = ReserveMode::OneAtATime;
+    }
+    if usage.backoff_level > 0 {
+        // Refused early in the quota day: the provider has not reset yet.
+        if let Some(t) = usage.backoff_until {
+            return (Some((t, BucketWait::NotResetYet)), mode);
+        }
+        if usage.in_flight > 0 {
+            let t = now + duration_to_span(Duration::from_secs(5));
+            return (Some((t, BucketWait::NotResetYet)), mode);
+        }
+        mode = ReserveMode::OneAtATime;
+    }
+    if let Some(t) = usage.backoff_until {
+        return (Some((t, BucketWait::Pacing)), mode);
+    }
+    if usage.sent_last_minute >= limits.requests_per_minute
+        || usage.tokens_last_minute + input_tokens > limits.input_tokens_per_minute
+    {
+        let t = usage
+            .window_frees_at
+            .unwrap_or(now + duration_to_span(Duration::from_secs(1)));
+        return (Some((t, BucketWait::Pacing)), mode);
+    }
+    (None, mode)
 }
 
 #[cfg(test)]

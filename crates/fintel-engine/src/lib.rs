@@ -11,6 +11,7 @@ pub mod create;
 pub mod input;
 pub mod keys;
 pub mod lifecycle;
+pub mod outcome;
 pub mod ports;
 pub mod runner;
 pub mod settings;

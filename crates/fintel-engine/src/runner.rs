@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fintel_llm::{repair_request, CallError, GenerateRequest, Provider, Role, Turn};
+use fintel_llm::Provider;
 use fintel_store::{
     BatchState, CallIntent, CallPurpose, ClaimedTask, MaintenanceReport, NewResult, Store,
     StoreError, TaskCounts, TaskKind,
@@ -19,11 +19,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod model_call;
+
+use model_call::{shrink_to, ModelOutcome, MAX_FITS};
+
 use crate::backoff::{retry_delay, Breaker};
 use crate::keys::{Grant, KeyPool, WaitReason};
-use crate::ports::{
-    AggregateInput, Analysis, FilingSource, SourceError, StepRequest, YearInput, YearsSpec,
-};
+use crate::outcome::{transient_step, TransientContext, TransientStep};
+use crate::ports::{AggregateInput, Analysis, FilingSource, SourceError, YearInput, YearsSpec};
 use crate::settings::{BatchSettings, EngineSettings};
 use crate::upkeep::{human_bytes, DiskChange, DiskLow, DiskWatch, MaintenanceSchedule, Upkeep};
 use crate::{lifecycle, result_key, EngineError};
@@ -596,13 +599,26 @@ impl Engine {
         let model_work = self.store.has_pending_model_work(batch_id)?;
         match grant {
             Grant::Wait { until, why } if model_work => {
-                let until = backoff.map_or(until, |b| b.min(until).max(now));
+                // While the quota is spent a task's retry backoff ending changes nothing: the
+                // wait, and the time shown, is the bucket's own.
+                let until = match why {
+                    WaitReason::Pacing => backoff.map_or(until, |b| b.min(until).max(now)),
+                    _ => until,
+                };
                 let quota_spent = why == WaitReason::DailyQuotaSpent;
                 let (state, reason) = match why {
                     WaitReason::DailyQuotaSpent => (
                         BatchState::WaitingReset,
                         format!(
                             "daily quota used on every key; resuming at {}",
+                            local_and_pacific(until)
+                        ),
+                    ),
+                    WaitReason::NotResetYet => (
+                        BatchState::WaitingReset,
+                        format!(
+                            "provider has not reset yet (refused for the day early in the quota \
+                             day); trying again at {}",
                             local_and_pacific(until)
                         ),
                     ),
@@ -685,9 +701,9 @@ impl EngineInner {
         };
         if let TaskEnd::Done = end {
             let mut b = self.lock_breakers();
-            b.sec.record_success();
+            b.sec.record_success_of(started);
             if task.kind != TaskKind::Resolve {
-                b.provider.record_success();
+                b.provider.record_success_of(started);
             }
         }
         Ok(end)
@@ -711,32 +727,67 @@ impl EngineInner {
         if breaker.is_open() {
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
-        } else if breaker.record_failure(task.id) {
+        } else if breaker.record_failure_at(task.id, now) {
             let streak = breaker.streak().len();
             for t in breaker.take_charged() {
                 self.store().refund_attempt(t)?;
+                // An outage is not the task's own streak: it starts afresh afterwards.
+                self.store().end_transient_streak(t)?;
             }
+            self.store().end_transient_streak(task.id)?;
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
             drop(breakers);
             self.announce_outage(side, streak)?;
-        } else if task.attempts >= self.batch_settings.max_retries
-            && breaker.others_failing(task.id)
-        {
+        } else {
+            let since = self.store().note_transient_failure(task.id, now)?;
+            let step = transient_step(&TransientContext {
+                attempts: task.attempts,
+                max_retries: self.batch_settings.max_retries,
+                others_failing: breaker.others_failing(task.id),
+                streak: span_between(since, now),
+                min_streak: self.e.settings.transient_min_streak,
+            });
             let delay = retry_delay(
                 task.attempts + 1,
                 self.e.settings.retry_base,
                 self.e.settings.retry_cap,
             );
-            self.store().release_task(
-                task.id,
-                self.owner(),
-                Some(now + duration_to_span(delay)),
-                now,
-            )?;
-        } else {
-            breaker.record_charge(task.id);
-            self.count_failed_attempt(task, reason)?;
+            match step {
+                TransientStep::Hold => {
+                    self.store().release_task(
+                        task.id,
+                        self.owner(),
+                        Some(now + duration_to_span(delay)),
+                        now,
+                    )?;
+                }
+                TransientStep::Retry => {
+                    breaker.record_charge(task.id);
+                    self.store().retry_task(
+                        task.id,
+                        self.owner(),
+                        now + duration_to_span(delay),
+                        reason,
+                        now,
+                    )?;
+                }
+                TransientStep::Fail => {
+                    breaker.record_charge(task.id);
+                    let attempts = task.attempts + 1;
+                    let over = span_between(since, now).as_secs() / 60;
+                    self.store().fail_task(
+                        task.id,
+                        self.owner(),
+                        &format!(
+                            "{reason} (after {attempts} attempts over {over} minutes of \
+                             transient failures)"
+                        ),
+                        true,
+                        now,
+                    )?;
+                }
+            }
         }
         Ok(TaskEnd::Transient)
     }
@@ -881,7 +932,10 @@ impl EngineInner {
             }
         }
         let mut budget = self.document_budget();
-        let mut refitted = false;
+        // Fittings after the first preparation, and whether this document has shown itself
+        // denser than its estimate (then every new fit is measured).
+        let mut fits = 0;
+        let mut dense = false;
         loop {
             let doc = match self.e.source.prepare_document(cik, filing, budget).await {
                 Ok(doc) => doc,
@@ -932,8 +986,31 @@ impl EngineInner {
                     None => self.skip(task, "the filing has no inline XBRL financial data"),
                 };
             };
-            let tokens = doc.tokens + analysis.year_overhead_tokens();
-            match self.call_model(task, &step, tokens).await? {
+            let estimate = doc.tokens + analysis.year_overhead_tokens();
+            let request = self.build_request(&step);
+            let counted = self.measure(&request, estimate, dense).await?;
+            let limit = self.size_limit();
+            if let Some(real) = counted.filter(|&real| real > limit) {
+                // Measured over the limit: fit to the provider's count before sending anything.
+                dense = true;
+                if fits >= MAX_FITS {
+                    return self.skip(
+                        task,
+                        &format!(
+                            "document too large for the model even after fitting it smaller \
+                             ({real} tokens by the provider's count, limit {limit})"
+                        ),
+                    );
+                }
+                fits += 1;
+                budget = shrink_to(budget, real, limit);
+                continue;
+            }
+            let tokens = counted.unwrap_or(estimate);
+            match self
+                .call_model(task, &step, tokens, counted.is_some(), started)
+                .await?
+            {
                 ModelOutcome::Json(value, usage) => {
                     result.json = value.to_string();
                     result.prompt_tokens = usage.tokens.prompt_tokens;
@@ -948,12 +1025,16 @@ impl EngineInner {
                     )?;
                     return Ok(TaskEnd::Done);
                 }
-                ModelOutcome::TooLong(max) if !refitted => {
-                    refitted = true;
+                ModelOutcome::TooLong(max) if fits < MAX_FITS => {
+                    // Refused for size: never send the same request again; fit smaller now.
+                    fits += 1;
+                    dense = true;
                     let smaller = max
                         .map(|m| m.saturating_sub(analysis.year_overhead_tokens()) * 9 / 10)
                         .unwrap_or(budget / 2);
-                    budget = smaller.min(budget / 2 + budget / 4).max(1_000);
+                    budget = smaller
+                        .min(budget / 2 + budget / 4)
+                        .max(1_000.min(budget / 2));
                     continue;
                 }
                 ModelOutcome::TooLong(_) => {
@@ -1037,7 +1118,7 @@ impl EngineInner {
         };
         let tokens =
             crate::estimate_tokens(&step.prompt) + crate::estimate_tokens(&step.schema.to_string());
-        match self.call_model(task, &step, tokens).await? {
+        match self.call_model(task, &step, tokens, false, started).await? {
             ModelOutcome::Json(value, usage) => {
                 let result = NewResult {
                     result_key: key,
@@ -1091,232 +1172,6 @@ impl EngineInner {
         let overhead = self.e.analysis.year_overhead_tokens();
         (cap.saturating_sub(overhead) * 9 / 10).max(1_000)
     }
-
-    /// Sends a step to the model through the key pool: the ledger row first, then the call,
-    /// then one handler for every outcome (SPEC.md section 3).
-    async fn call_model(
-        &self,
-        task: &ClaimedTask,
-        step: &StepRequest,
-        input_tokens: u64,
-    ) -> Result<ModelOutcome, EngineError> {
-        let settings = &self.e.settings;
-        let mut request = GenerateRequest {
-            model: settings.model.clone(),
-            system_instruction: step.system.clone(),
-            turns: vec![Turn {
-                role: Role::User,
-                text: step.prompt.clone(),
-            }],
-            response_schema: step.schema.clone(),
-            temperature: settings.temperature,
-            max_output_tokens: settings.max_output_tokens,
-            thinking: settings.thinking.clone(),
-        };
-        let mut usage = CallUsage::default();
-        let mut repaired = false;
-        loop {
-            let now = self.now();
-            let purpose = if repaired {
-                CallPurpose::Repair
-            } else {
-                CallPurpose::Generate
-            };
-            let intent = CallIntent {
-                bucket: "",
-                key_fingerprint: None,
-                batch_id: Some(&self.batch.id),
-                task_id: Some(task.id),
-                purpose,
-                input_tokens,
-            };
-            let (call_id, bucket, key) =
-                match self.e.pool.acquire(self.store(), now, &intent, true)? {
-                    Grant::Granted {
-                        call_id,
-                        bucket,
-                        key,
-                    } => (call_id, bucket, key),
-                    Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
-                    Grant::Wait { until, why } => {
-                        // Quota is not a failure: back to pending, no attempt counted. Only
-                        // pacing pins a time on the task (a claim is allowed by a check that
-                        // ignores the task's size); a task waiting for the daily reset stays
-                        // claimable, so a resume with more keys takes it at once, and the
-                        // claim check keeps it unclaimed meanwhile.
-                        let not_before = (why == WaitReason::Pacing).then_some(until);
-                        self.store()
-                            .release_task(task.id, self.owner(), not_before, now)?;
-                        return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
-                    }
-                };
-            usage.calls += 1;
-            let sent = std::time::Instant::now();
-            let answer = self.e.provider.generate(key.as_ref(), &request).await;
-            let latency = sent.elapsed().as_millis() as u64;
-            let now = self.now();
-            let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
-            match answer {
-                Ok(gen) => {
-                    self.store().finish_call(
-                        call_id,
-                        "ok",
-                        None,
-                        Some(gen.usage.prompt_tokens),
-                        Some(gen.usage.output_tokens),
-                        Some(gen.usage.thinking_tokens),
-                        latency,
-                    )?;
-                    self.e.pool.on_success(self.store(), &bucket, now)?;
-                    usage.add(&gen.usage);
-                    match fintel_llm::validate_output(&step.schema, &gen.text) {
-                        Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
-                        Err(problem) => {
-                            let problem = problem.to_string();
-                            if !repaired {
-                                repaired = true;
-                                request = repair_request(&request, &gen.text, &problem);
-                                continue;
-                            }
-                            self.count_failed_attempt(
-                                task,
-                                &format!("model output invalid: {problem}"),
-                            )?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
-                        }
-                    }
-                }
-                Err(err) => {
-                    let detail = fintel_llm::mask_secrets_in(&err.to_string(), &secrets);
-                    if !err.may_have_cost_quota() {
-                        self.store().refund_call(call_id, &detail)?;
-                    } else {
-                        self.store().finish_call(
-                            call_id,
-                            outcome_name(&err),
-                            Some(&detail),
-                            None,
-                            None,
-                            None,
-                            latency,
-                        )?;
-                    }
-                    match err {
-                        CallError::DailyQuotaExhausted { .. } => {
-                            self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
-                            continue;
-                        }
-                        CallError::RateLimited { retry_after, .. } => {
-                            self.e
-                                .pool
-                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
-                            continue;
-                        }
-                        CallError::InputTokensPerMinute {
-                            limit_tokens,
-                            retry_after,
-                            ..
-                        } => {
-                            if limit_tokens.is_some_and(|l| input_tokens > l) {
-                                return Ok(ModelOutcome::TooLong(limit_tokens));
-                            }
-                            self.e
-                                .pool
-                                .on_rate_limited(self.store(), &bucket, now, retry_after)?;
-                            continue;
-                        }
-                        CallError::ContextTooLong { max_tokens, .. } => {
-                            return Ok(ModelOutcome::TooLong(max_tokens))
-                        }
-                        CallError::KeyUnusable { reason }
-                        | CallError::KeyExhausted { message: reason } => {
-                            if let Some(k) = &key {
-                                self.store().disable_key(&k.fingerprint(), &reason, now)?;
-                                self.e.observer.message(
-                                    Level::Warn,
-                                    &format!(
-                                        "key {} disabled: {reason}. Going on with the other keys; \
-                                         `fintel keys enable` re-enables it once fixed",
-                                        k.label()
-                                    ),
-                                );
-                            }
-                            continue;
-                        }
-                        CallError::Transient { .. } => {
-                            return Ok(ModelOutcome::Ended(self.transient(
-                                task,
-                                Side::Provider,
-                                &detail,
-                            )?));
-                        }
-                        CallError::BadOutput {
-                            ref raw_text,
-                            usage: u,
-                            ..
-                        } => {
-                            usage.add(&u);
-                            if !repaired {
-                                if let Some(raw) = raw_text.clone() {
-                                    repaired = true;
-                                    request = repair_request(&request, &raw, &detail);
-                                    continue;
-                                }
-                            }
-                            self.count_failed_attempt(task, &detail)?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Done));
-                        }
-                        CallError::Refused { reason } => {
-                            return Ok(ModelOutcome::Ended(
-                                self.skip(task, &format!("refused by the model: {reason}"))?,
-                            ));
-                        }
-                        CallError::Configuration { message } => {
-                            self.store()
-                                .release_task(task.id, self.owner(), None, now)?;
-                            return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn outcome_name(e: &CallError) -> &'static str {
-    match e {
-        CallError::DailyQuotaExhausted { .. } => "quota_day",
-        CallError::RateLimited { .. } => "quota_minute",
-        CallError::InputTokensPerMinute { .. } => "quota_tokens",
-        CallError::ContextTooLong { .. } => "context_too_long",
-        CallError::KeyUnusable { .. } => "key_unusable",
-        CallError::KeyExhausted { .. } => "key_exhausted",
-        CallError::Transient { .. } => "transient",
-        CallError::BadOutput { .. } => "bad_output",
-        CallError::Refused { .. } => "refused",
-        CallError::Configuration { .. } => "configuration",
-    }
-}
-
-#[derive(Default)]
-struct CallUsage {
-    tokens: fintel_llm::Usage,
-    calls: u32,
-}
-
-impl CallUsage {
-    fn add(&mut self, u: &fintel_llm::Usage) {
-        self.tokens.prompt_tokens += u.prompt_tokens;
-        self.tokens.output_tokens += u.output_tokens;
-        self.tokens.thinking_tokens += u.thinking_tokens;
-    }
-}
-
-enum ModelOutcome {
-    Json(Value, CallUsage),
-    /// The request is too large for the model or tier; the maximum if the provider said.
-    TooLong(Option<u64>),
-    Ended(TaskEnd),
 }
 
 /// A future whose panics are caught and returned, so a task's bug ends that task, not the run.

@@ -165,8 +165,13 @@ async fn retries_are_capped_then_failed_and_retry_failed_brings_them_back() {
         .await;
     let owner = h.owner("a");
     let (_tx, rx) = no_shutdown();
+    // The attempt cap alone decides here: no minimum span of the streak of failures.
+    let settings = EngineSettings {
+        transient_min_streak: Duration::ZERO,
+        ..fast_settings()
+    };
     let out = h
-        .engine(&owner, fast_settings())
+        .engine(&owner, settings)
         .run(&batch, rx.clone())
         .await
         .unwrap();
@@ -260,7 +265,7 @@ async fn a_daily_refusal_on_the_first_request_after_reset_backs_off_instead_of_s
         .await
         .unwrap();
     let waited = fintel_time::span_between(start_time(), fintel_time::Clock::now(&h.clock));
-    assert!(waited >= Duration::from_secs(15 * 60), "{waited:?}");
+    assert!(waited >= Duration::from_secs(5 * 60), "{waited:?}");
     assert!(
         waited < Duration::from_secs(3600),
         "slept far too long: {waited:?}"
@@ -612,16 +617,19 @@ fn fiscal_year_lists_parse_and_bad_ones_are_explained() {
 async fn bad_output_gets_one_repair_call_in_the_same_attempt_then_the_retry_path() {
     // SIM0 answers bad output once, then the repair succeeds: one attempt, two calls.
     // SIM1 always answers bad output: each attempt is a call and its repair, until failed.
+    // A repair request carries the bad answer, not the filing, so SIM1's repairs are known by
+    // SIM1's bad answer.
     let provider = FakeProvider::with_script(Arc::new(|prompt: &str, n| {
-        let bad = |why: &str| CallError::BadOutput {
-            reason: why.into(),
-            raw_text: Some("{\"summary\": 3".into()),
+        let bad = |raw: &str| CallError::BadOutput {
+            reason: "invalid JSON".into(),
+            raw_text: Some(raw.into()),
             usage: Default::default(),
         };
         if prompt.starts_with("SIM0") && n == 1 {
-            return Some(bad("finishReason MAX_TOKENS"));
+            return Some(bad("{\"summary\": 0"));
         }
-        prompt.starts_with("SIM1").then(|| bad("invalid JSON"))
+        (prompt.starts_with("SIM1") || prompt.contains("{\"summary\": 1"))
+            .then(|| bad("{\"summary\": 1"))
     }));
     let h = Harness::new(2, provider, buckets(1, 1000, 1000));
     let t = tickers(2);

@@ -294,7 +294,7 @@ pub fn interpret_gemini_generate(
 /// the client fills it in.
 ///
 /// Fails with `Refused` for a blocked prompt or a candidate stopped by a safety, recitation,
-/// blocklist or similar filter, and with `BadOutput` (carrying the usage) for `MAX_TOKENS`,
+/// blocklist or similar filter, and with `Truncated` (carrying the usage) for `MAX_TOKENS`,
 /// other abnormal finishes, an empty answer or a body that is not a Gemini response.
 pub fn parse_gemini_success(body: &str) -> Result<Generation, CallError> {
     let chunks = match parse_chunks(body) {
@@ -411,13 +411,12 @@ pub fn parse_gemini_success(body: &str) -> Result<Generation, CallError> {
     match finish.as_str() {
         "STOP" => {}
         "MAX_TOKENS" => {
-            return Err(CallError::BadOutput {
-                reason: format!(
+            return Err(CallError::Truncated {
+                message: format!(
                     "the answer was cut off at the output token limit (finishReason MAX_TOKENS \
                      after {} output and {} thinking tokens)",
                     usage.output_tokens, usage.thinking_tokens
                 ),
-                raw_text: Some(text),
                 usage,
             })
         }
@@ -773,12 +772,21 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
 fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     let violations = rpc.quota_violations();
     let retry_after = rpc.retry_delay();
+    // "limit: 0": the model has no quota on this project's tier. No reset will change that,
+    // so it is a configuration problem (exit 4), not a day to wait for.
+    if let Some(zero) = violations.iter().find(|v| v.quota_value == Some(0)) {
+        return CallError::Configuration {
+            message: format!(
+                "{} exceeded: the model has no quota on this project's tier; choose another \
+                 model (--model) or enable billing for the project. Provider said: {message}",
+                zero.describe()
+            ),
+        };
+    }
     if let Some(day) = violations.iter().find(|v| v.is_per_day()) {
-        let mut message = format!("{} exceeded: {message}", day.describe());
-        if day.quota_value == Some(0) {
-            message.push_str(" (the limit is 0: this model has no quota on this project's tier)");
-        }
-        return CallError::DailyQuotaExhausted { message };
+        return CallError::DailyQuotaExhausted {
+            message: format!("{} exceeded: {message}", day.describe()),
+        };
     }
     // A 2024-style body names its limit only in ErrorInfo metadata; a per-day one there is
     // still a spent day, whatever the retry hint says.

@@ -347,7 +347,7 @@ pub fn interpret_openai_chat(
 
 /// Reads an HTTP 200 chat-completions body.
 ///
-/// `finish_reason` `length` is `BadOutput` (with usage); `content_filter` or a `refusal` in
+/// `finish_reason` `length` is `Truncated` (with usage); `content_filter` or a `refusal` in
 /// the message is `Refused`. `Usage::output_tokens` excludes reasoning tokens (which OpenAI
 /// counts inside `completion_tokens`), to match Gemini's accounting. `latency` is zero: the
 /// client fills it in.
@@ -421,13 +421,12 @@ pub fn parse_openai_success(body: &str) -> Result<Generation, CallError> {
     match finish.as_str() {
         "stop" | "" => {}
         "length" => {
-            return Err(CallError::BadOutput {
-                reason: format!(
+            return Err(CallError::Truncated {
+                message: format!(
                     "the answer was cut off at the output token limit (finish_reason length after \
                      {} output and {} reasoning tokens)",
                     usage.output_tokens, usage.thinking_tokens
                 ),
-                raw_text: Some(text),
                 usage,
             })
         }

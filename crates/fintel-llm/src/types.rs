@@ -270,14 +270,20 @@ pub enum CallError {
         reached_server: bool,
     },
 
-    /// HTTP 200 whose output is unusable: finishReason MAX_TOKENS, text that is not JSON, or
-    /// JSON that does not match the schema. Retried (counts as an attempt).
+    /// HTTP 200 whose output is unusable: text that is not JSON, or JSON that does not match
+    /// the schema. Retried (counts as an attempt).
     #[error("bad output: {reason}")]
     BadOutput {
         reason: String,
         raw_text: Option<String>,
         usage: Usage,
     },
+
+    /// HTTP 200 whose answer was cut off at the output token limit (Gemini finishReason
+    /// MAX_TOKENS, OpenAI finish_reason `length`): sent again once with less thinking, never
+    /// "repaired" with the cut-off text. Counts as an attempt when it happens again.
+    #[error("answer cut off: {message}")]
+    Truncated { message: String, usage: Usage },
 
     /// HTTP 200 that the model refused (finishReason SAFETY, RECITATION, blocked prompt):
     /// the task is skipped with this reason.
@@ -352,6 +358,10 @@ impl CallError {
             } => CallError::BadOutput {
                 reason: m(reason),
                 raw_text: raw_text.map(m),
+                usage,
+            },
+            CallError::Truncated { message, usage } => CallError::Truncated {
+                message: m(message),
                 usage,
             },
             CallError::Refused { reason } => CallError::Refused { reason: m(reason) },

@@ -221,35 +221,38 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The request for a second try after an unusable answer: the original conversation, the
-/// model's bad answer as a model turn, and a user turn saying exactly what was wrong and asking
-/// for the corrected JSON only.
+/// The repair request for an answer that could not be used: the same system instruction and
+/// settings, and one user turn with the schema, the invalid answer and what was wrong with it.
+/// The original prompt (the filing) is never sent again: the model needs only to correct its
+/// JSON, and a repair must cost a fraction of the first call.
 pub fn repair_request(
     original: &GenerateRequest,
     bad_text: &str,
     problem: &str,
 ) -> GenerateRequest {
-    let mut repaired = original.clone();
     // The Gemini API rejects a turn with empty text (400), which would stop the batch.
     let bad_text = if bad_text.trim().is_empty() {
         "(empty answer)"
     } else {
         bad_text
     };
-    repaired.turns.push(Turn {
-        role: Role::Model,
-        text: bad_text.to_string(),
-    });
-    repaired.turns.push(Turn {
-        role: Role::User,
-        text: format!(
-            "Your previous answer could not be used.\n\
-             What was wrong: {problem}\n\n\
-             Reply again with only the corrected JSON: a single JSON value that matches the \
-             required schema, with nothing before or after it and no markdown code fence."
-        ),
-    });
-    repaired
+    let schema = serde_json::to_string_pretty(&original.response_schema)
+        .unwrap_or_else(|_| original.response_schema.to_string());
+    GenerateRequest {
+        turns: vec![Turn {
+            role: Role::User,
+            text: format!(
+                "An earlier answer to an analysis request could not be used.\n\n\
+                 The answer:\n{bad_text}\n\n\
+                 What was wrong: {problem}\n\n\
+                 The JSON schema it must match:\n{schema}\n\n\
+                 Reply with only the corrected JSON: a single JSON value that matches the \
+                 schema, keeping the answer's content, with nothing before or after it and no \
+                 markdown code fence."
+            ),
+        }],
+        ..original.clone()
+    }
 }
 
 #[cfg(test)]
@@ -410,13 +413,13 @@ mod tests {
     }
 
     #[test]
-    fn repair_request_appends_bad_answer_and_precise_instruction() {
+    fn repair_request_carries_schema_answer_and_problem_never_the_prompt() {
         let original = GenerateRequest {
             model: "gemini-2.5-flash".into(),
             system_instruction: Some("You are an analyst.".into()),
             turns: vec![Turn {
                 role: Role::User,
-                text: "Analyse AAPL 2024.".into(),
+                text: "Analyse AAPL 2024. <the whole filing>".into(),
             }],
             response_schema: schema(),
             temperature: Some(0.2),
@@ -426,19 +429,20 @@ mod tests {
         let problem =
             "the answer does not match the schema: /score: 11 is greater than the maximum of 10";
         let repaired = repair_request(&original, r#"{"verdict":"buy","score":11}"#, problem);
-        assert_eq!(repaired.turns.len(), 3);
-        assert_eq!(repaired.turns[0], original.turns[0]);
-        assert_eq!(repaired.turns[1].role, Role::Model);
-        assert_eq!(repaired.turns[1].text, r#"{"verdict":"buy","score":11}"#);
-        assert_eq!(repaired.turns[2].role, Role::User);
-        assert!(repaired.turns[2].text.contains(problem));
-        assert!(repaired.turns[2].text.contains("only the corrected JSON"));
+        assert_eq!(repaired.turns.len(), 1);
+        let text = &repaired.turns[0].text;
+        assert_eq!(repaired.turns[0].role, Role::User);
+        assert!(!text.contains("the whole filing"), "{text}");
+        assert!(text.contains(r#"{"verdict":"buy","score":11}"#), "{text}");
+        assert!(text.contains(problem));
+        assert!(text.contains("\"verdict\""), "the schema: {text}");
+        assert!(text.contains("only the corrected JSON"));
         assert_eq!(repaired.response_schema, original.response_schema);
         assert_eq!(repaired.thinking, original.thinking);
         assert_eq!(repaired.system_instruction, original.system_instruction);
 
         let empty = repair_request(&original, "", "the answer is empty");
-        assert_eq!(empty.turns[1].text, "(empty answer)");
+        assert!(empty.turns[0].text.contains("(empty answer)"));
     }
 
     #[test]

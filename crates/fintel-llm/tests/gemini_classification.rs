@@ -369,19 +369,23 @@ fn per_day_wins_over_input_tokens_which_wins_over_per_minute() {
 }
 
 #[test]
-fn a_zero_daily_limit_says_the_model_has_no_quota_on_this_tier() {
-    let body = quota_body(
-        vec![quota_violation(
-            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
-            "0",
-        )],
-        None,
-    );
-    match classify_gemini(429, &body, &[]) {
-        CallError::DailyQuotaExhausted { message } => {
-            assert!(message.contains("the limit is 0"), "{message}")
+fn a_zero_limit_is_a_configuration_problem_naming_the_model_and_the_limit() {
+    // "limit: 0": the model has no free quota on this tier. Waiting for a reset would wait for
+    // ever, so it stops the batch (exit 4) like any configuration problem.
+    for quota_id in [
+        "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+    ] {
+        let body = quota_body(vec![quota_violation(quota_id, "0")], None);
+        match classify_gemini(429, &body, &[]) {
+            CallError::Configuration { message } => {
+                assert!(message.contains("limit 0"), "{message}");
+                assert!(message.contains(quota_id), "{message}");
+                assert!(message.contains("no quota"), "{message}");
+                assert!(message.contains("gemini-2.5-flash"), "{message}");
+            }
+            other => panic!("{quota_id}: {other:?}"),
         }
-        other => panic!("{other:?}"),
     }
 }
 
@@ -516,15 +520,10 @@ fn candidate_body(finish: &str, text: &str) -> String {
 }
 
 #[test]
-fn max_tokens_is_bad_output_with_usage_and_text() {
+fn max_tokens_is_truncated_with_usage() {
     match parse_gemini_success(&candidate_body("MAX_TOKENS", "{\"verdict\": \"bu")) {
-        Err(CallError::BadOutput {
-            reason,
-            raw_text,
-            usage,
-        }) => {
-            assert!(reason.contains("MAX_TOKENS"), "{reason}");
-            assert_eq!(raw_text.as_deref(), Some("{\"verdict\": \"bu"));
+        Err(CallError::Truncated { message, usage }) => {
+            assert!(message.contains("MAX_TOKENS"), "{message}");
             assert_eq!(
                 usage,
                 Usage {

@@ -277,15 +277,10 @@ fn successful_answers_and_their_usage() {
 }
 
 #[test]
-fn length_is_bad_output_and_filters_are_refusals() {
+fn length_is_truncated_and_filters_are_refusals() {
     match parse_openai_success(&chat_body(json!("{\"a\":"), "length")) {
-        Err(CallError::BadOutput {
-            reason,
-            raw_text,
-            usage,
-        }) => {
-            assert!(reason.contains("finish_reason length"), "{reason}");
-            assert_eq!(raw_text.as_deref(), Some("{\"a\":"));
+        Err(CallError::Truncated { message, usage }) => {
+            assert!(message.contains("finish_reason length"), "{message}");
             assert_eq!(usage.prompt_tokens, 100);
         }
         other => panic!("{other:?}"),

@@ -52,10 +52,33 @@ pub struct CallIntent<'a> {
     pub input_tokens: u64,
 }
 
+/// How [`Store::reserve_call_as`] checks the daily limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveMode {
+    /// Every answered and uncertain request counts; any number may be in flight.
+    Normal,
+    /// Only answered requests count, and one request at a time: a bucket whose day looks
+    /// spent only because of uncertain requests, or one waiting for a late reset, asks the
+    /// provider with one request until it answers or refuses for the day.
+    OneAtATime,
+}
+
+/// A request without an outcome for this long is not "in flight" any more (its process died);
+/// it still counts as uncertain.
+pub const IN_FLIGHT_WINDOW_MS: i64 = 10 * 60 * 1000;
+
 /// How a bucket stands, computed from the ledger.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BucketUsage {
+    /// Requests of the quota day that count: answered and uncertain ones (and any in flight).
     pub used_today: u32,
+    /// Of those, the ones the provider answered: only these prove the day had begun.
+    pub answered_today: u32,
+    /// Of those, the uncertain ones (a server error or a timeout after sending, or a call left
+    /// in flight by a process that died): they may or may not have counted at the provider.
+    pub uncertain_today: u32,
+    /// Requests sent in the last ten minutes that have no outcome yet.
+    pub in_flight: u32,
     pub sent_last_minute: u32,
     pub tokens_last_minute: u64,
     /// When the oldest request of the last minute leaves the window.
@@ -151,20 +174,40 @@ impl Store {
         now: Timestamp,
         quota_date: &str,
     ) -> Result<Option<i64>, StoreError> {
+        self.reserve_call_as(intent, limits, now, quota_date, ReserveMode::Normal)
+    }
+
+    /// [`Store::reserve_call`] in a given mode. In [`ReserveMode::OneAtATime`] the day's
+    /// limit counts only answered requests (the uncertain ones may not have counted at the
+    /// provider, whose per-day refusal is the authority), and a request is granted only while
+    /// no other request of the bucket is in flight.
+    pub fn reserve_call_as(
+        &self,
+        intent: &CallIntent<'_>,
+        limits: &BucketLimits,
+        now: Timestamp,
+        quota_date: &str,
+        mode: ReserveMode,
+    ) -> Result<Option<i64>, StoreError> {
         let now_ms = millis(now);
+        let one_at_a_time = mode == ReserveMode::OneAtATime;
         let id = self
             .conn()
             .query_row(
-                "INSERT INTO calls (bucket, key_fingerprint, batch_id, task_id, purpose, sent_at, \
+                &format!("INSERT INTO calls (bucket, key_fingerprint, batch_id, task_id, purpose, sent_at, \
                    quota_date, input_tokens) \
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
                  WHERE (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?7 \
-                          AND refunded = 0) < ?9 \
+                          AND refunded = 0 AND (?12 = 0 OR (outcome IS NOT NULL \
+                            AND outcome != 'transient'))) < ?9 \
+                   AND (?12 = 0 OR NOT EXISTS (SELECT 1 FROM calls WHERE bucket = ?1 \
+                          AND refunded = 0 AND outcome IS NULL \
+                          AND sent_at > ?6 - {IN_FLIGHT_WINDOW_MS})) \
                    AND (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND sent_at > ?6 - 60000 \
                           AND refunded = 0) < ?10 \
                    AND (SELECT COALESCE(SUM(input_tokens), 0) FROM calls WHERE bucket = ?1 \
                           AND sent_at > ?6 - 60000 AND refunded = 0) + ?8 <= ?11 \
-                 RETURNING id",
+                 RETURNING id"),
                 params![
                     intent.bucket,
                     intent.key_fingerprint,
@@ -177,6 +220,7 @@ impl Store {
                     limits.requests_per_day,
                     limits.requests_per_minute,
                     limits.input_tokens_per_minute,
+                    one_at_a_time,
                 ],
                 |r| r.get(0),
             )
@@ -221,6 +265,23 @@ impl Store {
         Ok(())
     }
 
+    /// Records a request the provider refused with a 429: it did not serve it, so it does not
+    /// count against any limit, but the row stays (with its outcome) as the record of it.
+    pub fn refuse_call(
+        &self,
+        call_id: i64,
+        outcome: &str,
+        detail: &str,
+        latency_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE calls SET refunded = 1, outcome = ?2, detail = ?3, latency_ms = ?4 \
+             WHERE id = ?1",
+            params![call_id, outcome, detail, latency_ms],
+        )?;
+        Ok(())
+    }
+
     /// A bucket's standing at `now`.
     pub fn bucket_usage(
         &self,
@@ -230,9 +291,20 @@ impl Store {
     ) -> Result<BucketUsage, StoreError> {
         let conn = self.conn();
         let now_ms = millis(now);
-        let used_today: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?2 AND refunded = 0",
+        let (used_today, answered, uncertain): (i64, i64, i64) = conn.query_row(
+            "SELECT COUNT(*), \
+                    COALESCE(SUM(outcome IS NOT NULL AND outcome != 'transient'), 0), \
+                    COALESCE(SUM(outcome IS NULL OR outcome = 'transient'), 0) \
+             FROM calls WHERE bucket = ?1 AND quota_date = ?2 AND refunded = 0",
             params![bucket, quota_date],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let in_flight: i64 = conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND refunded = 0 \
+                 AND outcome IS NULL AND sent_at > ?2 - {IN_FLIGHT_WINDOW_MS}"
+            ),
+            params![bucket, now_ms],
             |r| r.get(0),
         )?;
         let (sent, tokens, oldest): (i64, i64, Option<i64>) = conn.query_row(
@@ -251,6 +323,9 @@ impl Store {
         let (exhausted, backoff, level) = state.unwrap_or((None, None, 0));
         Ok(BucketUsage {
             used_today: used_today as u32,
+            answered_today: answered as u32,
+            uncertain_today: uncertain as u32,
+            in_flight: in_flight as u32,
             sent_last_minute: sent as u32,
             tokens_last_minute: tokens as u64,
             window_frees_at: oldest.map(|ms| from_millis(ms + 60_000)),
@@ -289,7 +364,7 @@ impl Store {
     /// Ledger rows of one task (every request made for it, refused ones included).
     pub fn calls_of_task(&self, task_id: i64) -> Result<u64, StoreError> {
         let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM calls WHERE task_id = ?1 AND refunded = 0",
+            "SELECT COUNT(*) FROM calls WHERE task_id = ?1 AND outcome IS NOT 'not_sent'",
             [task_id],
             |r| r.get(0),
         )?;

@@ -16,6 +16,7 @@ mod owners;
 mod schema;
 mod tasks;
 mod usage;
+mod weather;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -223,6 +223,18 @@ CREATE TABLE superseded_results (
     created_at        INTEGER NOT NULL
 );
 CREATE INDEX superseded_results_result ON superseded_results (result_id);
+    // Quota in real weather: when a task's streak of transient failures began (a task fails
+    // for them only once the streak spans a minimum time), and the provider's token counts of
+    // the requests it measured, so a document is measured once.
+    r#"
+ALTER TABLE tasks ADD COLUMN transient_since INTEGER;
+CREATE TABLE token_counts (
+    request_sha256 TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    tokens         INTEGER NOT NULL,
+    counted_at     INTEGER NOT NULL,
+    PRIMARY KEY (request_sha256, model)
+);
 "#,
 ];
 

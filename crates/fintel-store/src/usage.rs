@@ -9,7 +9,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
-use crate::{from_millis, millis, BucketUsage, Store, StoreError};
+use crate::{from_millis, millis, BucketUsage, Store, StoreError, IN_FLIGHT_WINDOW_MS};
 
 impl Store {
     /// A bucket's standing at `now`: the same answer as [`Store::bucket_usage`], read with one
@@ -24,32 +24,47 @@ impl Store {
         let now_ms = millis(now);
         let mut stmt = conn.prepare_cached(
             "SELECT day.n, minute.n, minute.tokens, minute.oldest, \
-                    b.exhausted_until, b.backoff_until, COALESCE(b.backoff_level, 0) \
-             FROM (SELECT COUNT(*) AS n FROM calls \
+                    b.exhausted_until, b.backoff_until, COALESCE(b.backoff_level, 0), \
+                    day.answered, day.uncertain, flight.n \
+             FROM (SELECT COUNT(*) AS n, \
+                     COALESCE(SUM(outcome IS NOT NULL AND outcome != 'transient'), 0) AS answered, \
+                     COALESCE(SUM(outcome IS NULL OR outcome = 'transient'), 0) AS uncertain \
+                   FROM calls \
                    WHERE bucket = ?1 AND quota_date = ?3 AND refunded = 0) AS day \
+             CROSS JOIN (SELECT COUNT(*) AS n FROM calls WHERE bucket = ?1 AND refunded = 0 \
+                   AND outcome IS NULL AND sent_at > ?2 - ?4) AS flight \
              CROSS JOIN (SELECT COUNT(*) AS n, COALESCE(SUM(input_tokens), 0) AS tokens, \
                            MIN(sent_at) AS oldest FROM calls \
                          WHERE bucket = ?1 AND sent_at > ?2 - 60000 AND refunded = 0) AS minute \
              LEFT JOIN buckets b ON b.name = ?1",
         )?;
-        let usage = stmt.query_row(params![bucket, now_ms, quota_date], |r| {
-            let used_today: i64 = r.get(0)?;
-            let sent: i64 = r.get(1)?;
-            let tokens: i64 = r.get(2)?;
-            let oldest: Option<i64> = r.get(3)?;
-            let exhausted: Option<i64> = r.get(4)?;
-            let backoff: Option<i64> = r.get(5)?;
-            let level: i64 = r.get(6)?;
-            Ok(BucketUsage {
-                used_today: used_today as u32,
-                sent_last_minute: sent as u32,
-                tokens_last_minute: tokens as u64,
-                window_frees_at: oldest.map(|ms| from_millis(ms + 60_000)),
-                exhausted_until: exhausted.filter(|&t| t > now_ms).map(from_millis),
-                backoff_until: backoff.filter(|&t| t > now_ms).map(from_millis),
-                backoff_level: level as u32,
-            })
-        })?;
+        let usage = stmt.query_row(
+            params![bucket, now_ms, quota_date, IN_FLIGHT_WINDOW_MS],
+            |r| {
+                let used_today: i64 = r.get(0)?;
+                let sent: i64 = r.get(1)?;
+                let tokens: i64 = r.get(2)?;
+                let oldest: Option<i64> = r.get(3)?;
+                let exhausted: Option<i64> = r.get(4)?;
+                let backoff: Option<i64> = r.get(5)?;
+                let level: i64 = r.get(6)?;
+                let answered: i64 = r.get(7)?;
+                let uncertain: i64 = r.get(8)?;
+                let in_flight: i64 = r.get(9)?;
+                Ok(BucketUsage {
+                    used_today: used_today as u32,
+                    answered_today: answered as u32,
+                    uncertain_today: uncertain as u32,
+                    in_flight: in_flight as u32,
+                    sent_last_minute: sent as u32,
+                    tokens_last_minute: tokens as u64,
+                    window_frees_at: oldest.map(|ms| from_millis(ms + 60_000)),
+                    exhausted_until: exhausted.filter(|&t| t > now_ms).map(from_millis),
+                    backoff_until: backoff.filter(|&t| t > now_ms).map(from_millis),
+                    backoff_level: level as u32,
+                })
+            },
+        )?;
         Ok(usage)
     }
 
@@ -92,6 +107,9 @@ mod tests {
             a.exhausted_until,
             a.backoff_until,
             a.backoff_level,
+            a.answered_today,
+            a.uncertain_today,
+            a.in_flight,
         ) == (
             b.used_today,
             b.sent_last_minute,
@@ -100,6 +118,9 @@ mod tests {
             b.exhausted_until,
             b.backoff_until,
             b.backoff_level,
+            b.answered_today,
+            b.uncertain_today,
+            b.in_flight,
         )
     }
 

@@ -17,6 +17,8 @@ use crate::exit::{config_problem, usage};
 pub struct App {
     pub config: Config,
     pub clock: SharedClock,
+    /// The model's `outputTokenLimit`, once the pre-flight lookup has answered.
+    pub model_output_limit: std::sync::OnceLock<u64>,
 }
 
 impl App {
@@ -105,14 +107,20 @@ impl App {
 
     pub fn engine_settings(&self) -> EngineSettings {
         let c = &self.config;
+        let (max_output_tokens, thinking) = fintel_engine::settings::output_budget(
+            c.max_output_tokens,
+            &c.thinking,
+            &c.model,
+            self.model_output_limit.get().copied(),
+        );
         EngineSettings {
             concurrency: c.concurrency,
             grace: c.grace,
             model: c.model.clone(),
             context_tokens: c.context_tokens,
             temperature: c.temperature,
-            max_output_tokens: c.max_output_tokens,
-            thinking: c.thinking.clone(),
+            max_output_tokens,
+            thinking,
             ..EngineSettings::default()
         }
     }

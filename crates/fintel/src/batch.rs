@@ -176,7 +176,12 @@ pub async fn preflight_model(
     for check in &checks {
         let label = &check.label;
         match &check.outcome {
-            Ok(_) => usable += 1,
+            Ok(info) => {
+                usable += 1;
+                if let Some(limit) = info.output_token_limit {
+                    let _ = app.model_output_limit.set(limit);
+                }
+            }
             Err(CallError::Configuration { message }) if model != app.config.model => {
                 // A resumed batch's own model: the configuration cannot change it.
                 return Err(config_problem(format!(

@@ -79,10 +79,24 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             .collect();
         let state = if !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null()) {
             "disabled".to_string()
-        } else if usage_now.exhausted_until.is_some()
-            || usage_now.used_today >= b.limits.requests_per_day
-        {
+        } else if usage_now.exhausted_until.is_some() {
             "exhausted until reset".to_string()
+        } else if usage_now.used_today >= b.limits.requests_per_day {
+            if usage_now.uncertain_today > 0
+                && usage_now.used_today - usage_now.uncertain_today < b.limits.requests_per_day
+            {
+                format!(
+                    "verifying: {} uncertain request(s) today; asking the provider one at a time",
+                    usage_now.uncertain_today
+                )
+            } else {
+                "exhausted until reset".to_string()
+            }
+        } else if let (Some(t), true) = (usage_now.backoff_until, usage_now.backoff_level > 0) {
+            format!(
+                "waiting_reset: provider has not reset yet; next try at {}",
+                local_and_pacific(t)
+            )
         } else if let Some(t) = usage_now.backoff_until {
             format!("backing off until {}", local_and_pacific(t))
         } else {
@@ -92,6 +106,8 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             "bucket": b.name,
             "keys": keys,
             "used_today": usage_now.used_today,
+            "answered_today": usage_now.answered_today,
+            "uncertain_today": usage_now.uncertain_today,
             "requests_per_day": b.limits.requests_per_day,
             "requests_per_minute": b.limits.requests_per_minute,
             "input_tokens_per_minute": b.limits.input_tokens_per_minute,
@@ -463,7 +479,11 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         webhook_url: None,
         notifier: fintel_notify::Notifier::disabled(),
     };
-    let app = App { config, clock };
+    let app = App {
+        config,
+        clock,
+        model_output_limit: Default::default(),
+    };
     eprintln!(
         "fintel demo: {} simulated companies x {} years, {} keys of {per_day} requests/day, on a \
          clock running {}x (starting {}): watch it use the day's quota, wait for the Pacific-midnight \

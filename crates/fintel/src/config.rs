@@ -255,7 +255,8 @@ impl Config {
             model,
             thinking,
             temperature: file.model.temperature.or(Some(0.2)),
-            max_output_tokens: file.model.max_output_tokens.or(Some(16_384)),
+            // Unset: the model's own output limit, learned by the pre-flight lookup.
+            max_output_tokens: file.model.max_output_tokens,
             context_tokens: file.model.context_tokens.unwrap_or(1_048_576),
             buckets,
             concurrency: env_num("FINTEL_CONCURRENCY")?

@@ -93,7 +93,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let clock = fintel_time::clock_from_env().map_err(|e| exit::usage(e.to_string()))?;
     let config = Config::load(&overrides)?;
     init_logging(&cli, &config);
-    let app = App { config, clock };
+    let app = App {
+        config,
+        clock,
+        model_output_limit: Default::default(),
+    };
     let Some(command) = cli.command else {
         eprintln!(
             "no command given: running the offline demo (`fintel --help` lists the commands)"

@@ -12,7 +12,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +23,9 @@ use fintel_llm::{
     ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, TokenCount, Usage,
 };
 use fintel_store::{BucketLimits, FilingRef, Store, TaskCounts, YearPlan};
-use fintel_time::{next_reset, pacific_date, Clock, ManualClock};
+use fintel_time::{
+    duration_to_span, next_reset, pacific_date, pacific_day_start, Clock, ManualClock,
+};
 use jiff::civil::Date;
 use jiff::Timestamp;
 use rand::rngs::StdRng;
@@ -66,6 +68,15 @@ pub struct ProviderStats {
     pub max_per_project_minute: u32,
     /// When the last request arrived.
     pub last_arrival: Option<Timestamp>,
+    /// Requests answered 503 during an outage (not counted against any quota).
+    pub outage_refusals: u64,
+    /// Requests refused for the day because the provider had not reset yet (a late reset).
+    pub late_reset_refusals: u64,
+    /// Accepted requests per provider quota day (the day as the provider counts it).
+    pub accepted_per_day: BTreeMap<Date, u64>,
+    /// Prompts answered successfully more than once (a task's request repeated after its
+    /// answer, e.g. in flight at a kill).
+    pub repeated_answers: u64,
 }
 
 impl ProviderStats {
@@ -78,6 +89,21 @@ struct ProviderState {
     projects: Vec<ProjectCounters>,
     rng: StdRng,
     stats: ProviderStats,
+    answered: HashSet<String>,
+}
+
+/// The provider's bad weather: outages, late resets, and kills of the engines.
+#[derive(Debug, Clone, Default)]
+pub struct Weather {
+    /// Outages as (start after the simulation's start, length): every request is answered 503
+    /// and counted against nothing.
+    pub outages: Vec<(Duration, Duration)>,
+    /// How late the provider resets on each quota day after the start (cycling); empty: on
+    /// time. Until then it refuses per-day a project that spent the previous day.
+    pub late_resets: Vec<Duration>,
+    /// Every engine is killed (as by kill -9: in-flight calls lost, leases left to a dead
+    /// owner) each time the provider has accepted this many more requests, and restarted.
+    pub kill_every: Option<u64>,
 }
 
 /// A provider that enforces per-project limits by its own counters.
@@ -88,6 +114,10 @@ pub struct QuotaProvider {
     limits: Vec<BucketLimits>,
     fault_rate: f64,
     state: Mutex<ProviderState>,
+    weather: Weather,
+    start: Timestamp,
+    /// Told when the engines should be killed.
+    pub kill: Arc<tokio::sync::Notify>,
 }
 
 impl QuotaProvider {
@@ -109,7 +139,49 @@ impl QuotaProvider {
                 projects: buckets.iter().map(|_| ProjectCounters::default()).collect(),
                 rng: StdRng::seed_from_u64(seed),
                 stats: ProviderStats::default(),
+                answered: HashSet::new(),
             }),
+            weather: Weather::default(),
+            start: Timestamp::UNIX_EPOCH,
+            kill: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The same provider in `weather`, its schedule counted from `start`.
+    pub fn with_weather(mut self, weather: Weather, start: Timestamp) -> Self {
+        self.weather = weather;
+        self.start = start;
+        self
+    }
+
+    fn in_outage(&self, now: Timestamp) -> bool {
+        self.weather.outages.iter().any(|(from, length)| {
+            let begin = self.start + duration_to_span(*from);
+            now >= begin && now < begin + duration_to_span(*length)
+        })
+    }
+
+    /// The quota day as the provider counts it: the Pacific date, except that before a late
+    /// reset the previous date still runs.
+    fn provider_day(&self, now: Timestamp) -> (Date, bool) {
+        let today = pacific_date(now);
+        if self.weather.late_resets.is_empty() {
+            return (today, false);
+        }
+        let index = (today - pacific_date(self.start)).get_days().max(0) as usize;
+        let late = self.weather.late_resets[index % self.weather.late_resets.len()];
+        if now < pacific_day_start(today) + duration_to_span(late) {
+            (today.yesterday().unwrap_or(today), true)
+        } else {
+            (today, false)
+        }
+    }
+
+    /// Notes a successful answer to `prompt`.
+    fn answered(&self, prompt: &str) {
+        let mut state = self.lock();
+        if !state.answered.insert(prompt.to_string()) {
+            state.stats.repeated_answers += 1;
         }
     }
 
@@ -125,12 +197,19 @@ impl QuotaProvider {
     fn admit(&self, project: usize, tokens: u64) -> Result<(), CallError> {
         let now = self.clock.now();
         let now_ms = now.as_millisecond();
-        let today = pacific_date(now);
+        let (today, before_late_reset) = self.provider_day(now);
         let limits = self.limits[project];
         let mut guard = self.lock();
         let state = &mut *guard;
         state.stats.arrived += 1;
         state.stats.last_arrival = Some(now);
+        if self.in_outage(now) {
+            state.stats.outage_refusals += 1;
+            return Err(CallError::Transient {
+                message: "simulated outage: 503 UNAVAILABLE, the model is overloaded".into(),
+                reached_server: true,
+            });
+        }
         let counters = &mut state.projects[project];
         if counters.day != Some(today) {
             counters.day = Some(today);
@@ -144,7 +223,11 @@ impl QuotaProvider {
             counters.recent.pop_front();
         }
         if counters.used_today >= limits.requests_per_day {
-            state.stats.over_daily += 1;
+            if before_late_reset {
+                state.stats.late_reset_refusals += 1;
+            } else {
+                state.stats.over_daily += 1;
+            }
             return Err(CallError::DailyQuotaExhausted {
                 message: format!(
                     "simulated 429: quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier, \
@@ -176,6 +259,12 @@ impl QuotaProvider {
         counters.recent.push_back((now_ms, tokens));
         let (day, minute) = (counters.used_today, counters.recent.len() as u32);
         state.stats.accepted += 1;
+        *state.stats.accepted_per_day.entry(today).or_insert(0) += 1;
+        if let Some(every) = self.weather.kill_every {
+            if state.stats.accepted.is_multiple_of(every) {
+                self.kill.notify_one();
+            }
+        }
         state.stats.max_per_project_day = state.stats.max_per_project_day.max(day);
         state.stats.max_per_project_minute = state.stats.max_per_project_minute.max(minute);
         if self.fault_rate > 0.0 && state.rng.random_bool(self.fault_rate) {
@@ -208,6 +297,11 @@ impl Provider for QuotaProvider {
         let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
         let tokens = (prompt.len() as u64).div_ceil(4);
         self.admit(project, tokens)?;
+        if self.weather.kill_every.is_some() {
+            // The answer takes a moment, so a kill can catch the call in flight.
+            tokio::task::yield_now().await;
+        }
+        self.answered(prompt);
         Ok(Generation {
             text: json!({"summary": "simulated analysis", "score": 7}).to_string(),
             usage: Usage {
@@ -450,6 +544,7 @@ pub struct SimConfig {
     pub concurrency: usize,
     pub max_retries: u32,
     pub start: Timestamp,
+    pub weather: Weather,
 }
 
 impl SimConfig {
@@ -468,6 +563,42 @@ impl SimConfig {
             concurrency: 25,
             max_retries: 5,
             start: sim_start(),
+            weather: Weather::default(),
+        }
+    }
+
+    /// The weather soak of the issue: 200 companies x 7 years on 10 buckets of 20/day, with
+    /// a 2% baseline of 503s, outages, late resets and kill -9 with restarts, over 14 days.
+    pub fn weather_soak() -> Self {
+        SimConfig {
+            companies: 200,
+            buckets: 10,
+            requests_per_day: 20,
+            fault_rate: 0.02,
+            seed: 16,
+            concurrency: 10,
+            max_retries: 2,
+            weather: Weather {
+                // Outages where they hurt most, when a quota day begins: ten minutes at the
+                // start, two hours from the second reset, six hours from the fifth.
+                outages: vec![
+                    (Duration::ZERO, Duration::from_secs(600)),
+                    (
+                        Duration::from_secs(86_400 - 300),
+                        Duration::from_secs(2 * 3600),
+                    ),
+                    (
+                        Duration::from_secs(4 * 86_400 - 300),
+                        Duration::from_secs(6 * 3600),
+                    ),
+                ],
+                late_resets: [0, 20, 45, 0, 90, 5, 0, 130, 0, 10, 60, 0, 0, 30]
+                    .iter()
+                    .map(|m| Duration::from_secs(m * 60))
+                    .collect(),
+                kill_every: Some(97),
+            },
+            ..SimConfig::full()
         }
     }
 
@@ -493,6 +624,8 @@ pub struct SimReport {
     pub provider: ProviderStats,
     /// When the last engine returned (virtual time).
     pub finished_at: Timestamp,
+    /// Times every engine was killed and restarted.
+    pub kills: u64,
     /// The first `resets.len()` quota resets after the start (Pacific midnight + buffer).
     pub resets: Vec<Timestamp>,
     pub wall: Duration,
@@ -538,6 +671,39 @@ impl SimReport {
             / 86_400.0
     }
 
+    /// The quota day (1 = the first after the start) in which the run ended.
+    pub fn finish_quota_day(&self) -> u64 {
+        self.resets
+            .iter()
+            .filter(|r| **r <= self.finished_at)
+            .count() as u64
+            + 1
+    }
+
+    /// The arithmetic minimum: ceil(requests / daily capacity) for one request per task.
+    pub fn minimum_quota_days(&self) -> u64 {
+        self.config
+            .model_tasks()
+            .div_ceil(self.config.daily_capacity())
+            .max(1)
+    }
+
+    /// One line per provider quota day: accepted requests against capacity.
+    pub fn days_table(&self) -> String {
+        let capacity = self.config.daily_capacity();
+        self.provider
+            .accepted_per_day
+            .iter()
+            .map(|(day, n)| {
+                format!(
+                    "{day}: {n} of {capacity} ({:.1}%)",
+                    *n as f64 * 100.0 / capacity as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Finish time over the arithmetic limit, both from the start (1.0 = at the limit).
     pub fn ratio_to_limit(&self) -> f64 {
         let start = self.config.start;
@@ -556,12 +722,10 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
         config.requests_per_day,
         config.requests_per_minute,
     );
-    let provider = Arc::new(QuotaProvider::new(
-        clock.clone(),
-        &buckets,
-        config.fault_rate,
-        config.seed,
-    ));
+    let provider = Arc::new(
+        QuotaProvider::new(clock.clone(), &buckets, config.fault_rate, config.seed)
+            .with_weather(config.weather.clone(), config.start),
+    );
     let source = Arc::new(GapFreeSec {
         companies: config.companies,
     });
@@ -602,51 +766,74 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     let (_stop, shutdown) = watch::channel(false);
     let wall = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
-    let mut taps = Vec::new();
-    for i in 0..config.engines.max(1) {
-        // Every engine after the first opens its own connection, as another process would.
-        let store = if i == 0 {
-            first_store.clone()
-        } else {
-            Arc::new(Store::open(&db).expect("open the database again"))
-        };
-        let pool = Arc::new(KeyPool::new(buckets.clone(), RESET_BUFFER));
-        pool.register(&store).expect("register keys");
-        let owner = store
-            .register_owner(
-                &format!("engine-{i}"),
-                &dir.path().join("locks"),
-                config.start,
-            )
-            .expect("register the owner");
-        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        taps.push(sent.clone());
-        let engine = Arc::new(Engine {
-            store,
-            clock: Arc::new(clock.clone()),
-            source: source.clone(),
-            provider: Arc::new(EngineTap {
-                inner: provider.clone(),
-                sent: sent.clone(),
-            }),
-            analysis: analysis.clone(),
-            pool,
-            settings: settings.clone(),
-            observer: Arc::new(Silent),
-            owner: owner.id.clone(),
-            upkeep: Upkeep::off(),
-        });
-        let batch = batch_id.clone();
-        let shutdown = shutdown.clone();
-        runs.spawn(async move {
-            // The ownership (its lock file) must live as long as the run.
-            let _owner = owner;
-            engine.run(&batch, shutdown).await.expect("engine run")
-        });
-    }
+    let taps: Vec<Arc<std::sync::atomic::AtomicU64>> = (0..config.engines.max(1))
+        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let spawn_engines = |runs: &mut tokio::task::JoinSet<RunOutcome>, generation: u64| {
+        for (i, sent) in taps.iter().enumerate() {
+            // Every engine but the very first opens its own connection, as another process
+            // (or a restarted one) would.
+            let store = if i == 0 && generation == 0 {
+                first_store.clone()
+            } else {
+                Arc::new(Store::open(&db).expect("open the database again"))
+            };
+            let pool = Arc::new(KeyPool::new(buckets.clone(), RESET_BUFFER));
+            pool.register(&store).expect("register keys");
+            let now = clock.now();
+            let owner = store
+                .register_owner(
+                    &format!("engine-{generation}-{i}"),
+                    &dir.path().join("locks"),
+                    now,
+                )
+                .expect("register the owner");
+            let engine = Arc::new(Engine {
+                store,
+                clock: Arc::new(clock.clone()),
+                source: source.clone(),
+                provider: Arc::new(EngineTap {
+                    inner: provider.clone(),
+                    sent: sent.clone(),
+                }),
+                analysis: analysis.clone(),
+                pool,
+                settings: settings.clone(),
+                observer: Arc::new(Silent),
+                owner: owner.id.clone(),
+                upkeep: Upkeep::off(),
+            });
+            let batch = batch_id.clone();
+            let shutdown = shutdown.clone();
+            runs.spawn(async move {
+                // The ownership (its lock file) must live as long as the run; a kill drops it
+                // with the task, as the OS releases a killed process's lock.
+                let _owner = owner;
+                engine.run(&batch, shutdown).await.expect("engine run")
+            });
+        }
+    };
+    spawn_engines(&mut runs, 0);
     let mut outcomes = Vec::new();
-    while let Some(joined) = runs.join_next().await {
-        outcomes.push(joined.expect("engine task"));
+    let mut kills = 0;
+    loop {
+        tokio::select! {
+            joined = runs.join_next() => match joined {
+                Some(joined) => outcomes.push(joined.expect("engine task")),
+                None => break,
+            },
+            _ = provider.kill.notified(), if config.weather.kill_every.is_some() => {
+                if runs.is_empty() {
+                    break;
+                }
+                // kill -9: every engine stops at its next await, whatever it was doing.
+                runs.abort_all();
+                while runs.join_next().await.is_some() {}
+                outcomes.clear();
+                kills += 1;
+                spawn_engines(&mut runs, kills);
+            }
+        }
     }
     let sent_by_engine = taps
         .iter()
@@ -668,6 +855,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
         counts,
         provider: provider.stats(),
         finished_at,
+        kills,
         resets,
         wall,
     }

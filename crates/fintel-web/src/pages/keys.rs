@@ -42,22 +42,37 @@ impl BucketView {
                 ),
             );
         }
-        if self
-            .limits
-            .is_some_and(|l| u.used_today >= l.requests_per_day)
-        {
+        if let Some(l) = self.limits.filter(|l| u.used_today >= l.requests_per_day) {
+            if u.uncertain_today > 0 && u.used_today - u.uncertain_today < l.requests_per_day {
+                return (
+                    "verifying",
+                    format!(
+                        "{} of today's requests ended in a server error or timeout and may not \
+                         have counted; asking the provider one request at a time until it says \
+                         the day is spent",
+                        u.uncertain_today
+                    ),
+                );
+            }
             return (
                 "exhausted",
                 "today's requests are used; waiting for the reset".into(),
             );
         }
         if let Some(t) = u.backoff_until {
+            if u.backoff_level > 0 {
+                return (
+                    "waiting-reset",
+                    format!(
+                        "provider has not reset yet (refused for the day early in the quota \
+                         day); next try at {}",
+                        format::local(t)
+                    ),
+                );
+            }
             return (
                 "backing-off",
-                format!(
-                    "still refused after a reset; next try at {}",
-                    format::local(t)
-                ),
+                format!("per-minute limit; next try at {}", format::local(t)),
             );
         }
         if self.limits.is_none() {

@@ -1,0 +1,589 @@
+//! What to do with each provider call's outcome: pure decisions with table tests, carried out
+//! by the runner (SPEC.md sections 2 and 3).
+//!
+//! Four questions are answered here and nowhere else:
+//! - what the ledger records for a call, and so whether it counts against the day
+//!   ([`ledger_outcome`]);
+//! - what a failed call means for its task and its bucket ([`decide_call`]);
+//! - what a per-day refusal means for its bucket: the day is spent, or the provider has not
+//!   reset yet ([`daily_refusal`]);
+//! - whether a transient failure fails its task or waits and retries ([`transient_step`]).
+
+use std::time::Duration;
+
+use fintel_llm::{CallError, Thinking};
+use fintel_time::{duration_to_span, span_between};
+use jiff::Timestamp;
+
+/// What a call's ledger row says about the daily limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerOutcome {
+    /// The provider served it (an answer, a bad answer, a refusal for safety): it counts.
+    Answered,
+    /// Refused with a 429: the provider did not serve it, so it does not count.
+    Refused,
+    /// A server error or a timeout after sending: it may or may not have counted. It counts
+    /// locally, but the provider's per-day refusal is the authority (see [`daily_refusal`]).
+    Uncertain,
+    /// Provably never reached the server (connection refused, DNS): refunded.
+    NeverSent,
+}
+
+impl LedgerOutcome {
+    /// Whether the row counts against the bucket's daily and per-minute limits.
+    pub fn counts(self) -> bool {
+        matches!(self, LedgerOutcome::Answered | LedgerOutcome::Uncertain)
+    }
+}
+
+/// The ledger outcome of a call that ended with `err`.
+pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
+    match err {
+        CallError::DailyQuotaExhausted { .. }
+        | CallError::RateLimited { .. }
+        | CallError::InputTokensPerMinute { .. }
+        | CallError::KeyExhausted { .. } => LedgerOutcome::Refused,
+        CallError::Transient {
+            reached_server: false,
+            ..
+        } => LedgerOutcome::NeverSent,
+        CallError::Transient { .. } => LedgerOutcome::Uncertain,
+        CallError::ContextTooLong { .. }
+        | CallError::KeyUnusable { .. }
+        | CallError::BadOutput { .. }
+        | CallError::Truncated { .. }
+        | CallError::Refused { .. }
+        | CallError::Configuration { .. } => LedgerOutcome::Answered,
+    }
+}
+
+/// What the runner knew when the call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallContext {
+    /// The request's size: the provider's count where it was measured, else the estimate.
+    pub input_tokens: u64,
+    /// Whether `input_tokens` is the provider's own count.
+    pub measured: bool,
+    /// Input tokens of the bucket's other requests in the minute before this one.
+    pub others_tokens_last_minute: u64,
+    /// Whether this call was already the attempt's repair.
+    pub repaired: bool,
+    /// Whether this call was already the attempt's retry with less thinking.
+    pub thinking_lowered: bool,
+}
+
+/// What to do after a failed call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallAction {
+    /// The provider refused for the day: apply [`daily_refusal`] to the bucket, then ask the
+    /// pool again (another bucket, or a wait). No attempt is counted.
+    DailyRefusal,
+    /// A per-minute refusal: this bucket waits `wait`, then the same task asks again.
+    PaceBucket { wait: Duration },
+    /// The request alone is over a size limit: fit it to at most `max_tokens` (when known)
+    /// before anything is sent again. Never resend it unchanged.
+    Refit { max_tokens: Option<u64> },
+    /// The key is unusable: disable it and go on with the others.
+    DisableKey { reason: String },
+    /// Transient (5xx, timeout, reset): retry with backoff; see [`transient_step`].
+    Transient,
+    /// The answer could not be used: send the repair request (schema, answer, errors).
+    Repair,
+    /// The answer was cut off at the output limit: send the same request once more with less
+    /// thinking ([`lower_thinking`]), in the same attempt.
+    LessThinking,
+    /// The answer could not be used and the attempt's repair was spent: count the attempt.
+    CountAttempt,
+    /// The model will never answer this request: skip the task with this reason.
+    Skip { reason: String },
+    /// Every task would fail the same way: stop the batch (exit 4), failing no task.
+    Stop { message: String },
+}
+
+/// Decides what a failed call means. Quota refusals never count as attempts.
+pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
+    match err {
+        CallError::DailyQuotaExhausted { .. } => CallAction::DailyRefusal,
+        CallError::RateLimited { retry_after, .. } => CallAction::PaceBucket {
+            wait: pacing_wait(*retry_after),
+        },
+        CallError::InputTokensPerMinute {
+            limit_tokens,
+            retry_after,
+            ..
+        } => {
+            // Too big for the tier when the request alone is over the cap: by the provider's
+            // count, or because nothing else was in the bucket's minute, so this request was
+            // the whole of it whatever the estimate said.
+            let alone_over = match limit_tokens {
+                Some(limit) => {
+                    ctx.input_tokens > *limit
+                        || (ctx.others_tokens_last_minute == 0 && !ctx.measured)
+                }
+                None => ctx.others_tokens_last_minute == 0,
+            };
+            if alone_over {
+                CallAction::Refit {
+                    max_tokens: *limit_tokens,
+                }
+            } else {
+                CallAction::PaceBucket {
+                    wait: pacing_wait(*retry_after),
+                }
+            }
+        }
+        CallError::ContextTooLong { max_tokens, .. } => CallAction::Refit {
+            max_tokens: *max_tokens,
+        },
+        CallError::KeyUnusable { reason } => CallAction::DisableKey {
+            reason: reason.clone(),
+        },
+        CallError::KeyExhausted { message } => CallAction::DisableKey {
+            reason: message.clone(),
+        },
+        CallError::Transient { .. } => CallAction::Transient,
+        CallError::BadOutput { raw_text, .. } => {
+            if !ctx.repaired && raw_text.is_some() {
+                CallAction::Repair
+            } else {
+                CallAction::CountAttempt
+            }
+        }
+        CallError::Truncated { .. } => {
+            if ctx.thinking_lowered {
+                CallAction::CountAttempt
+            } else {
+                CallAction::LessThinking
+            }
+        }
+        CallError::Refused { reason } => CallAction::Skip {
+            reason: format!("refused by the model: {reason}"),
+        },
+        CallError::Configuration { message } => CallAction::Stop {
+            message: message.clone(),
+        },
+    }
+}
+
+/// The thinking budget of a retry after an answer was cut off: a quarter of an explicit
+/// budget (at least 128, which every thinking model accepts), 1,024 tokens instead of the
+/// provider's dynamic default, `low` instead of a higher level. Thinking counts against the
+/// output limit, so less of it leaves room for the answer.
+pub fn lower_thinking(thinking: &Thinking) -> Thinking {
+    match thinking {
+        Thinking::ProviderDefault | Thinking::Budget(-1) => Thinking::Budget(1024),
+        Thinking::Budget(b) if *b > 128 => Thinking::Budget((b / 4).max(128)),
+        Thinking::Budget(b) => Thinking::Budget(*b),
+        Thinking::Level(level) if level == "low" || level == "minimal" => {
+            Thinking::Level("minimal".to_string())
+        }
+        Thinking::Level(_) => Thinking::Level("low".to_string()),
+    }
+}
+
+/// The wait of a per-minute refusal: the provider's hint, or a minute.
+fn pacing_wait(retry_after: Option<Duration>) -> Duration {
+    retry_after
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_secs(1))
+}
+
+/// For how long after the Pacific midnight a per-day refusal may mean "not reset yet".
+pub const LATE_RESET_WINDOW: Duration = Duration::from_secs(3 * 3600);
+/// The first wait of a bucket the provider has not reset yet; it doubles.
+pub const NOT_RESET_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// The longest of those waits.
+pub const NOT_RESET_BACKOFF_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// A bucket's day when the provider refused it for the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayContext {
+    pub now: Timestamp,
+    /// The Pacific midnight that began the quota day.
+    pub day_start: Timestamp,
+    /// Requests of the bucket the provider answered this quota day.
+    pub answered_today: u32,
+    /// Requests of the quota day that count locally (answered and uncertain).
+    pub counted_today: u32,
+    /// The bucket's requests per day.
+    pub requests_per_day: u32,
+    /// How many "not reset yet" waits the bucket has had in a row.
+    pub backoff_level: u32,
+    /// The next reset (Pacific midnight plus the buffer).
+    pub next_reset: Timestamp,
+}
+
+/// What a per-day refusal means for the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DailyVerdict {
+    /// Early in the quota day with nothing answered yet: the provider has not reset. Try one
+    /// request again at `until`; `level` is the new backoff level.
+    NotResetYet { until: Timestamp, level: u32 },
+    /// The provider's count says the day is spent: nothing until `until`.
+    Spent { until: Timestamp },
+}
+
+/// Only a per-day refusal after a successful request that day, after the late-reset window,
+/// or once the day's uncertain requests alone could have used the limit, marks the bucket
+/// spent.
+pub fn daily_refusal(ctx: &DayContext) -> DailyVerdict {
+    let into_day = span_between(ctx.day_start, ctx.now);
+    if ctx.answered_today == 0
+        && ctx.counted_today < ctx.requests_per_day
+        && into_day < LATE_RESET_WINDOW
+    {
+        let wait = NOT_RESET_BACKOFF
+            .saturating_mul(1 << ctx.backoff_level.min(10))
+            .min(NOT_RESET_BACKOFF_MAX);
+        let until = (ctx.now + duration_to_span(wait)).min(ctx.next_reset);
+        DailyVerdict::NotResetYet {
+            until,
+            level: ctx.backoff_level + 1,
+        }
+    } else {
+        DailyVerdict::Spent {
+            until: ctx.next_reset,
+        }
+    }
+}
+
+/// A transient failure of a task, as its streak stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransientContext {
+    /// Attempts the task has used before this failure.
+    pub attempts: u32,
+    pub max_retries: u32,
+    /// Whether other tasks fail alongside (an outage forming, the breaker not yet open).
+    pub others_failing: bool,
+    /// How long the task's streak of transient failures has lasted, this one included.
+    pub streak: Duration,
+    /// The least a streak must last before it may fail the task.
+    pub min_streak: Duration,
+}
+
+/// What a transient failure does to its task (the breaker being closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientStep {
+    /// Back off and retry without counting an attempt.
+    Hold,
+    /// Count the attempt and retry with backoff.
+    Retry,
+    /// Count the attempt and fail the task: retries used up over a long enough streak.
+    Fail,
+}
+
+/// A task fails for transient failures only when its retries are used up and its streak of
+/// them spans the minimum time, so an outage never fails even a lone task. Its last attempt is
+/// not used up while other tasks fail alongside.
+pub fn transient_step(ctx: &TransientContext) -> TransientStep {
+    let last_attempt = ctx.attempts >= ctx.max_retries;
+    if last_attempt && ctx.others_failing {
+        TransientStep::Hold
+    } else if last_attempt && ctx.streak >= ctx.min_streak {
+        TransientStep::Fail
+    } else {
+        TransientStep::Retry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn quota_day() -> CallError {
+        CallError::DailyQuotaExhausted {
+            message: "PerDay".into(),
+        }
+    }
+
+    fn tokens_429(limit: Option<u64>) -> CallError {
+        CallError::InputTokensPerMinute {
+            limit_tokens: limit,
+            retry_after: Some(Duration::from_secs(26)),
+            message: "InputTokensPerModelPerMinute".into(),
+        }
+    }
+
+    #[test]
+    fn ledger_outcomes_say_what_counts() {
+        let table: Vec<(CallError, LedgerOutcome)> = vec![
+            (quota_day(), LedgerOutcome::Refused),
+            (
+                CallError::RateLimited {
+                    retry_after: None,
+                    message: String::new(),
+                },
+                LedgerOutcome::Refused,
+            ),
+            (tokens_429(Some(250_000)), LedgerOutcome::Refused),
+            (
+                CallError::KeyExhausted {
+                    message: String::new(),
+                },
+                LedgerOutcome::Refused,
+            ),
+            (
+                CallError::Transient {
+                    message: "503".into(),
+                    reached_server: true,
+                },
+                LedgerOutcome::Uncertain,
+            ),
+            (
+                CallError::Transient {
+                    message: "connection refused".into(),
+                    reached_server: false,
+                },
+                LedgerOutcome::NeverSent,
+            ),
+            (
+                CallError::BadOutput {
+                    reason: String::new(),
+                    raw_text: None,
+                    usage: Default::default(),
+                },
+                LedgerOutcome::Answered,
+            ),
+            (
+                CallError::Refused {
+                    reason: "SAFETY".into(),
+                },
+                LedgerOutcome::Answered,
+            ),
+            (truncated(), LedgerOutcome::Answered),
+        ];
+        for (err, expected) in table {
+            assert_eq!(ledger_outcome(&err), expected, "{err:?}");
+        }
+        assert!(LedgerOutcome::Answered.counts() && LedgerOutcome::Uncertain.counts());
+        assert!(!LedgerOutcome::Refused.counts() && !LedgerOutcome::NeverSent.counts());
+    }
+
+    #[test]
+    fn call_decisions_follow_the_spec_table() {
+        let ctx = |tokens: u64, measured: bool, others: u64| CallContext {
+            input_tokens: tokens,
+            measured,
+            others_tokens_last_minute: others,
+            repaired: false,
+            thinking_lowered: false,
+        };
+        let bad = |raw: Option<&str>| CallError::BadOutput {
+            reason: "not JSON".into(),
+            raw_text: raw.map(str::to_string),
+            usage: Default::default(),
+        };
+        let table: Vec<(CallError, CallContext, CallAction)> = vec![
+            (quota_day(), ctx(10, false, 0), CallAction::DailyRefusal),
+            (
+                CallError::RateLimited {
+                    retry_after: None,
+                    message: String::new(),
+                },
+                ctx(10, false, 0),
+                CallAction::PaceBucket {
+                    wait: Duration::from_secs(60),
+                },
+            ),
+            // Over the cap by the provider's count: refit.
+            (
+                tokens_429(Some(1_000)),
+                ctx(1_200, true, 500),
+                CallAction::Refit {
+                    max_tokens: Some(1_000),
+                },
+            ),
+            // Under the cap by the estimate, but alone in the minute: the estimate was wrong.
+            (
+                tokens_429(Some(1_000)),
+                ctx(900, false, 0),
+                CallAction::Refit {
+                    max_tokens: Some(1_000),
+                },
+            ),
+            // Under the cap with others in the minute: a per-minute wait.
+            (
+                tokens_429(Some(1_000)),
+                ctx(400, false, 800),
+                CallAction::PaceBucket {
+                    wait: Duration::from_secs(26),
+                },
+            ),
+            // Measured under the cap and alone: the provider counted someone else's request
+            // (another process): wait, do not shrink.
+            (
+                tokens_429(Some(1_000)),
+                ctx(900, true, 0),
+                CallAction::PaceBucket {
+                    wait: Duration::from_secs(26),
+                },
+            ),
+            (
+                CallError::ContextTooLong {
+                    max_tokens: Some(1_048_576),
+                    message: String::new(),
+                },
+                ctx(10, false, 0),
+                CallAction::Refit {
+                    max_tokens: Some(1_048_576),
+                },
+            ),
+            (
+                CallError::Transient {
+                    message: "503".into(),
+                    reached_server: true,
+                },
+                ctx(10, false, 0),
+                CallAction::Transient,
+            ),
+            (bad(Some("{")), ctx(10, false, 0), CallAction::Repair),
+            (bad(None), ctx(10, false, 0), CallAction::CountAttempt),
+            (
+                bad(Some("{")),
+                CallContext {
+                    repaired: true,
+                    ..ctx(10, false, 0)
+                },
+                CallAction::CountAttempt,
+            ),
+            (
+                CallError::Configuration {
+                    message: "no quota".into(),
+                },
+                ctx(10, false, 0),
+                CallAction::Stop {
+                    message: "no quota".into(),
+                },
+            ),
+            (truncated(), ctx(10, false, 0), CallAction::LessThinking),
+            (
+                truncated(),
+                CallContext {
+                    thinking_lowered: true,
+                    ..ctx(10, false, 0)
+                },
+                CallAction::CountAttempt,
+            ),
+        ];
+        for (err, ctx, expected) in table {
+            assert_eq!(decide_call(&err, &ctx), expected, "{err:?} {ctx:?}");
+        }
+    }
+
+    fn truncated() -> CallError {
+        CallError::Truncated {
+            message: "MAX_TOKENS".into(),
+            usage: Default::default(),
+        }
+    }
+
+    #[test]
+    fn less_thinking_after_a_cut_off_answer() {
+        let level = |l: &str| Thinking::Level(l.to_string());
+        let table = [
+            (Thinking::ProviderDefault, Thinking::Budget(1024)),
+            (Thinking::Budget(-1), Thinking::Budget(1024)),
+            (Thinking::Budget(8192), Thinking::Budget(2048)),
+            (Thinking::Budget(256), Thinking::Budget(128)),
+            (Thinking::Budget(0), Thinking::Budget(0)),
+            (level("high"), level("low")),
+            (level("low"), level("minimal")),
+        ];
+        for (before, after) in table {
+            assert_eq!(lower_thinking(&before), after, "{before:?}");
+        }
+    }
+
+    #[test]
+    fn a_per_day_refusal_early_in_the_day_means_not_reset_yet() {
+        // 2026-06-15 is a PDT day: midnight is 07:00Z, the next reset 07:05Z the day after.
+        let day_start = t("2026-06-15T07:00:00Z");
+        let next_reset = t("2026-06-16T07:05:00Z");
+        let ctx = |now: &str, answered: u32, level: u32| DayContext {
+            now: t(now),
+            day_start,
+            answered_today: answered,
+            counted_today: answered,
+            requests_per_day: 20,
+            backoff_level: level,
+            next_reset,
+        };
+        let table = [
+            // First refusal at 00:05: 5 minutes.
+            (
+                ctx("2026-06-15T07:05:00Z", 0, 0),
+                DailyVerdict::NotResetYet {
+                    until: t("2026-06-15T07:10:00Z"),
+                    level: 1,
+                },
+            ),
+            // Then doubling: 10, 20 minutes ...
+            (
+                ctx("2026-06-15T07:10:00Z", 0, 1),
+                DailyVerdict::NotResetYet {
+                    until: t("2026-06-15T07:20:00Z"),
+                    level: 2,
+                },
+            ),
+            // ... capped at an hour.
+            (
+                ctx("2026-06-15T08:00:00Z", 0, 7),
+                DailyVerdict::NotResetYet {
+                    until: t("2026-06-15T09:00:00Z"),
+                    level: 8,
+                },
+            ),
+            // After a success the same day, the refusal is the provider's count: spent.
+            (
+                ctx("2026-06-15T07:30:00Z", 1, 0),
+                DailyVerdict::Spent { until: next_reset },
+            ),
+            // After the first 3 hours, spent even with nothing answered.
+            (
+                ctx("2026-06-15T10:00:00Z", 0, 0),
+                DailyVerdict::Spent { until: next_reset },
+            ),
+            // Nothing answered, but the uncertain requests alone could have used the day: the
+            // refusal is believable, not a late reset.
+            (
+                DayContext {
+                    counted_today: 20,
+                    ..ctx("2026-06-15T07:30:00Z", 0, 0)
+                },
+                DailyVerdict::Spent { until: next_reset },
+            ),
+        ];
+        for (ctx, expected) in table {
+            assert_eq!(daily_refusal(&ctx), expected, "{ctx:?}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_fail_a_task_only_over_a_long_enough_streak() {
+        let hour = Duration::from_secs(3600);
+        let ctx = |attempts: u32, others: bool, streak_min: u64| TransientContext {
+            attempts,
+            max_retries: 1,
+            others_failing: others,
+            streak: Duration::from_secs(streak_min * 60),
+            min_streak: hour,
+        };
+        let table = [
+            (ctx(0, false, 0), TransientStep::Retry),
+            // A lone task's second 503 a minute after the first: retry, not fail.
+            (ctx(1, false, 1), TransientStep::Retry),
+            (ctx(5, false, 59), TransientStep::Retry),
+            (ctx(5, false, 60), TransientStep::Fail),
+            // Others failing alongside: hold the last attempt.
+            (ctx(1, true, 120), TransientStep::Hold),
+            (ctx(0, true, 0), TransientStep::Retry),
+        ];
+        for (ctx, expected) in table {
+            assert_eq!(transient_step(&ctx), expected, "{ctx:?}");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! One model call of a task, carried out: its ledger row first, then the request, then the
+//! decision of [`crate::outcome::decide_call`] applied (SPEC.md section 3). Also the provider's
+//! token count of a request that may be too large, and the fitting to it.
+
+use fintel_llm::{repair_request, CallError, GenerateRequest, Role, Turn};
+use fintel_store::{CallIntent, CallPurpose, ClaimedTask};
+use fintel_time::local_and_pacific;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::{EngineInner, Level, Side, TaskEnd};
+use crate::keys::{Grant, WaitReason};
+use crate::outcome::{
+    decide_call, ledger_outcome, lower_thinking, CallAction, CallContext, DailyVerdict,
+    LedgerOutcome,
+};
+use crate::ports::StepRequest;
+use crate::EngineError;
+
+impl EngineInner {
+    /// The request of a step, with the run's generation settings.
+    pub(super) fn build_request(&self, step: &StepRequest) -> GenerateRequest {
+        let settings = &self.e.settings;
+        GenerateRequest {
+            model: settings.model.clone(),
+            system_instruction: step.system.clone(),
+            turns: vec![Turn {
+                role: Role::User,
+                text: step.prompt.clone(),
+            }],
+            response_schema: step.schema.clone(),
+            temperature: settings.temperature,
+            max_output_tokens: settings.max_output_tokens,
+            thinking: settings.thinking.clone(),
+        }
+    }
+
+    /// The largest request that could ever be sent: the model's context or the largest
+    /// bucket's tokens-per-minute cap, whichever is smaller.
+    pub(super) fn size_limit(&self) -> u64 {
+        self.e
+            .settings
+            .context_tokens
+            .min(self.e.pool.max_request_tokens().max(1))
+    }
+
+    /// The provider's own count of a request's input tokens (Gemini `countTokens`, free),
+    /// asked when the estimate is within 25% of the size limit or `always`; cached per
+    /// request. `None` when not needed or the provider cannot count: the estimate stands.
+    pub(super) async fn measure(
+        &self,
+        request: &GenerateRequest,
+        estimate: u64,
+        always: bool,
+    ) -> Result<Option<u64>, EngineError> {
+        let limit = self.size_limit();
+        if !always && estimate.saturating_mul(4) < limit.saturating_mul(3) {
+            return Ok(None);
+        }
+        let digest = request_digest(request);
+        if let Some(n) = self.store().token_count(&digest, &request.model)? {
+            return Ok(Some(n));
+        }
+        let key = self.e.pool.any_usable_key(self.store())?;
+        match self.e.provider.count_tokens(key.as_ref(), request).await {
+            Ok(Some(count)) => {
+                self.store().save_token_count(
+                    &digest,
+                    &request.model,
+                    count.total_tokens,
+                    self.now(),
+                )?;
+                Ok(Some(count.total_tokens))
+            }
+            // The count is an aid: without it the estimate is used, and a size refusal refits.
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
+    /// Sends a request to the model through the key pool: the ledger row first, then the
+    /// call, then the decision of [`decide_call`] carried out (SPEC.md section 3).
+    /// `input_tokens` is the provider's count when `measured`, else the estimate.
+    pub(super) async fn call_model(
+        &self,
+        task: &ClaimedTask,
+        step: &StepRequest,
+        input_tokens: u64,
+        measured: bool,
+        started: Timestamp,
+    ) -> Result<ModelOutcome, EngineError> {
+        let mut request = self.build_request(step);
+        let mut usage = CallUsage::default();
+        let mut repaired = false;
+        let mut thinking_lowered = false;
+        let mut input_tokens = input_tokens;
+        loop {
+            let now = self.now();
+            if self.lock_breakers().provider.holds_back(started) {
+                // The provider's breaker opened while this task prepared its request: only the
+                // probe goes out. Back to pending, nothing counted.
+                self.store()
+                    .release_task(task.id, self.owner(), None, now)?;
+                return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
+            }
+            let purpose = if repaired {
+                CallPurpose::Repair
+            } else {
+                CallPurpose::Generate
+            };
+            let intent = CallIntent {
+                bucket: "",
+                key_fingerprint: None,
+                batch_id: Some(&self.batch.id),
+                task_id: Some(task.id),
+                purpose,
+                input_tokens,
+            };
+            let (call_id, bucket, key) =
+                match self.e.pool.acquire(self.store(), now, &intent, true)? {
+                    Grant::Granted {
+                        call_id,
+                        bucket,
+                        key,
+                    } => (call_id, bucket, key),
+                    Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
+                    Grant::Wait { until, why } => {
+                        // Quota is not a failure: back to pending, no attempt counted. A task
+                        // waiting for the daily reset stays claimable, so a resume with more
+                        // keys takes it at once, and the claim check keeps it unclaimed
+                        // meanwhile. Only when that check would let it be claimed again at once
+                        // (pacing, or free buckets too small for it) is it given a time.
+                        let claimable_now = why == WaitReason::Pacing
+                            || matches!(
+                                self.e.pool.acquire(
+                                    self.store(),
+                                    now,
+                                    &CallIntent {
+                                        input_tokens: 0,
+                                        ..intent.clone()
+                                    },
+                                    false
+                                )?,
+                                Grant::Granted { .. }
+                            );
+                        let not_before = claimable_now.then_some(until);
+                        if why != WaitReason::Pacing {
+                            // Hours waiting for quota are not hours of failing: a streak of
+                            // transient failures spans only time spent trying.
+                            self.store().end_transient_streak(task.id)?;
+                        }
+                        self.store()
+                            .release_task(task.id, self.owner(), not_before, now)?;
+                        return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
+                    }
+                };
+            usage.calls += 1;
+            let sent = std::time::Instant::now();
+            let answer = self.e.provider.generate(key.as_ref(), &request).await;
+            let latency = sent.elapsed().as_millis() as u64;
+            let now = self.now();
+            let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
+            let err = match answer {
+                Ok(gen) => {
+                    self.store().finish_call(
+                        call_id,
+                        "ok",
+                        None,
+                        Some(gen.usage.prompt_tokens),
+                        Some(gen.usage.output_tokens),
+                        Some(gen.usage.thinking_tokens),
+                        latency,
+                    )?;
+                    self.e.pool.on_success(self.store(), &bucket, now)?;
+                    self.store().end_transient_streak(task.id)?;
+                    usage.add(&gen.usage);
+                    match fintel_llm::validate_output(&step.schema, &gen.text) {
+                        Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
+                        Err(problem) => CallError::BadOutput {
+                            reason: format!("model output invalid: {problem}"),
+                            raw_text: Some(gen.text),
+                            usage: fintel_llm::Usage::default(),
+                        },
+                    }
+                }
+                Err(err) => {
+                    let detail = fintel_llm::mask_secrets_in(&err.to_string(), &secrets);
+                    match ledger_outcome(&err) {
+                        LedgerOutcome::NeverSent => self.store().refund_call(call_id, &detail)?,
+                        LedgerOutcome::Refused => self.store().refuse_call(
+                            call_id,
+                            outcome_name(&err),
+                            &detail,
+                            latency,
+                        )?,
+                        LedgerOutcome::Answered | LedgerOutcome::Uncertain => {
+                            self.store().finish_call(
+                                call_id,
+                                outcome_name(&err),
+                                Some(&detail),
+                                None,
+                                None,
+                                None,
+                                latency,
+                            )?
+                        }
+                    }
+                    if let CallError::BadOutput { usage: u, .. }
+                    | CallError::Truncated { usage: u, .. } = &err
+                    {
+                        usage.add(u);
+                        self.store().end_transient_streak(task.id)?;
+                    }
+                    err
+                }
+            };
+            let detail = match &err {
+                CallError::BadOutput { reason, .. } => reason.clone(),
+                other => fintel_llm::mask_secrets_in(&other.to_string(), &secrets),
+            };
+            let context = CallContext {
+                input_tokens,
+                measured,
+                others_tokens_last_minute: self.others_tokens_last_minute(&bucket, call_id, now)?,
+                repaired,
+                thinking_lowered,
+            };
+            match decide_call(&err, &context) {
+                CallAction::DailyRefusal => {
+                    let verdict = self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
+                    if let DailyVerdict::NotResetYet { until, .. } = verdict {
+                        self.store().log_event(
+                            Some(&self.batch.id),
+                            now,
+                            "info",
+                            &format!(
+                                "{bucket}: provider has not reset yet; trying again at {}",
+                                local_and_pacific(until)
+                            ),
+                        )?;
+                    }
+                }
+                CallAction::PaceBucket { wait } => {
+                    self.e
+                        .pool
+                        .on_rate_limited(self.store(), &bucket, now, Some(wait))?;
+                }
+                CallAction::Refit { max_tokens } => return Ok(ModelOutcome::TooLong(max_tokens)),
+                CallAction::DisableKey { reason } => {
+                    if let Some(k) = &key {
+                        self.store().disable_key(&k.fingerprint(), &reason, now)?;
+                        self.e.observer.message(
+                            Level::Warn,
+                            &format!(
+                                "key {} disabled: {reason}. Going on with the other keys; \
+                                 `fintel keys enable` re-enables it once fixed",
+                                k.label()
+                            ),
+                        );
+                    }
+                }
+                CallAction::Transient => {
+                    return Ok(ModelOutcome::Ended(self.transient(
+                        task,
+                        Side::Provider,
+                        &detail,
+                    )?));
+                }
+                CallAction::Repair => {
+                    if let CallError::BadOutput {
+                        raw_text: Some(raw),
+                        ..
+                    } = &err
+                    {
+                        repaired = true;
+                        request = repair_request(&request, raw, &detail);
+                        // The repair does not carry the filing: its row has its own size.
+                        input_tokens = fintel_llm::estimate_request_tokens(&request);
+                    }
+                }
+                CallAction::LessThinking => {
+                    thinking_lowered = true;
+                    request.thinking = lower_thinking(&request.thinking);
+                }
+                CallAction::CountAttempt => {
+                    self.count_failed_attempt(task, &detail)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Done));
+                }
+                CallAction::Skip { reason } => {
+                    return Ok(ModelOutcome::Ended(self.skip(task, &reason)?));
+                }
+                CallAction::Stop { message } => {
+                    self.store()
+                        .release_task(task.id, self.owner(), None, now)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
+                }
+            }
+        }
+    }
+
+    /// Input tokens of the bucket's other requests in the minute before `call_id`.
+    fn others_tokens_last_minute(
+        &self,
+        bucket: &str,
+        call_id: i64,
+        now: Timestamp,
+    ) -> Result<u64, EngineError> {
+        let standing = self.store().bucket_standing(
+            bucket,
+            now,
+            &fintel_time::pacific_date(now).to_string(),
+        )?;
+        // A refused call no longer counts, so the window holds only the others' requests.
+        let _ = call_id;
+        Ok(standing.tokens_last_minute)
+    }
+}
+
+/// How many times a document is fitted smaller before it is skipped as too large.
+pub(super) const MAX_FITS: u32 = 3;
+
+/// A document budget that brings a request of `real` tokens (the provider's count) under
+/// `limit`, with a margin, always smaller than `budget`.
+pub(super) fn shrink_to(budget: u64, real: u64, limit: u64) -> u64 {
+    let scaled = (budget as u128 * limit as u128 * 9 / (real.max(1) as u128 * 10)) as u64;
+    scaled.min(budget.saturating_sub(1)).max(1)
+}
+
+/// SHA-256 of everything a request's input token count depends on.
+fn request_digest(request: &GenerateRequest) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(request.model.as_bytes());
+    hasher.update([0]);
+    if let Some(system) = &request.system_instruction {
+        hasher.update(system.as_bytes());
+    }
+    for turn in &request.turns {
+        hasher.update([0]);
+        hasher.update(turn.text.as_bytes());
+    }
+    hasher.update([0]);
+    hasher.update(request.response_schema.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+pub(super) fn outcome_name(e: &CallError) -> &'static str {
+    match e {
+        CallError::DailyQuotaExhausted { .. } => "quota_day",
+        CallError::RateLimited { .. } => "quota_minute",
+        CallError::InputTokensPerMinute { .. } => "quota_tokens",
+        CallError::ContextTooLong { .. } => "context_too_long",
+        CallError::KeyUnusable { .. } => "key_unusable",
+        CallError::KeyExhausted { .. } => "key_exhausted",
+        CallError::Transient { .. } => "transient",
+        CallError::BadOutput { .. } => "bad_output",
+        CallError::Truncated { .. } => "truncated",
+        CallError::Refused { .. } => "refused",
+        CallError::Configuration { .. } => "configuration",
+    }
+}
+
+#[derive(Default)]
+pub(super) struct CallUsage {
+    pub(super) tokens: fintel_llm::Usage,
+    pub(super) calls: u32,
+}
+
+impl CallUsage {
+    fn add(&mut self, u: &fintel_llm::Usage) {
+        self.tokens.prompt_tokens += u.prompt_tokens;
+        self.tokens.output_tokens += u.output_tokens;
+        self.tokens.thinking_tokens += u.thinking_tokens;
+    }
+}
+
+pub(super) enum ModelOutcome {
+    Json(Value, CallUsage),
+    /// The request is too large for the model or tier; the maximum if the provider said.
+    TooLong(Option<u64>),
+    Ended(TaskEnd),
+}

@@ -188,6 +188,11 @@ INSERT INTO batches_v3 SELECT * FROM batches;
 DROP TABLE batches;
 ALTER TABLE batches_v3 RENAME TO batches;
 "#,
+    // Screening (`fintel screen`) takes each company's latest result of one analysis type:
+    // this index hands them over in order, without reading every result.
+    r#"
+CREATE INDEX results_type_cik_year ON results (analysis_type, cik, fiscal_year, created_at);
+"#,
 ];
 
 /// The schema version this build writes.

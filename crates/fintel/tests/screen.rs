@@ -524,7 +524,7 @@ async fn a_batch_created_with_the_earlier_scanner_keeps_running_its_pinned_versi
         .unwrap();
     assert_eq!(
         versions,
-        [pinned_version.clone()],
+        std::slice::from_ref(&pinned_version),
         "every result from the pinned version"
     );
     let aggregates: Vec<(bool, String, Value)> = stored(&env, "scanner")

@@ -413,29 +413,7 @@ fn latest_results(
     fiscal_year: Option<i32>,
     paths: &[&str],
 ) -> Result<Vec<Candidate>, ScreenError> {
-    // `->` returns the JSON text of a value (a string keeps its quotes), so the kind of each
-    // value survives the trip; NULL means the path is absent.
-    let extracts: String = (0..paths.len())
-        .map(|i| format!(", r.json -> ?{}", i + 4))
-        .collect();
-    let step = if multi_year {
-        "AND instr(COALESCE(accession, ''), ',') > 0"
-    } else {
-        "AND instr(COALESCE(accession, ''), ',') = 0"
-    };
-    let sql = format!(
-        "SELECT r.id, r.cik, r.ticker, r.company_name, r.fiscal_year{extracts} \
-         FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY cik \
-                   ORDER BY fiscal_year DESC, created_at DESC, id DESC) AS n \
-               FROM results \
-               WHERE analysis_type = ?1 {step} \
-                 AND (?2 IS NULL OR fiscal_year = ?2) \
-                 AND (?3 IS NULL OR id IN (SELECT result_id FROM tasks \
-                                           WHERE batch_id = ?3 AND result_id IS NOT NULL))) \
-               AS latest \
-         JOIN results r ON r.id = latest.id \
-         WHERE latest.n = 1"
-    );
+    let sql = latest_sql(multi_year, paths.len());
     let mut params: Vec<SqlValue> = vec![
         SqlValue::Text(analysis_type.to_string()),
         fiscal_year.map_or(SqlValue::Null, |y| SqlValue::Integer(y.into())),
@@ -469,6 +447,34 @@ fn latest_results(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The statement behind [`latest_results`]: `?1` the type, `?2` a fiscal year or NULL, `?3` a
+/// batch id or NULL, then one parameter per extracted path.
+fn latest_sql(multi_year: bool, paths: usize) -> String {
+    // `->` returns the JSON text of a value (a string keeps its quotes), so the kind of each
+    // value survives the trip; NULL means the path is absent.
+    let extracts: String = (0..paths)
+        .map(|i| format!(", r.json -> ?{}", i + 4))
+        .collect();
+    let step = if multi_year {
+        "AND instr(COALESCE(accession, ''), ',') > 0"
+    } else {
+        "AND instr(COALESCE(accession, ''), ',') = 0"
+    };
+    format!(
+        "SELECT r.id, r.cik, r.ticker, r.company_name, r.fiscal_year{extracts} \
+         FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY cik \
+                   ORDER BY fiscal_year DESC, created_at DESC, id DESC) AS n \
+               FROM results \
+               WHERE analysis_type = ?1 {step} \
+                 AND (?2 IS NULL OR fiscal_year = ?2) \
+                 AND (?3 IS NULL OR id IN (SELECT result_id FROM tasks \
+                                           WHERE batch_id = ?3 AND result_id IS NOT NULL))) \
+               AS latest \
+         JOIN results r ON r.id = latest.id \
+         WHERE latest.n = 1"
+    )
+}
+
 /// The SQLite JSON path of a dotted field path; each key is quoted, so no field name can
 /// change the path's meaning.
 fn json_path(field: &str) -> String {
@@ -499,6 +505,33 @@ fn mask(mut value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The latest result of each company comes from the index on (type, CIK, year), not from a
+    /// scan of every result.
+    #[test]
+    fn the_latest_results_are_read_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fintel.db")).unwrap();
+        for multi_year in [false, true] {
+            let sql = latest_sql(multi_year, 2);
+            let conn = store.conn();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params!["scanner", None::<i64>, None::<String>, "$.a", "$.b"],
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("\n");
+            assert!(plan.contains("USING INDEX results_type_cik_year"), "{plan}");
+            assert!(
+                !plan.contains("SCAN results\n") && !plan.ends_with("SCAN results"),
+                "{plan}"
+            );
+        }
+    }
 
     #[test]
     fn json_paths_quote_every_key() {

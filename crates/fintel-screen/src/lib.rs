@@ -13,7 +13,8 @@
 //!   only the results its tasks completed.
 //! - A multi-year type is screened on its aggregate results (the judgement over the years), a
 //!   single-year type on its yearly results. Aggregate results are those that name several
-//!   accession numbers (the engine stores the accessions of the years used, joined by commas).
+//!   accession numbers (the engine stores the accessions of the years used, joined by commas);
+//!   such a result belongs to the last fiscal year it covers.
 //! - The fields are the dotted paths of the type's result schema ([`fields`]): the current
 //!   workflow's schema and the schemas pinned by batches of the type, so fields of an older
 //!   version can still be screened. With a batch, its pinned schema alone.

@@ -13,6 +13,7 @@ Examples:
   fintel batch companies.csv --years 7          create a batch and run it
   fintel batch --resume                         resume the most recent incomplete batch
   fintel batch status                           counts and reasons of the latest batch
+  fintel screen --preset compounders            a short list from the stored results
 
 Environment: GOOGLE_API_KEY_1..N, FINTEL_SEC_USER_AGENT (\"Jane Doe jane@example.com\"),
 FINTEL_HOME (data directory), FINTEL_MODEL; see the README for the full list.

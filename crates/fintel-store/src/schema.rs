@@ -235,6 +235,10 @@ CREATE TABLE token_counts (
     counted_at     INTEGER NOT NULL,
     PRIMARY KEY (request_sha256, model)
 );
+    // Screening (`fintel screen`) takes each company's latest result of one analysis type:
+    // this index hands them over in order, without reading every result.
+    r#"
+CREATE INDEX results_type_cik_year ON results (analysis_type, cik, fiscal_year, created_at);
 "#,
 ];
 

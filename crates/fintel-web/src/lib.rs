@@ -204,6 +204,7 @@ pub fn router(config: WebConfig) -> Result<Router, WebError> {
         .route("/keys", get(pages::keys::page))
         .route("/results", get(pages::results::index))
         .route("/companies/{company}", get(pages::results::company))
+        .route("/screen", get(pages::screen::page))
         .route("/results/{id}/document", get(pages::filing::for_result))
         .route("/tasks/{id}", get(pages::filing::for_task))
         .route("/static/style.css", get(assets::style))

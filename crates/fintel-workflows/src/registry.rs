@@ -45,6 +45,7 @@ const BUILTIN_FILES: &[BuiltinFile] = &[
     builtin!("excellent.toml"),
     builtin!("objective.toml"),
     builtin!("scanner.toml"),
+    builtin!("checklist.toml"),
 ];
 
 /// Names accepted for compatibility with earlier command lines, and what they stand for.

@@ -20,6 +20,7 @@ const EXPECTED: &[(&str, bool)] = &[
     ("excellent", true),
     ("objective", true),
     ("scanner", true),
+    ("checklist", true),
 ];
 
 fn registry() -> Registry {
@@ -142,8 +143,31 @@ fn scores_out_of_range_and_unknown_ratings_are_rejected() {
         ("financials", "year", "/revenue", json!("391 billion")),
         ("excellent", "aggregate", "/verdict", json!("superb")),
         ("objective", "aggregate", "/overall_trajectory", json!("up")),
-        ("scanner", "aggregate", "/score", json!(101)),
-        ("scanner", "aggregate", "/quality", json!([])),
+        ("checklist", "aggregate", "/score", json!(101)),
+        ("checklist", "aggregate", "/quality", json!([])),
+        ("scanner", "aggregate", "/overall_alpha_score", json!(101)),
+        (
+            "scanner",
+            "aggregate",
+            "/scores/cross_industry_dna",
+            json!(-1),
+        ),
+        (
+            "scanner",
+            "aggregate",
+            "/scores/strategic_anomaly",
+            json!(55.5),
+        ),
+        ("scanner", "aggregate", "/confidence_level", json!("medium")),
+        ("multi", "year", "/verdict", json!("sell")),
+        ("multi", "year", "/conviction", json!(0)),
+        ("excellent", "aggregate", "/success_factors", json!([])),
+        (
+            "objective",
+            "aggregate",
+            "/evolving_risk_factors/0/trend",
+            json!("worse"),
+        ),
     ];
     for (name, step_name, pointer, bad) in cases {
         let workflow = registry.get(name).unwrap();
@@ -376,4 +400,92 @@ fn step_versions_separate_the_year_step_from_the_aggregate() {
     edited.prompt.push_str("\nBe strict.");
     assert_ne!(edited.version(), aggregate.version());
     assert_eq!(year.version(), year.clone().version());
+}
+
+/// The fields of EON's analysis types (SPEC.md section 13) are all in the built-in schemas, so
+/// a user of EON finds every field they screened or backtested on.
+#[test]
+fn eon_fields_are_in_the_builtin_schemas() {
+    let registry = registry();
+    let required = |name: &str, step: &str| -> Vec<String> {
+        let workflow = registry.get(name).unwrap();
+        let step = if step == "year" {
+            workflow.year.as_ref().unwrap()
+        } else {
+            workflow.aggregate.as_ref().unwrap()
+        };
+        step.schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let expect = |name: &str, step: &str, fields: &[&str]| {
+        let have = required(name, step);
+        for field in fields {
+            assert!(have.iter().any(|h| h == field), "{name} lacks {field}");
+        }
+    };
+    expect(
+        "scanner",
+        "aggregate",
+        &[
+            "scores",
+            "overall_alpha_score",
+            "key_insights",
+            "investment_thesis",
+            "risk_factors",
+            "catalyst_timeline",
+            "confidence_level",
+        ],
+    );
+    let scanner = registry.get("scanner").unwrap();
+    assert_eq!(scanner.min_years, 3);
+    let scores = &scanner.aggregate.as_ref().unwrap().schema["properties"]["scores"];
+    for signal in [
+        "strategic_anomaly",
+        "asymmetric_resources",
+        "contrarian_positioning",
+        "cross_industry_dna",
+        "early_infrastructure",
+        "intellectual_capital",
+    ] {
+        let score = &scores["properties"][signal];
+        assert_eq!(score["type"], "integer", "{signal}");
+        assert_eq!(score["minimum"], 0, "{signal}");
+        assert_eq!(score["maximum"], 100, "{signal}");
+    }
+    assert_eq!(
+        scanner.aggregate.as_ref().unwrap().schema["properties"]["confidence_level"]["enum"],
+        json!(["HIGH", "MEDIUM", "LOW"])
+    );
+    expect(
+        "excellent",
+        "aggregate",
+        &[
+            "success_factors",
+            "unique_attributes",
+            "business_evolution",
+            "value_creation",
+            "future_outlook",
+        ],
+    );
+    expect(
+        "objective",
+        "aggregate",
+        &[
+            "strategic_shifts",
+            "distinguishing_characteristics",
+            "evolving_risk_factors",
+        ],
+    );
+    expect("multi", "year", &["verdict", "conviction"]);
+    expect("contrarian", "year", &["variant_perception"]);
+    // The quality/value checklist that `scanner` was keeps its content under its new name.
+    expect(
+        "checklist",
+        "aggregate",
+        &["quality", "growth", "value", "score", "verdict"],
+    );
 }

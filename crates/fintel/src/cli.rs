@@ -13,6 +13,7 @@ Examples:
   fintel batch companies.csv --years 7          create a batch and run it
   fintel batch --resume                         resume the most recent incomplete batch
   fintel batch status                           counts and reasons of the latest batch
+  fintel screen --preset compounders            a short list from the stored results
 
 Environment: GOOGLE_API_KEY_1..N, FINTEL_SEC_USER_AGENT (\"Jane Doe jane@example.com\"),
 FINTEL_HOME (data directory), FINTEL_MODEL; see the README for the full list.
@@ -54,6 +55,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Print a company's stored results readably
     Results(ResultsArgs),
+    /// Rank companies by a field of their results: a short list from thousands of analyses
+    Screen(ScreenArgs),
     /// Database upkeep: maintain (checkpoint, optimise, check, back up), check
     Db(DbArgs),
     /// The document cache: stats, prune
@@ -273,6 +276,63 @@ pub struct ResultsArgs {
     pub year: Option<i32>,
     #[arg(long)]
     pub analysis_type: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  fintel screen --preset compounders\n  fintel screen \
+--analysis-type scanner --sort scores.strategic_anomaly --where \"confidence_level >= MEDIUM\" \
+--top 20\n  fintel screen --analysis-type fundamental --sort score --where \"balance_sheet.strength \
+>= strong\" --show summary --format xlsx --output short-list.xlsx\n\nOperators: = != < <= > >= ~ \
+(contains). Enums rank in their schema's order, the first listed highest: `>= MEDIUM` keeps HIGH \
+and MEDIUM. Numbers sort numerically; missing values come last."
+)]
+pub struct ScreenArgs {
+    /// The analysis type to screen (a --preset sets it)
+    #[arg(long, value_name = "T")]
+    pub analysis_type: Option<String>,
+    /// A named screen: compounders (EON's scan: scanner, overall_alpha_score >= 70, confidence
+    /// at least MEDIUM, top 20); the other options refine it
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// The field to rank by, a dotted path into the result (score, balance_sheet.strength,
+    /// scores.strategic_anomaly); highest first
+    #[arg(long, value_name = "FIELD")]
+    pub sort: Option<String>,
+    /// Lowest first
+    #[arg(long)]
+    pub asc: bool,
+    /// At most N companies
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// A condition every listed company passes: "FIELD OP VALUE", OP one of = != < <= > >= ~
+    /// (repeatable)
+    #[arg(long = "where", value_name = "FIELD OP VALUE")]
+    pub conditions: Vec<String>,
+    /// Only the results of this batch (id or unique prefix); default: every stored result
+    #[arg(long)]
+    pub batch_id: Option<String>,
+    /// Each company's result for this fiscal year instead of its latest
+    #[arg(long, value_name = "Y", conflicts_with = "latest")]
+    pub fiscal_year: Option<i32>,
+    /// Each company's latest fiscal year with a result (the default)
+    #[arg(long)]
+    pub latest: bool,
+    /// More fields to show, comma-separated
+    #[arg(long, value_name = "F1,F2", value_delimiter = ',')]
+    pub show: Vec<String>,
+    /// Write a file instead of the table: csv or xlsx (with --output)
+    #[arg(long, requires = "output", conflicts_with = "json")]
+    pub format: Option<String>,
+    /// The file to write (with --format)
+    #[arg(long, requires = "format")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output file
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON array of {"ticker", "cik", "company_name", "fiscal_year", "value", "fields"}
     #[arg(long)]
     pub json: bool,
 }

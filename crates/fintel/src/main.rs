@@ -14,6 +14,7 @@ mod logging;
 mod notifications;
 mod progress;
 mod results;
+mod screen;
 mod web;
 
 use std::process::ExitCode;
@@ -113,6 +114,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => commands::plan(&app, args).await,
         Command::Export(args) => results::export(&app, args),
         Command::Results(args) => results::results(&app, args),
+        Command::Screen(args) => screen::screen(&app, args),
         Command::Db(args) => results::db(&app, args),
         Command::Cache(args) => results::cache(&app, args),
         Command::Filings(args) => commands::filings(&app, args).await,

@@ -248,6 +248,7 @@ async fn every_built_in_analysis_type_produces_a_stored_valid_result() {
         "excellent",
         "objective",
         "scanner",
+        "checklist",
     ];
     for t in types {
         let out = env.run(&[
@@ -271,7 +272,7 @@ async fn every_built_in_analysis_type_produces_a_stored_valid_result() {
             )
             .unwrap();
         assert!(n >= 1, "{t}: no stored result");
-        if ["excellent", "objective", "scanner"].contains(&t) {
+        if ["excellent", "objective", "scanner", "checklist"].contains(&t) {
             let agg: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM results WHERE analysis_type = ?1 AND accession LIKE '%,%,%'",

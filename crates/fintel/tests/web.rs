@@ -527,3 +527,74 @@ async fn a_non_loopback_address_is_served_with_a_warning() {
     let status = wait_for(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headless_chromium_renders_the_screen_page_of_stored_results() {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        let required = std::env::var("CI").is_ok_and(|v| v == "true")
+            || std::env::var("FINTEL_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "/usr/bin/chromium is missing (apt-get install chromium); CI requires it"
+        );
+        eprintln!("skipped: /usr/bin/chromium is not installed (apt-get install chromium)");
+        return;
+    }
+    let env = Env::new(0).await;
+    std::fs::write(env.dir.path().join("six.csv"), fintel_sim::companies_csv(6)).unwrap();
+    let out = env.run(&["batch", "six.csv", "--years", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let web = Web::start(&env);
+    let profile = tempfile::tempdir().unwrap();
+    let dom_path = env.dir.path().join("screen.html");
+    let log_path = env.dir.path().join("chromium.log");
+    let mut browser = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // Console messages (a CSP violation among them) go to stderr.
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!(
+            "{}/screen?analysis_type=fundamental&sort=score&show=balance_sheet.strength,summary",
+            web.url
+        ))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&dom_path).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut browser, Duration::from_secs(120));
+    assert!(status.success(), "chromium failed: {status}");
+    let dom = std::fs::read_to_string(&dom_path).unwrap();
+    assert!(dom.contains("<h1>Screen</h1>"), "{dom}");
+    assert!(dom.contains("<table class=\"screen\">"), "{dom}");
+    let rows = dom.matches("href=\"/companies/").count();
+    assert_eq!(rows, 12, "six companies, ticker and name linked: {dom}");
+    assert!(
+        dom.contains("6 of 6 companies with <code>fundamental</code> results pass"),
+        "{dom}"
+    );
+    assert!(dom.contains("<rect class=\"dot\""), "score bars: {dom}");
+    assert!(
+        dom.contains("sort=balance_sheet.strength"),
+        "sortable headers: {dom}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        !log.contains("Content Security Policy"),
+        "the page broke its own CSP: {log}"
+    );
+    let (code, _) = web.stop();
+    assert_eq!(code, Some(0));
+}

@@ -5,6 +5,7 @@ pub(crate) mod batches;
 pub(crate) mod filing;
 pub(crate) mod keys;
 pub(crate) mod results;
+pub(crate) mod screen;
 
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,7 @@ pub(crate) enum Nav {
     Batches,
     Keys,
     Results,
+    Screen,
     None,
 }
 
@@ -48,6 +50,7 @@ pub(crate) fn layout(title: &str, nav: Nav, refresh: Option<u32>, body: Markup) 
                         a.here[nav == Nav::Batches] href="/" { "Batches" }
                         a.here[nav == Nav::Keys] href="/keys" { "Keys" }
                         a.here[nav == Nav::Results] href="/results" { "Results" }
+                        a.here[nav == Nav::Screen] href="/screen" { "Screen" }
                     }
                     @if refresh.is_some() { span.updated #updated { "live" } }
                 }

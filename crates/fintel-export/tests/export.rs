@@ -752,6 +752,7 @@ fn fundamental_store(dir: &Path) -> Store {
                     document_sha256: None,
                     fitting: None,
                     started_at: Some(now()),
+                    supersede: false,
                 };
                 store
                     .complete_with_result(task.id, OWNER, &result, now())

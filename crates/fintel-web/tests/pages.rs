@@ -595,6 +595,7 @@ fn add_fundamental_years(f: &Fixture) {
             document_sha256: None,
             fitting: None,
             started_at: None,
+            supersede: false,
         };
         store
             .complete_with_result(task.id, OWNER, &result, now)

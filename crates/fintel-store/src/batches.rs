@@ -158,7 +158,9 @@ fn finish_batch(pair: (Batch, String)) -> Result<Batch, StoreError> {
     Ok(b)
 }
 
-/// Task counts of a batch by state.
+/// Task counts of a batch by state. From [`Store::task_counts`], `total` is the planned
+/// number of tasks: those that exist plus those the companies still to resolve are expected
+/// to bring ([`tasks_per_company`](crate::tasks_per_company)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TaskCounts {
     pub total: u64,
@@ -395,6 +397,16 @@ impl Store {
         for row in rows {
             let (kind, state, n) = row?;
             counts.add(&kind, &state, n);
+        }
+        if counts.resolving > 0 {
+            // The total is the plan from the first moment: a company still to resolve counts
+            // for the tasks it is expected to bring, so "of N" does not grow as filings resolve.
+            let (years_spec, min_years): (String, u32) = conn.query_row(
+                "SELECT years_spec, min_years FROM batches WHERE id = ?1",
+                [batch_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            counts.total += counts.resolving * crate::tasks_per_company(&years_spec, min_years);
         }
         Ok(counts)
     }

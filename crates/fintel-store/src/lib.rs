@@ -12,6 +12,7 @@
 mod batches;
 mod ledger;
 mod maintenance;
+mod outlook;
 mod owners;
 mod schema;
 mod tasks;
@@ -27,6 +28,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use batches::*;
 pub use ledger::*;
 pub use maintenance::*;
+pub use outlook::tasks_per_company;
 pub use owners::*;
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;

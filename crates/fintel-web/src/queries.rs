@@ -8,11 +8,12 @@ use std::collections::HashMap;
 
 use fintel_export::mask_keys;
 use fintel_store::{from_millis, millis, BatchState, ReasonGroup, Store, TaskCounts};
+use fintel_time::{quota_eta, BucketCapacity, QuotaEta};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
-use crate::PageError;
+use crate::{BucketConfig, PageError};
 
 /// A batch as the pages show it (the pinned workflow text is not read).
 #[derive(Debug, Clone)]
@@ -51,6 +52,8 @@ pub(crate) struct BatchSummary {
     pub ended_last_day: u64,
     /// When the batch's first task started.
     pub first_started: Option<Timestamp>,
+    /// The quota-aware finish estimate ([`with_estimates`]); `None` when finished or unknown.
+    pub eta: Option<QuotaEta>,
 }
 
 impl BatchSummary {
@@ -166,10 +169,61 @@ pub(crate) fn batches_overview(
             ended_last_hour: hour,
             ended_last_day: day,
             first_started: first,
+            eta: None,
             batch,
         });
     }
     Ok(out)
+}
+
+/// Each configured bucket's requests left today and per day at `now`, from the ledger; a
+/// bucket whose every key is disabled gives none.
+pub(crate) fn capacities(
+    store: &Store,
+    buckets: &[BucketConfig],
+    now: Timestamp,
+) -> Result<Vec<BucketCapacity>, PageError> {
+    let date = fintel_time::pacific_date(now).to_string();
+    let disabled = store.disabled_key_fingerprints()?;
+    let mut out = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        let all_disabled =
+            !b.keys.is_empty() && b.keys.iter().all(|k| disabled.contains(&k.fingerprint));
+        let (left_today, per_day) = if all_disabled || b.keys.is_empty() {
+            (0, 0)
+        } else {
+            store.bucket_requests_left(&b.name, &b.limits, now, &date)?
+        };
+        out.push(BucketCapacity {
+            left_today,
+            per_day,
+        });
+    }
+    Ok(out)
+}
+
+/// Fills in the quota-aware finish estimate of every batch still under way: its model
+/// requests left against the buckets' capacity (the same arithmetic as `fintel plan` and
+/// `fintel batch status`).
+pub(crate) fn with_estimates(
+    store: &Store,
+    summaries: &mut [BatchSummary],
+    buckets: &[BucketConfig],
+    reset_buffer: std::time::Duration,
+    now: Timestamp,
+) -> Result<(), PageError> {
+    if !summaries.iter().any(|s| s.batch.state.is_incomplete()) {
+        return Ok(());
+    }
+    let caps = capacities(store, buckets, now)?;
+    for s in summaries
+        .iter_mut()
+        .filter(|s| s.batch.state.is_incomplete())
+    {
+        let requests = store.model_requests_left(&s.batch.id)?;
+        s.eta = quota_eta(requests, &caps, now, reset_buffer);
+    }
+    Ok(())
 }
 
 /// A point of the progress chart: tasks ended by then.
@@ -275,6 +329,7 @@ pub(crate) fn batch_detail(
             ended_last_hour: hour,
             ended_last_day: day,
             first_started: first,
+            eta: None,
         },
         reasons,
         progress,

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use fintel_store::{BatchState, Store};
 use fintel_time::Clock;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn batches_page_shows_each_batch_with_state_progress_counts_and_pace() {
@@ -32,7 +33,12 @@ async fn batches_page_shows_each_batch_with_state_progress_counts_and_pace() {
     );
     assert!(page.contains("Running."), "{page}");
     assert!(page.contains("tasks in the last hour"), "{page}");
-    assert!(page.contains("ETA: about"), "{page}");
+    // One model task left and the bucket's quota unused today: it ends within today's quota.
+    assert!(
+        page.contains("Expected to finish <strong>today</strong>, within today's quota."),
+        "{page}"
+    );
+    assert!(!page.contains("at this pace"), "{page}");
     // FIN is completed: no pace, its own state.
     assert!(page.contains("data-state=\"completed\""), "{page}");
     // Live: the script, and a refresh for browsers without it.
@@ -69,12 +75,27 @@ async fn waiting_states_show_the_reset_in_local_and_pacific_time_and_the_reason(
     assert!(page.contains("(2026-06-16 00:05 PDT)"), "{page}");
     assert!(page.contains("datetime=\"2026-06-16T07:05:00Z\""), "{page}");
     assert!(page.contains("daily quota used on every key"));
-    // Waiting: the expected end counts from the reset (13 h 5 min away), then the last day's
-    // pace (4 tasks in 24 h) for the one task left.
+    // Today's quota has quota left by the ledger but the batch waits: the estimate still
+    // counts requests against quota, never a rate; with the bucket spent it is tomorrow.
+    let store = f.store();
+    store
+        .mark_bucket_exhausted("project-a", at("2026-06-16T07:05:00Z"))
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
     assert!(
-        page.contains("ETA: about <strong>19 h 5 min</strong>"),
+        page.contains(
+            "Expected to finish on <strong>2026-06-16</strong> (quota day 2 of 3), when that \
+             quota day opens at"
+        ),
         "{page}"
     );
+    assert!(
+        page.contains("data-finish=\"2026-06-16T07:05:00Z\""),
+        "{page}"
+    );
+    assert!(page.contains("in about 13 h 5 min."), "{page}");
+    assert!(!page.contains("ETA"), "{page}");
 
     let store = f.store();
     store
@@ -495,4 +516,28 @@ async fn pages_answer_while_another_process_holds_a_write_transaction() {
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
         .unwrap();
     assert_eq!(busy, 0, "no reader holds the WAL");
+}
+
+#[tokio::test]
+async fn a_simulated_clock_is_said_on_the_pages_that_show_times() {
+    let f = fixture();
+    // The wall clock: no note.
+    let page = get(&f.router(), "/").await.body;
+    assert!(!page.contains("Simulated clock"), "{page}");
+    // FINTEL_FAKE_CLOCK (the demo): the batches and batch pages say their times are simulated.
+    let mut config = f.config();
+    config.clock = Arc::new(fintel_time::FakeClock::new(
+        at("2026-06-15T18:00:00Z"),
+        60.0,
+    ));
+    let app = fintel_web::router(config).unwrap();
+    for path in ["/", &format!("/batches/{MAIN}")] {
+        let page = get(&app, path).await.body;
+        assert!(
+            page.contains(
+                "Simulated clock (FINTEL_FAKE_CLOCK): every time on this page is simulated time"
+            ),
+            "{path}: {page}"
+        );
+    }
 }

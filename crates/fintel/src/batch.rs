@@ -264,6 +264,11 @@ pub async fn run(
         eprintln!("exiting at once; calls in flight will be repeated on resume");
         std::process::exit(exit::SECOND_SIGNAL as i32);
     });
+    display.set_estimator(crate::outlook::estimator(
+        app,
+        store.clone(),
+        &store.find_batch(batch_id)?,
+    ));
     let display = Arc::new(display);
     let notifier = crate::notifications::notifier(app);
     let observer = Arc::new(crate::notifications::Notifying {
@@ -455,8 +460,15 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
     } else {
         vec![]
     };
+    let now = app.clock.now();
+    let eta = if batch.state.is_incomplete() {
+        crate::outlook::batch_eta(app, &store, &batch.id, now)?
+    } else {
+        None
+    };
     if args.json {
         let mut v = batch_json(&store, &batch)?;
+        v["estimated_finish"] = json!(eta.map(|e| e.finish.to_string()));
         v["reasons"] = json!(reasons);
         if args.failed {
             v["failed"] = json!(failed);
@@ -503,6 +515,15 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         println!(
             "  resolving  {} companies' filings not yet resolved",
             counts.resolving
+        );
+    }
+    if batch.state.is_incomplete() {
+        println!(
+            "  finish     {}",
+            match &eta {
+                Some(e) => crate::outlook::describe(e, Some(batch.created_at), now),
+                None => "unknown: no configured key can send its requests".to_string(),
+            }
         );
     }
     if !reasons.is_empty() {

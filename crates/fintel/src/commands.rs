@@ -590,27 +590,15 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         }
     }
     let requests = ciks.len() as u64 * per_company - stored;
-    let per_day: u64 = app
-        .config
-        .buckets
-        .iter()
-        .map(|b| b.limits.requests_per_day as u64)
-        .sum();
     let now = app.clock.now();
-    let first_reset = next_reset(now, app.config.reset_buffer);
-    let (days, finish) = if requests == 0 {
-        (0, Some(now))
-    } else if per_day == 0 {
-        (0, None)
-    } else {
-        let days = requests.div_ceil(per_day);
-        // Today's quota first (assumed unused), then one more quota day per reset.
-        let finish = if days <= 1 {
-            now
-        } else {
-            first_reset + jiff::Span::new().days((days - 2) as i64)
-        };
-        (days, Some(finish))
+    let store = app.existing_store()?;
+    let capacities = crate::outlook::capacities(&app.config.buckets, store.as_deref(), now)?;
+    let per_day: u64 = capacities.iter().map(|c| c.per_day).sum();
+    let eta = fintel_time::quota_eta(requests, &capacities, now, app.config.reset_buffer);
+    let (days, finish) = match &eta {
+        Some(e) if requests == 0 => (0, Some(e.finish)),
+        Some(e) => (e.quota_days, Some(e.finish)),
+        None => (0, None),
     };
     let doc = json!({
         "companies": ciks.len(),
@@ -623,6 +611,7 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         "requests_per_day": per_day,
         "quota_days": days,
         "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),
+        "estimated_finish": finish.map(|t| t.to_string()),
     });
     if args.json {
         println!("{doc}");

@@ -12,6 +12,7 @@ mod exit;
 mod live;
 mod logging;
 mod notifications;
+mod outlook;
 mod progress;
 mod results;
 mod web;

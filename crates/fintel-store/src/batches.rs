@@ -411,7 +411,8 @@ impl Store {
         Ok(counts)
     }
 
-    /// Reasons of skipped and failed tasks, grouped, most frequent first.
+    /// Reasons of skipped and failed tasks, grouped by kind with their fiscal years as ranges
+    /// ([`merge_year_ranges`](crate::merge_year_ranges)), most frequent first.
     pub fn reason_groups(&self, batch_id: &str) -> Result<Vec<ReasonGroup>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
@@ -426,7 +427,9 @@ impl Store {
                 count: r.get::<_, i64>(2)? as u64,
             })
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(crate::merge_year_ranges(
+            rows.collect::<Result<Vec<_>, _>>()?,
+        ))
     }
 
     /// The skipped or failed tasks of a batch, one by one.

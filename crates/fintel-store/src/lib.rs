@@ -14,6 +14,7 @@ mod ledger;
 mod maintenance;
 mod outlook;
 mod owners;
+mod reasons;
 mod schema;
 mod tasks;
 mod usage;
@@ -30,6 +31,7 @@ pub use ledger::*;
 pub use maintenance::*;
 pub use outlook::tasks_per_company;
 pub use owners::*;
+pub use reasons::{merge_year_ranges, year_ranges};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;
 

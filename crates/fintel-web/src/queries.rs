@@ -286,7 +286,7 @@ pub(crate) fn batch_detail(
                 count: r.get::<_, i64>(2)?.max(0) as u64,
             })
         })?;
-        rows.collect::<Result<Vec<_>, _>>()?
+        fintel_store::merge_year_ranges(rows.collect::<Result<Vec<_>, _>>()?)
     };
     let progress = {
         let mut stmt = tx.prepare_cached(

@@ -76,7 +76,7 @@ impl Display {
     fn print(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::pipes::err(&format!("{line}\n")),
         }
     }
 
@@ -157,7 +157,7 @@ impl Observer for Display {
             bar.set_position(pos);
             bar.set_message(line);
         } else if print && !self.quiet {
-            eprintln!("[{}] {}", local_and_pacific(p.now), line);
+            crate::pipes::err(&format!("[{}] {}\n", local_and_pacific(p.now), line));
         }
     }
 

@@ -363,6 +363,7 @@ pub(crate) struct TaskRow {
     pub kind: String,
     pub fiscal_year: Option<i32>,
     pub state: String,
+    /// As results and exports count them: a completed task shows its result's attempts.
     pub attempts: u32,
     pub reason: Option<String>,
     pub form: Option<String>,
@@ -385,8 +386,9 @@ pub(crate) fn tasks(
     let ticker = company.map(|c| format!("{}%", c.to_ascii_uppercase().replace(['%', '_'], "")));
     let mut stmt = conn.prepare_cached(
         "SELECT t.id, c.ticker, c.cik, c.company_name, t.kind, t.fiscal_year, t.state, \
-           t.attempts, t.reason, t.form, t.updated_at \
+           MAX(t.attempts, COALESCE(r.attempts, 0)), t.reason, t.form, t.updated_at \
          FROM tasks t JOIN companies c ON c.id = t.company_id \
+           LEFT JOIN results r ON r.id = t.result_id \
          WHERE t.batch_id = ?1 \
            AND (?2 IS NULL OR t.state = ?2) \
            AND (CASE WHEN ?3 IS NULL THEN NOT (t.kind = 'resolve' AND t.state = 'completed') \

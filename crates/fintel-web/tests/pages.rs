@@ -96,6 +96,27 @@ async fn waiting_states_show_the_reset_in_local_and_pacific_time_and_the_reason(
     );
     assert!(page.contains("in about 13 h 5 min."), "{page}");
     assert!(!page.contains("ETA"), "{page}");
+    // The worker's reason with its resume time: the card says the wait and the time once.
+    let store = f.store();
+    store
+        .set_batch_state(
+            MAIN,
+            BatchState::WaitingReset,
+            Some("daily quota used on every key; resuming at 2026-06-16 09:05 UTC (2026-06-16 02:05 PDT)"),
+            f.clock.now(),
+        )
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
+    let card = page.find(&format!("id=\"batch-{MAIN}\"")).unwrap();
+    let line_start = card + page[card..].find("<p class=\"state-line\">").unwrap();
+    let line = &page[line_start..line_start + page[line_start..].find("</p>").unwrap()];
+    assert_eq!(line.matches("resuming at").count(), 1, "{line}");
+    assert_eq!(line.matches("PDT").count(), 1, "{line}");
+    assert!(
+        line.contains("Waiting for the daily quota reset: daily quota used"),
+        "{line}"
+    );
 
     let store = f.store();
     store
@@ -540,4 +561,51 @@ async fn a_simulated_clock_is_said_on_the_pages_that_show_times() {
             "{path}: {page}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_task_table_shows_the_attempts_results_and_exports_show() {
+    let f = fixture();
+    // A task completed by a stored result (another batch's, or before attempts were kept on
+    // the task) has none of its own; its result took one.
+    f.store()
+        .conn()
+        .execute(
+            "UPDATE tasks SET attempts = 0 WHERE id = ?1",
+            [f.acme_2024_task],
+        )
+        .unwrap();
+    let page = get(&f.router(), &format!("/batches/{MAIN}?kind=year"))
+        .await
+        .body;
+    let row_start = page
+        .find(&format!("href=\"/tasks/{}\"", f.acme_2024_task))
+        .expect("the task's row");
+    let row = &page[page[..row_start].rfind("<tr>").unwrap()..row_start];
+    assert!(row.contains("<td class=\"num\">1</td>"), "{row}");
+    // The export says the same of that row.
+    let mut out = Vec::new();
+    fintel_export::export(
+        &f.store(),
+        &fintel_export::ExportQuery {
+            batch_id: Some(MAIN.into()),
+            analysis_type: None,
+            status: fintel_export::StatusFilter::Completed,
+        },
+        fintel_export::Format::Jsonl,
+        fintel_export::Output::Stdout(&mut out),
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let acme_2024 = rows
+        .iter()
+        .find(|r| {
+            r["task_id"] == f.acme_2024_task || (r["ticker"] == "ACME" && r["fiscal_year"] == 2024)
+        })
+        .expect("the row");
+    assert_eq!(acme_2024["attempts"], 1, "{acme_2024}");
 }

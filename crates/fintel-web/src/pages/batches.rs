@@ -108,6 +108,11 @@ fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
             BatchState::Pending => {
                 "Created, not started yet; start it with " code { (resume) } "."
             }
+            // The worker's reason names the instant it resumes (the real one, which may be a
+            // back-off after the reset): then the line says it once, from the reason.
+            BatchState::WaitingReset if reason.is_some_and(|r| r.contains(" at ")) => {
+                "Waiting for the daily quota reset: " (reason.unwrap_or_default()) "."
+            }
             BatchState::WaitingReset => {
                 "Waiting for the daily quota reset at " (time_both(reset)) "."
                 @if let Some(r) = reason { " " span.muted { (r) } }

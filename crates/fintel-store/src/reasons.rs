@@ -49,11 +49,16 @@ pub fn year_ranges(years: &[i32]) -> String {
     parts.join(", ")
 }
 
+/// A reason with its fiscal year taken out: (state, text before the year, text after it).
+type ReasonKind = (String, String, String);
+
+/// The years a kind was seen with, its total count and where it first appeared.
+type YearsOfKind = (Vec<i32>, u64, usize);
+
 /// Merges groups whose reasons differ only in the fiscal year they name, keeping the order
 /// most frequent first.
 pub fn merge_year_ranges(groups: Vec<ReasonGroup>) -> Vec<ReasonGroup> {
-    // (state, before, after) -> (years, count, first position)
-    let mut by_kind: BTreeMap<(String, String, String), (Vec<i32>, u64, usize)> = BTreeMap::new();
+    let mut by_kind: BTreeMap<ReasonKind, YearsOfKind> = BTreeMap::new();
     let mut others: Vec<(ReasonGroup, usize)> = Vec::new();
     for (i, g) in groups.into_iter().enumerate() {
         match year_in(&g.reason) {

@@ -423,17 +423,20 @@ fn list_incomplete(app: &App, json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<26} {:<16} {:<12} {:>13}  created",
-        "id", "state", "analysis", "done/total"
+        "{:<26} {:<16} {:<12} {:>13} {:>9}  created",
+        "id", "state", "analysis", "done/total", "resolving"
     );
     for b in &batches {
+        // The total is the plan (companies x years); companies whose filings are not yet
+        // resolved are counted in it and shown on their own.
         let c = store.task_counts(&b.id)?;
         println!(
-            "{:<26} {:<16} {:<12} {:>13}  {}",
+            "{:<26} {:<16} {:<12} {:>13} {:>9}  {}",
             b.id,
             b.state.as_str(),
             b.analysis_type,
             format!("{}/{}", c.ended(), c.total),
+            c.resolving,
             local_and_pacific(b.created_at)
         );
     }

@@ -353,3 +353,35 @@ fn sim_serve_says_where_it_listens_the_keys_it_takes_and_tickers_it_knows() {
         "{said}"
     );
 }
+
+#[test]
+fn the_demo_ends_by_pointing_to_results_export_and_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--companies", "2", "--years", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FINTEL_HOME", dir.path().join("home"))
+        .env("CI", "true")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let closing = &stderr[stderr
+        .rfind("The simulator received")
+        .expect("closing lines")..];
+    for command in [
+        " results ",
+        " export --format xlsx",
+        " web --open",
+        " batch status ",
+    ] {
+        assert!(
+            closing.contains(command),
+            "{command:?} missing in: {closing}"
+        );
+    }
+    assert!(!closing.contains("sqlite3"), "{closing}");
+    assert!(!stderr.contains("done 0 of 0"), "{stderr}");
+}

@@ -27,6 +27,7 @@ pub mod names;
 pub mod report;
 pub mod select;
 pub mod submissions;
+mod suggest;
 pub mod tickers;
 
 pub use cache::{CacheStats, DocumentCache, DocumentKey, PruneReport};

@@ -47,12 +47,38 @@ pub enum InputError {
     Empty { file: String },
 }
 
+/// Problems listed one by one; a file that is not a companies list at all (a spreadsheet, a
+/// binary) would otherwise print thousands of lines.
+const LISTED_PROBLEMS: usize = 20;
+
 fn render_rows(errors: &[RowError]) -> String {
     let mut s = format!("{} problem(s):", errors.len());
-    for e in errors {
+    for e in errors.iter().take(LISTED_PROBLEMS) {
         s.push_str(&format!("\n  line {}: {}", e.line, e.problem));
     }
+    if errors.len() > LISTED_PROBLEMS {
+        s.push_str(&format!(
+            "\n  ... and {} more; is this a companies file (CSV or one ticker per line)?",
+            errors.len() - LISTED_PROBLEMS
+        ));
+    }
     s
+}
+
+/// The most of a bad input line an error message quotes.
+pub const QUOTED_BYTES: usize = 200;
+
+/// `text` quoted for an error message: escaped (control characters and quotes visible) and
+/// cut to [`QUOTED_BYTES`] bytes, saying how long it really was.
+pub fn quoted(text: &str) -> String {
+    if text.len() <= QUOTED_BYTES {
+        return format!("{text:?}");
+    }
+    let mut end = QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &text[..end], text.len())
 }
 
 /// SEC's spelling of a ticker: upper case, with `.` and `/` (class shares) turned into `-`.
@@ -118,8 +144,9 @@ fn parse_plain(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
             errors.push(RowError {
                 line: line_no,
                 problem: format!(
-                    "{raw:?} is not a ticker; without a header line the file must have one \
-                     ticker per line (or add a header such as `ticker,company_name`)"
+                    "{} is not a ticker; without a header line the file must have one \
+                     ticker per line (or add a header such as `ticker,company_name`)",
+                    quoted(raw)
                 ),
             });
             continue;
@@ -147,8 +174,9 @@ fn push_ticker_row(
             errors.push(RowError {
                 line,
                 problem: format!(
-                    "{raw_ticker:?} is not a valid ticker (letters, digits, and `.`, `/` or `-` \
-                     for class shares such as BRK.B)"
+                    "{} is not a valid ticker (letters, digits, and `.`, `/` or `-` for class \
+                     shares such as BRK.B)",
+                    quoted(raw_ticker)
                 ),
             });
             return;
@@ -243,7 +271,7 @@ fn parse_csv(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
                 _ => {
                     errors.push(RowError {
                         line,
-                        problem: format!("CIK {s:?} is not a number of up to 10 digits"),
+                        problem: format!("CIK {} is not a number of up to 10 digits", quoted(s)),
                     });
                     continue;
                 }
@@ -256,7 +284,7 @@ fn parse_csv(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
                 Err(_) => {
                     errors.push(RowError {
                         line,
-                        problem: format!("priority {s:?} is not a whole number"),
+                        problem: format!("priority {} is not a whole number", quoted(s)),
                     });
                     continue;
                 }
@@ -279,6 +307,29 @@ fn parse_csv(text: &str, errors: &mut Vec<RowError>) -> Vec<InputRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_line_is_quoted_escaped_and_cut_to_200_bytes() {
+        let long = format!("{}\u{1b}[31m{}", "x".repeat(150), "é".repeat(200));
+        let err = parse_companies("f.txt", &format!("AAPL\n{long} y\n")).unwrap_err();
+        let text = err.to_string();
+        let line = text.lines().find(|l| l.contains("line 2")).unwrap();
+        assert!(line.len() < 400, "{} bytes: {line}", line.len());
+        assert!(
+            line.contains("\\u{1b}"),
+            "the escape is shown, not sent: {line}"
+        );
+        assert!(!line.contains('\u{1b}'), "{line}");
+        assert!(
+            line.contains(&format!("({} bytes)", long.len() + 2)),
+            "{line}"
+        );
+        // A binary file is not listed line by line for ever.
+        let junk: String = (0..500).map(|i| format!("a b {i}\n")).collect();
+        let text = parse_companies("f.bin", &junk).unwrap_err().to_string();
+        assert!(text.lines().count() < 30, "{text}");
+        assert!(text.contains("and 480 more"), "{text}");
+    }
 
     #[test]
     fn plain_list_with_class_shares() {

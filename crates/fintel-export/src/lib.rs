@@ -121,6 +121,18 @@ impl Format {
     }
 }
 
+/// The format's name as people write it: `CSV`, `JSONL`, `Parquet`, `XLSX`.
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Csv => "CSV",
+            Format::Jsonl => "JSONL",
+            Format::Parquet => "Parquet",
+            Format::Xlsx => "XLSX",
+        })
+    }
+}
+
 /// What to export.
 #[derive(Debug, Clone, Default)]
 pub struct ExportQuery {
@@ -168,7 +180,7 @@ pub enum ExportError {
     )]
     NoDirectory(PathBuf),
 
-    #[error("{format:?} cannot be written to stdout; give a file path with --output")]
+    #[error("{format} cannot be written to stdout; give a file path with --output")]
     NotStreamable { format: Format },
 
     #[error("parquet export is not built into this fintel (feature `parquet` disabled)")]
@@ -267,9 +279,16 @@ fn write_file(
         path: path.to_path_buf(),
         detail,
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".fintel-export-")
-        .suffix(".part")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".fintel-export-").suffix(".part");
+    // A temporary file is private (0600); an export is the user's file like any other, so it
+    // is created as `open` would create it: 0666 less the user's umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| werr(format!("cannot create a temporary file: {e}")))?;
     let columns = match format {

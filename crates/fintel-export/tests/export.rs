@@ -471,6 +471,10 @@ fn bad_outputs_are_clear_errors_and_write_nothing() {
         err.to_string().contains("cannot be written to stdout"),
         "{err}"
     );
+    assert!(
+        err.to_string().starts_with("XLSX "),
+        "named as people write it: {err}"
+    );
     let missing = dir.path().join("no/such/dir/out.csv");
     let err = export(
         &store,
@@ -895,4 +899,23 @@ fn results_follow_the_schema_order_with_summary_and_score_first_and_read_with_un
         .map(String::as_str)
         .collect();
     assert_eq!(keys, FUNDAMENTAL_READING_ORDER);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_exported_file_follows_the_umask_not_a_private_temporary_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled_store(dir.path());
+    // The test process's umask (whatever it is) decides, as it would for any file the user
+    // writes: 0666 less the umask. Read it without changing it for other tests.
+    let probe = dir.path().join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    let expected = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    for format in [Format::Csv, Format::Xlsx] {
+        let path = dir.path().join(format!("out.{format}"));
+        to_file(&store, &query(StatusFilter::All), format, &path);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected, "{format}: {mode:o}, expected {expected:o}");
+    }
 }

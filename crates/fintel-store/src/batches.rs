@@ -168,7 +168,9 @@ fn finish_batch(pair: (Batch, String)) -> Result<Batch, StoreError> {
     Ok(b)
 }
 
-/// Task counts of a batch by state.
+/// Task counts of a batch by state. From [`Store::task_counts`], `total` is the planned
+/// number of tasks: those that exist plus those the companies still to resolve are expected
+/// to bring ([`tasks_per_company`](crate::tasks_per_company)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TaskCounts {
     pub total: u64,
@@ -492,10 +494,21 @@ impl Store {
             let (kind, state, n) = row?;
             counts.add(&kind, &state, n);
         }
+        if counts.resolving > 0 {
+            // The total is the plan from the first moment: a company still to resolve counts
+            // for the tasks it is expected to bring, so "of N" does not grow as filings resolve.
+            let (years_spec, min_years): (String, u32) = conn.query_row(
+                "SELECT years_spec, min_years FROM batches WHERE id = ?1",
+                [batch_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            counts.total += counts.resolving * crate::tasks_per_company(&years_spec, min_years);
+        }
         Ok(counts)
     }
 
-    /// Reasons of skipped and failed tasks, grouped, most frequent first.
+    /// Reasons of skipped and failed tasks, grouped by kind with their fiscal years as ranges
+    /// ([`merge_year_ranges`](crate::merge_year_ranges)), most frequent first.
     pub fn reason_groups(&self, batch_id: &str) -> Result<Vec<ReasonGroup>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
@@ -510,7 +523,9 @@ impl Store {
                 count: r.get::<_, i64>(2)? as u64,
             })
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        Ok(crate::merge_year_ranges(
+            rows.collect::<Result<Vec<_>, _>>()?,
+        ))
     }
 
     /// The skipped or failed tasks of a batch, one by one.

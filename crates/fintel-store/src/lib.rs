@@ -12,7 +12,9 @@
 mod batches;
 mod ledger;
 mod maintenance;
+mod outlook;
 mod owners;
+mod reasons;
 mod schema;
 mod tasks;
 mod usage;
@@ -28,7 +30,9 @@ use rusqlite::{Connection, OpenFlags};
 pub use batches::*;
 pub use ledger::*;
 pub use maintenance::*;
+pub use outlook::tasks_per_company;
 pub use owners::*;
+pub use reasons::{merge_year_ranges, year_ranges};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;
 

@@ -16,6 +16,9 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
+mod eta;
+pub use eta::{quota_day_number, quota_eta, BucketCapacity, QuotaEta};
+
 /// The environment variable that turns on the fake clock (SPEC.md section 11).
 pub const FAKE_CLOCK_ENV: &str = "FINTEL_FAKE_CLOCK";
 
@@ -33,6 +36,12 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Waits until `deadline` has passed by this clock's reckoning.
     fn sleep_until(&self, deadline: Timestamp) -> SleepFuture<'_>;
+
+    /// Whether this clock reads simulated time (`FINTEL_FAKE_CLOCK`, the demo), so that what
+    /// shows times can say they are not the wall clock's.
+    fn is_simulated(&self) -> bool {
+        false
+    }
 
     /// Waits for `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> SleepFuture<'_> {
@@ -143,6 +152,10 @@ impl Clock for FakeClock {
 
     fn sleep_until(&self, deadline: Timestamp) -> SleepFuture<'_> {
         Box::pin(sleep_in_slices(self, deadline, self.speed))
+    }
+
+    fn is_simulated(&self) -> bool {
+        true
     }
 }
 

@@ -7,12 +7,15 @@
 use std::collections::HashMap;
 
 use fintel_export::mask_keys;
-use fintel_store::{from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts};
+use fintel_store::{
+    from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts,
+};
+use fintel_time::{quota_eta, BucketCapacity, QuotaEta};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
-use crate::PageError;
+use crate::{BucketConfig, PageError};
 
 /// A batch as the pages show it (the pinned workflow text is not read).
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub(crate) struct BatchSummary {
     pub first_started: Option<Timestamp>,
     /// The live processes running the batch (pid, host, since), oldest first.
     pub processes: Vec<LiveProcess>,
+    /// The quota-aware finish estimate ([`with_estimates`]); `None` when finished or unknown.
+    pub eta: Option<QuotaEta>,
 }
 
 impl BatchSummary {
@@ -169,6 +174,7 @@ pub(crate) fn batches_overview(
             ended_last_day: day,
             first_started: first,
             processes: Vec::new(),
+            eta: None,
             batch,
         });
     }
@@ -180,6 +186,56 @@ pub(crate) fn batches_overview(
         s.processes = store.live_processes(&s.batch.id)?;
     }
     Ok(out)
+}
+
+/// Each configured bucket's requests left today and per day at `now`, from the ledger; a
+/// bucket whose every key is disabled gives none.
+pub(crate) fn capacities(
+    store: &Store,
+    buckets: &[BucketConfig],
+    now: Timestamp,
+) -> Result<Vec<BucketCapacity>, PageError> {
+    let date = fintel_time::pacific_date(now).to_string();
+    let disabled = store.disabled_key_fingerprints()?;
+    let mut out = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        let all_disabled =
+            !b.keys.is_empty() && b.keys.iter().all(|k| disabled.contains(&k.fingerprint));
+        let (left_today, per_day) = if all_disabled || b.keys.is_empty() {
+            (0, 0)
+        } else {
+            store.bucket_requests_left(&b.name, &b.limits, now, &date)?
+        };
+        out.push(BucketCapacity {
+            left_today,
+            per_day,
+        });
+    }
+    Ok(out)
+}
+
+/// Fills in the quota-aware finish estimate of every batch still under way: its model
+/// requests left against the buckets' capacity (the same arithmetic as `fintel plan` and
+/// `fintel batch status`).
+pub(crate) fn with_estimates(
+    store: &Store,
+    summaries: &mut [BatchSummary],
+    buckets: &[BucketConfig],
+    reset_buffer: std::time::Duration,
+    now: Timestamp,
+) -> Result<(), PageError> {
+    if !summaries.iter().any(|s| s.batch.state.is_incomplete()) {
+        return Ok(());
+    }
+    let caps = capacities(store, buckets, now)?;
+    for s in summaries
+        .iter_mut()
+        .filter(|s| s.batch.state.is_incomplete())
+    {
+        let requests = store.model_requests_left(&s.batch.id)?;
+        s.eta = quota_eta(requests, &caps, now, reset_buffer);
+    }
+    Ok(())
 }
 
 /// A point of the progress chart: tasks ended by then.
@@ -242,7 +298,7 @@ pub(crate) fn batch_detail(
                 count: r.get::<_, i64>(2)?.max(0) as u64,
             })
         })?;
-        rows.collect::<Result<Vec<_>, _>>()?
+        fintel_store::merge_year_ranges(rows.collect::<Result<Vec<_>, _>>()?)
     };
     let progress = {
         let mut stmt = tx.prepare_cached(
@@ -289,6 +345,7 @@ pub(crate) fn batch_detail(
             ended_last_day: day,
             first_started: first,
             processes,
+            eta: None,
         },
         reasons,
         progress,
@@ -322,6 +379,7 @@ pub(crate) struct TaskRow {
     pub kind: String,
     pub fiscal_year: Option<i32>,
     pub state: String,
+    /// As results and exports count them: a completed task shows its result's attempts.
     pub attempts: u32,
     pub reason: Option<String>,
     pub form: Option<String>,
@@ -344,8 +402,9 @@ pub(crate) fn tasks(
     let ticker = company.map(|c| format!("{}%", c.to_ascii_uppercase().replace(['%', '_'], "")));
     let mut stmt = conn.prepare_cached(
         "SELECT t.id, c.ticker, c.cik, c.company_name, t.kind, t.fiscal_year, t.state, \
-           t.attempts, t.reason, t.form, t.updated_at \
+           MAX(t.attempts, COALESCE(r.attempts, 0)), t.reason, t.form, t.updated_at \
          FROM tasks t JOIN companies c ON c.id = t.company_id \
+           LEFT JOIN results r ON r.id = t.result_id \
          WHERE t.batch_id = ?1 \
            AND (?2 IS NULL OR t.state = ?2) \
            AND (CASE WHEN ?3 IS NULL THEN NOT (t.kind = 'resolve' AND t.state = 'completed') \

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use fintel_store::{BatchState, Store};
 use fintel_time::Clock;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn batches_page_shows_each_batch_with_state_progress_counts_and_pace() {
@@ -32,7 +33,12 @@ async fn batches_page_shows_each_batch_with_state_progress_counts_and_pace() {
     );
     assert!(page.contains("Running."), "{page}");
     assert!(page.contains("tasks in the last hour"), "{page}");
-    assert!(page.contains("ETA: about"), "{page}");
+    // One model task left and the bucket's quota unused today: it ends within today's quota.
+    assert!(
+        page.contains("Expected to finish <strong>today</strong>, within today's quota."),
+        "{page}"
+    );
+    assert!(!page.contains("at this pace"), "{page}");
     // FIN is completed: no pace, its own state.
     assert!(page.contains("data-state=\"completed\""), "{page}");
     // Live: the script, and a refresh for browsers without it.
@@ -69,11 +75,47 @@ async fn waiting_states_show_the_reset_in_local_and_pacific_time_and_the_reason(
     assert!(page.contains("(2026-06-16 00:05 PDT)"), "{page}");
     assert!(page.contains("datetime=\"2026-06-16T07:05:00Z\""), "{page}");
     assert!(page.contains("daily quota used on every key"));
-    // Waiting: the expected end counts from the reset (13 h 5 min away), then the last day's
-    // pace (4 tasks in 24 h) for the one task left.
+    // Today's quota has quota left by the ledger but the batch waits: the estimate still
+    // counts requests against quota, never a rate; with the bucket spent it is tomorrow.
+    let store = f.store();
+    store
+        .mark_bucket_exhausted("project-a", at("2026-06-16T07:05:00Z"))
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
     assert!(
-        page.contains("ETA: about <strong>19 h 5 min</strong>"),
+        page.contains(
+            "Expected to finish on <strong>2026-06-16</strong> (quota day 2 of 3), when that \
+             quota day opens at"
+        ),
         "{page}"
+    );
+    assert!(
+        page.contains("data-finish=\"2026-06-16T07:05:00Z\""),
+        "{page}"
+    );
+    assert!(page.contains("in about 13 h 5 min."), "{page}");
+    assert!(!page.contains("ETA"), "{page}");
+    // The worker's reason with its resume time: the card says the wait and the time once.
+    let store = f.store();
+    store
+        .set_batch_state(
+            MAIN,
+            BatchState::WaitingReset,
+            Some("daily quota used on every key; resuming at 2026-06-16 09:05 UTC (2026-06-16 02:05 PDT)"),
+            f.clock.now(),
+        )
+        .unwrap();
+    drop(store);
+    let page = get(&app, "/").await.body;
+    let card = page.find(&format!("id=\"batch-{MAIN}\"")).unwrap();
+    let line_start = card + page[card..].find("<p class=\"state-line\">").unwrap();
+    let line = &page[line_start..line_start + page[line_start..].find("</p>").unwrap()];
+    assert_eq!(line.matches("resuming at").count(), 1, "{line}");
+    assert_eq!(line.matches("PDT").count(), 1, "{line}");
+    assert!(
+        line.contains("Waiting for the daily quota reset: daily quota used"),
+        "{line}"
     );
 
     let store = f.store();
@@ -712,4 +754,75 @@ async fn company_page_reads_like_an_analysis_with_years_side_by_side() {
         "{}",
         acme.body
     );
+}
+
+#[tokio::test]
+async fn a_simulated_clock_is_said_on_the_pages_that_show_times() {
+    let f = fixture();
+    // The wall clock: no note.
+    let page = get(&f.router(), "/").await.body;
+    assert!(!page.contains("Simulated clock"), "{page}");
+    // FINTEL_FAKE_CLOCK (the demo): the batches and batch pages say their times are simulated.
+    let mut config = f.config();
+    config.clock = Arc::new(fintel_time::FakeClock::new(
+        at("2026-06-15T18:00:00Z"),
+        60.0,
+    ));
+    let app = fintel_web::router(config).unwrap();
+    for path in ["/", &format!("/batches/{MAIN}")] {
+        let page = get(&app, path).await.body;
+        assert!(
+            page.contains(
+                "Simulated clock (FINTEL_FAKE_CLOCK): every time on this page is simulated time"
+            ),
+            "{path}: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_task_table_shows_the_attempts_results_and_exports_show() {
+    let f = fixture();
+    // A task completed by a stored result (another batch's, or before attempts were kept on
+    // the task) has none of its own; its result took one.
+    f.store()
+        .conn()
+        .execute(
+            "UPDATE tasks SET attempts = 0 WHERE id = ?1",
+            [f.acme_2024_task],
+        )
+        .unwrap();
+    let page = get(&f.router(), &format!("/batches/{MAIN}?kind=year"))
+        .await
+        .body;
+    let row_start = page
+        .find(&format!("href=\"/tasks/{}\"", f.acme_2024_task))
+        .expect("the task's row");
+    let row = &page[page[..row_start].rfind("<tr>").unwrap()..row_start];
+    assert!(row.contains("<td class=\"num\">1</td>"), "{row}");
+    // The export says the same of that row.
+    let mut out = Vec::new();
+    fintel_export::export(
+        &f.store(),
+        &fintel_export::ExportQuery {
+            batch_id: Some(MAIN.into()),
+            analysis_type: None,
+            status: fintel_export::StatusFilter::Completed,
+        },
+        fintel_export::Format::Jsonl,
+        fintel_export::Output::Stdout(&mut out),
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let acme_2024 = rows
+        .iter()
+        .find(|r| {
+            r["task_id"] == f.acme_2024_task || (r["ticker"] == "ACME" && r["fiscal_year"] == 2024)
+        })
+        .expect("the row");
+    assert_eq!(acme_2024["attempts"], 1, "{acme_2024}");
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fintel_edgar::{EdgarClient, EdgarConfig};
 use fintel_engine::{EngineSettings, KeyPool, MaintenancePlan, Upkeep};
 use fintel_llm::{GeminiClient, GeminiConfig, OpenAiClient, OpenAiConfig, Provider};
@@ -24,13 +24,23 @@ pub struct App {
 impl App {
     /// Opens (creating if needed) the database in the data directory.
     pub fn open_store(&self) -> Result<Arc<Store>> {
-        std::fs::create_dir_all(&self.config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                self.config.data_dir.display()
-            )
-        })?;
-        Ok(Arc::new(Store::open(&self.config.db_path())?))
+        if std::fs::create_dir_all(&self.config.data_dir).is_err() {
+            crate::doctor::require_writable_data_dir(&self.config.data_dir)?;
+        }
+        match Store::open(&self.config.db_path()) {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(e) => {
+                // A read-only directory shows up here as an SQLite error; say what it is.
+                crate::doctor::require_writable_data_dir(&self.config.data_dir)?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Refuses to start work in a data directory fintel cannot write (exit 4, the doctor's
+    /// explanation), before anything is fetched or created.
+    pub fn require_writable(&self) -> Result<()> {
+        crate::doctor::require_writable_data_dir(&self.config.data_dir)
     }
 
     /// The database if it exists, without creating anything.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use fintel_engine::{
     create_batch, input, Analysis, BatchRequest, BatchSettings, Engine, FilingSource, KeyPool,
-    RunOutcome, YearsSpec,
+    RunOutcome,
 };
 use fintel_llm::{CallError, Provider};
 use fintel_store::{Batch, BatchState, Store};
@@ -70,19 +70,14 @@ pub async fn batch(app: &App, args: BatchArgs) -> Result<u8> {
     create_and_run(app, &args, &file).await
 }
 
-fn years_spec(args: &BatchArgs) -> Result<YearsSpec> {
-    match (&args.years, &args.fiscal_years) {
-        (Some(n), None) => Ok(YearsSpec::Latest(*n)),
-        (None, Some(s)) => Ok(YearsSpec::parse_explicit(s)?),
-        _ => Err(usage(
-            "say which fiscal years: --years N (the latest N of each company) or \
-             --fiscal-years 2018-2024",
-        )),
-    }
-}
-
 async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> Result<u8> {
-    let years = years_spec(args)?;
+    app.require_writable()?;
+    let this_year = i32::from(fintel_time::pacific_date(app.clock.now()).year());
+    let years =
+        crate::planning::years_spec(args.years, args.fiscal_years.as_deref(), None, this_year)?;
+    if let Some(warning) = crate::planning::many_years(&years, args.yes, this_year)? {
+        eprintln!("{warning}");
+    }
     let registry = app.registry()?;
     let workflow = registry.get(&args.analysis_type)?.clone();
     workflow.check_years(years.count() as usize)?;
@@ -91,6 +86,16 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         .map_err(|e| usage(format!("{e:#}")))?;
     let text = String::from_utf8_lossy(&text);
     let rows = input::parse_companies(&file.display().to_string(), &text)?;
+    // The plan first: unknown tickers get their "did you mean", and on a terminal the user
+    // sees what the batch will cost before anything is created.
+    let plan = crate::planning::make_plan(app, &rows, &years, &workflow).await?;
+    if !plan.unknown.is_empty() && !args.skip_unknown {
+        return Err(crate::planning::unknown_error(&plan.unknown));
+    }
+    if !crate::planning::confirm(&plan, args.yes, args.json)? {
+        eprintln!("not started; nothing was created");
+        return Ok(exit::OK);
+    }
     let analysis = WorkflowAnalysis::new(workflow);
     let edgar = app.edgar()?;
     let provider = app.provider()?;
@@ -222,6 +227,7 @@ pub async fn preflight_model(
 }
 
 async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
+    app.require_writable()?;
     let store = app.open_store()?;
     if args.reopen && id.is_empty() {
         return Err(usage(
@@ -378,16 +384,21 @@ pub async fn run_with(
     let grace = app.config.grace;
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!(
+        crate::pipes::err(&format!(
             "\nstopping: no new work; letting calls in flight finish (up to {} s). Press Ctrl+C \
-             again to exit at once.",
+             again to exit at once.\n",
             grace.as_secs()
-        );
+        ));
         let _ = tx.send(true);
         wait_for_signal().await;
-        eprintln!("exiting at once; calls in flight will be repeated on resume");
+        crate::pipes::err("exiting at once; calls in flight will be repeated on resume\n");
         std::process::exit(exit::SECOND_SIGNAL as i32);
     });
+    display.set_estimator(crate::outlook::estimator(
+        app,
+        store.clone(),
+        &store.find_batch(batch_id)?,
+    ));
     let display = Arc::new(display);
     let notifier = crate::notifications::notifier(app);
     let observer = Arc::new(crate::notifications::Notifying {
@@ -441,18 +452,17 @@ pub async fn run_with(
         store.path().display()
     );
     tracing::info!(target: crate::logging::RUN_TARGET, "{summary}");
-    eprintln!("{summary}");
+    // A batch's output must never turn a finished run into a panic: a closed pipe is quiet.
+    crate::pipes::err(&format!("{summary}\n"));
     if json {
-        println!(
-            "{}",
-            json!({
-                "batch_id": batch_id,
-                "state": batch.state,
-                "counts": counts,
-                "exit_code": code,
-                "resume_command": resume,
-            })
-        );
+        let doc = json!({
+            "batch_id": batch_id,
+            "state": batch.state,
+            "counts": counts,
+            "exit_code": code,
+            "resume_command": resume,
+        });
+        crate::pipes::out(&format!("{doc}\n"))?;
     }
     // After the summary, so a slow webhook never delays what the user reads.
     crate::notifications::send_outcome(
@@ -547,20 +557,23 @@ fn list_incomplete(app: &App, json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<26} {:<16} {:<12} {:>13}  created / running in",
-        "id", "state", "analysis", "done/total"
+        "{:<26} {:<16} {:<12} {:>13} {:>9}  created / running in",
+        "id", "state", "analysis", "done/total", "resolving"
     );
     let mut any_idle = false;
     for b in &batches {
+        // The total is the plan (companies x years); companies whose filings are not yet
+        // resolved are counted in it and shown on their own.
         let c = store.task_counts(&b.id)?;
         let live = store.live_processes(&b.id)?;
         any_idle |= live.is_empty();
         println!(
-            "{:<26} {:<16} {:<12} {:>13}  {}",
+            "{:<26} {:<16} {:<12} {:>13} {:>9}  {}",
             b.id,
             b.state.as_str(),
             b.analysis_type,
             format!("{}/{}", c.ended(), c.total),
+            c.resolving,
             if live.is_empty() {
                 local_and_pacific(b.created_at)
             } else {
@@ -598,8 +611,15 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
     } else {
         vec![]
     };
+    let now = app.clock.now();
+    let eta = if batch.state.is_incomplete() {
+        crate::outlook::batch_eta(app, &store, &batch.id, now)?
+    } else {
+        None
+    };
     if args.json {
         let mut v = batch_json(&store, &batch)?;
+        v["estimated_finish"] = json!(eta.map(|e| e.finish.to_string()));
         v["reasons"] = json!(reasons);
         if args.failed {
             v["failed"] = json!(failed);
@@ -646,6 +666,15 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         println!(
             "  resolving  {} companies' filings not yet resolved",
             counts.resolving
+        );
+    }
+    if batch.state.is_incomplete() {
+        println!(
+            "  finish     {}",
+            match &eta {
+                Some(e) => crate::outlook::describe(e, Some(batch.created_at), now),
+                None => "unknown: no configured key can send its requests".to_string(),
+            }
         );
     }
     if !reasons.is_empty() {

@@ -20,6 +20,10 @@ FINTEL_HOME (data directory), FINTEL_MODEL; see the README for the full list.
 Exit codes: 0 done or stopped cleanly, 1 runtime error, 2 bad usage or input, 3 batch ended
 with failed tasks, 4 configuration problem, 130 second signal.";
 
+/// `--years` when a command that looks or plans is given neither `--years` nor
+/// `--fiscal-years` (a batch always says which years it spends quota on).
+pub const DEFAULT_YEARS: u32 = 7;
+
 #[derive(Debug, Parser)]
 #[command(name = "fintel", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
@@ -99,20 +103,25 @@ pub struct BatchArgs {
     pub action: Option<BatchAction>,
     /// Companies: a CSV with a header (ticker, company_name, cik, priority) or one ticker per line
     pub file: Option<PathBuf>,
-    /// The N most recent fiscal years of each company
+    /// The N most recent fiscal years of each company (more than 30 needs --yes)
     #[arg(long, value_name = "N")]
     pub years: Option<u32>,
-    /// The same fixed fiscal years for every company: 2018-2024 or 2019,2021
+    /// The same fixed fiscal years for every company: 2018-2024 or 2019,2021 (1993 to this year)
     #[arg(long, value_name = "YEARS", conflicts_with = "years")]
     pub fiscal_years: Option<String>,
     /// Analysis type (`fintel workflows` lists them)
     #[arg(long, default_value = "fundamental", value_name = "TYPE")]
     pub analysis_type: String,
     /// A name for the batch
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Priority of the whole batch (higher runs first)
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "P"
+    )]
     pub priority: i64,
     /// Retries per task after its first attempt
     #[arg(long, default_value_t = 2, value_name = "N")]
@@ -126,7 +135,8 @@ pub struct BatchArgs {
     /// Let amended annual reports (10-K/A) be picked over originals
     #[arg(long)]
     pub include_amendments: bool,
-    /// Start without asking for confirmation
+    /// Start without showing the plan and asking (fintel asks only on a terminal); also
+    /// confirms more than 30 years
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Resume a batch: the most recent incomplete one, or the given id (or unique prefix)
@@ -155,7 +165,7 @@ pub struct BatchArgs {
     #[arg(long)]
     pub json: bool,
     /// Model to use [env: FINTEL_MODEL]
-    #[arg(long)]
+    #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
 }
 
@@ -165,16 +175,20 @@ pub enum BatchAction {
     Status(StatusArgs),
     /// Stop a batch for good (stored results are kept)
     Cancel {
+        /// Batch id or unique prefix (`fintel batch --list-incomplete` lists them)
         id: String,
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
     /// Remove a batch and its tasks; results are kept unless --purge-results
     Delete {
+        /// Batch id or unique prefix
         id: String,
         /// Also remove the results that no other batch uses
         #[arg(long)]
         purge_results: bool,
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
@@ -190,6 +204,7 @@ pub struct StatusArgs {
     /// List every skipped task
     #[arg(long)]
     pub skipped: bool,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -198,12 +213,25 @@ pub struct StatusArgs {
 pub struct AnalyzeArgs {
     /// Ticker or CIK
     pub company: String,
-    #[arg(long, default_value_t = 1)]
-    pub years: u32,
-    #[arg(long, default_value = "fundamental")]
+    /// The N most recent fiscal years [default: 7]
+    #[arg(long, value_name = "N")]
+    pub years: Option<u32>,
+    /// Fixed fiscal years instead: 2018-2024 or 2019,2021
+    #[arg(long, value_name = "YEARS", conflicts_with = "years")]
+    pub fiscal_years: Option<String>,
+    /// Analysis type (`fintel workflows` lists them)
+    #[arg(long, default_value = "fundamental", value_name = "TYPE")]
     pub analysis_type: String,
+    /// Model to use [env: FINTEL_MODEL]
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Ask the model again even where a stored result has the same key
     #[arg(long)]
     pub force: bool,
+    /// Confirm more than 30 years
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -211,13 +239,13 @@ pub struct AnalyzeArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Number of simulated companies
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 24, value_name = "N")]
     pub companies: usize,
     /// Fiscal years per company
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_name = "N")]
     pub years: u32,
     /// How many times faster than real time the demo's clock runs
-    #[arg(long, default_value_t = 3600.0)]
+    #[arg(long, default_value_t = 3600.0, value_name = "X")]
     pub speed: f64,
 }
 
@@ -235,6 +263,7 @@ impl Default for DemoArgs {
 pub struct KeysArgs {
     #[command(subcommand)]
     pub action: Option<KeysAction>,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -242,28 +271,33 @@ pub struct KeysArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
     /// Re-enable a key that was disabled (by its name, e.g. GOOGLE_API_KEY_3)
-    Enable { label: String },
+    Enable {
+        /// The key's name as `fintel keys` shows it, e.g. GOOGLE_API_KEY_3
+        label: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Only this batch (id or unique prefix); default: every stored result
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     pub batch_id: Option<String>,
-    #[arg(long)]
+    /// Only this analysis type
+    #[arg(long, value_name = "TYPE")]
     pub analysis_type: Option<String>,
     /// completed, skipped, failed or all
-    #[arg(long, default_value = "completed")]
+    #[arg(long, default_value = "completed", value_name = "STATUS")]
     pub status_filter: String,
     /// csv, jsonl, parquet or xlsx
-    #[arg(long)]
+    #[arg(long, value_name = "FORMAT")]
     pub format: String,
     /// File to write, or - for stdout (csv and jsonl)
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub output: PathBuf,
     /// Replace an existing file
     #[arg(long)]
     pub force: bool,
+    /// Print a JSON summary (rows, columns, path) on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -272,10 +306,16 @@ pub struct ExportArgs {
 pub struct ResultsArgs {
     /// Ticker or CIK
     pub company: String,
-    #[arg(long)]
+    /// Only this fiscal year
+    #[arg(long, value_name = "YEAR")]
     pub year: Option<i32>,
-    #[arg(long)]
+    /// Only these fiscal years: 2018-2024 or 2019,2021 (as for `fintel batch`)
+    #[arg(long, value_name = "YEARS", conflicts_with = "year")]
+    pub fiscal_years: Option<String>,
+    /// Only this analysis type
+    #[arg(long, value_name = "TYPE")]
     pub analysis_type: Option<String>,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -351,6 +391,7 @@ pub enum DbAction {
         /// Backups kept [default: 7, or FINTEL_BACKUP_RETENTION]
         #[arg(long, value_name = "N")]
         retention: Option<usize>,
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
@@ -362,6 +403,7 @@ pub enum DbAction {
         /// Where to write it (must not exist)
         #[arg(value_name = "PATH")]
         path: Option<PathBuf>,
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
@@ -377,13 +419,16 @@ pub struct CacheArgs {
 pub enum CacheAction {
     /// Documents cached, their size, oldest and newest
     Stats {
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
     /// Remove cached documents older than DAYS
     Prune {
+        /// Remove documents last used more than this many days ago
         #[arg(long, value_name = "DAYS")]
         older_than: u64,
+        /// Print one JSON document on stdout
         #[arg(long)]
         json: bool,
     },
@@ -393,10 +438,22 @@ pub enum CacheAction {
 pub struct PlanArgs {
     /// Companies file, as for `fintel batch`
     pub file: PathBuf,
-    #[arg(long, default_value_t = 7)]
-    pub years: u32,
-    #[arg(long, default_value = "fundamental")]
+    /// The N most recent fiscal years of each company [default: 7]
+    #[arg(long, value_name = "N")]
+    pub years: Option<u32>,
+    /// Fixed fiscal years instead: 2018-2024 or 2019,2021
+    #[arg(long, value_name = "YEARS", conflicts_with = "years")]
+    pub fiscal_years: Option<String>,
+    /// Analysis type (`fintel workflows` lists them)
+    #[arg(long, default_value = "fundamental", value_name = "TYPE")]
     pub analysis_type: String,
+    /// Model whose stored results count [env: FINTEL_MODEL]
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Count unknown tickers as the batch would skip them, instead of refusing the file
+    #[arg(long)]
+    pub skip_unknown: bool,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -405,13 +462,19 @@ pub struct PlanArgs {
 pub struct FilingsArgs {
     /// Ticker or CIK
     pub company: String,
-    #[arg(long, default_value_t = 10)]
-    pub years: u32,
+    /// The N most recent fiscal years [default: 7]
+    #[arg(long, value_name = "N")]
+    pub years: Option<u32>,
+    /// Fixed fiscal years instead: 2018-2024 or 2019,2021
+    #[arg(long, value_name = "YEARS", conflicts_with = "years")]
+    pub fiscal_years: Option<String>,
     /// Only this form family: 10-K, 20-F or 40-F
-    #[arg(long)]
+    #[arg(long, value_name = "FORM")]
     pub form: Option<String>,
+    /// Let amended annual reports (10-K/A) be picked over originals
     #[arg(long)]
     pub include_amendments: bool,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -421,17 +484,18 @@ pub struct TextArgs {
     /// A filing document (HTML or text) on disk
     pub file: PathBuf,
     /// Only this item, e.g. 7 or 1A
-    #[arg(long)]
+    #[arg(long, value_name = "ITEM")]
     pub section: Option<String>,
     /// Fit the text to this many tokens, as for the model
-    #[arg(long)]
+    #[arg(long, value_name = "TOKENS")]
     pub budget: Option<u64>,
     /// Show the inline-XBRL key financials
     #[arg(long)]
     pub facts: bool,
     /// Form of the document (10-K, 20-F); detected when omitted
-    #[arg(long)]
+    #[arg(long, value_name = "FORM")]
     pub form: Option<String>,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -440,6 +504,7 @@ pub struct TextArgs {
 pub struct WorkflowsArgs {
     #[command(subcommand)]
     pub action: Option<WorkflowsAction>,
+    /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
 }
@@ -447,7 +512,10 @@ pub struct WorkflowsArgs {
 #[derive(Debug, Subcommand)]
 pub enum WorkflowsAction {
     /// Print a built-in analysis type's file, to copy into the workflows directory and edit
-    Show { name: String },
+    Show {
+        /// The analysis type, e.g. fundamental
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -460,13 +528,46 @@ pub struct SimArgs {
 pub enum SimAction {
     /// Serve simulated SEC and Gemini endpoints until stopped
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8089")]
+        /// Address to listen on (port 0: any free port; the first line printed is the URL)
+        #[arg(long, default_value = "127.0.0.1:8089", value_name = "HOST:PORT")]
         addr: String,
         /// Simulator configuration (TOML); not `--config`, which names fintel's own file
         #[arg(long, value_name = "FILE")]
         sim_config: Option<PathBuf>,
         /// Serve the shared fixtures (real Apple submissions and filings) as well
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         fixtures: Option<PathBuf>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                out.push(format!("{path} {} (the command)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_flag_and_argument_has_help_text() {
+        let mut missing = Vec::new();
+        undocumented(&Cli::command(), "fintel", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        Cli::command().debug_assert();
+    }
 }

@@ -162,11 +162,24 @@ pub async fn filings(app: &App, args: FilingsArgs) -> Result<u8> {
             .map_err(|_| usage(format!("--form {f:?}: use 10-K, 20-F or 40-F")))?],
         None => vec![],
     };
+    let today = pacific_date(app.clock.now());
+    let years = crate::planning::years_spec(
+        args.years,
+        args.fiscal_years.as_deref(),
+        Some(DEFAULT_YEARS),
+        i32::from(today.year()),
+    )?;
+    if let Some(warning) = crate::planning::many_years(&years, true, i32::from(today.year()))? {
+        eprintln!("{warning}");
+    }
     let query = FilingsQuery {
         company: args.company.clone(),
-        request: YearRequest::Latest {
-            years: args.years,
-            as_of: pacific_date(app.clock.now()),
+        request: match years {
+            YearsSpec::Latest(n) => YearRequest::Latest {
+                years: n,
+                as_of: today,
+            },
+            YearsSpec::Explicit(list) => YearRequest::Explicit(list),
         },
         forms,
         include_amendments: args.include_amendments,
@@ -177,9 +190,9 @@ pub async fn filings(app: &App, args: FilingsArgs) -> Result<u8> {
         e => anyhow::Error::new(e),
     })?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        crate::pipes::out(&format!("{}\n", serde_json::to_string(&report)?))?;
     } else {
-        print!("{}", report.to_text());
+        crate::pipes::out(&report.to_text())?;
     }
     Ok(exit::OK)
 }
@@ -188,6 +201,12 @@ pub fn text(args: TextArgs) -> Result<u8> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(|e| usage(format!("{e:#}")))?;
+    if let Some(why) = not_a_filing(&bytes) {
+        return Err(usage(format!(
+            "{} is not an HTML or text filing: {why}",
+            args.file.display()
+        )));
+    }
     let form = match &args.form {
         Some(f) => Some(FormKind::parse(f).map_err(|e| usage(e.to_string()))?),
         None => None,
@@ -288,9 +307,20 @@ pub fn workflows(app: &App, args: WorkflowsArgs) -> Result<u8> {
 }
 
 pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
+    app.require_writable()?;
+    let this_year = i32::from(pacific_date(app.clock.now()).year());
+    let years = crate::planning::years_spec(
+        args.years,
+        args.fiscal_years.as_deref(),
+        Some(DEFAULT_YEARS),
+        this_year,
+    )?;
+    if let Some(warning) = crate::planning::many_years(&years, args.yes, this_year)? {
+        eprintln!("{warning}");
+    }
     let registry = app.registry()?;
     let workflow = registry.get(&args.analysis_type)?.clone();
-    workflow.check_years(args.years as usize)?;
+    workflow.check_years(years.count() as usize)?;
     let analysis = WorkflowAnalysis::new(workflow);
     let line = if args.company.chars().all(|c| c.is_ascii_digit()) {
         format!("cik\n{}\n", args.company)
@@ -314,7 +344,7 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
             name: Some(format!("analyze {}", args.company)),
             input_file: None,
             rows,
-            years: YearsSpec::Latest(args.years),
+            years,
             analysis: analysis.as_ref(),
             model: app.config.model.clone(),
             priority: 0,
@@ -360,21 +390,58 @@ pub async fn sim(args: SimArgs, clock: SharedClock) -> Result<u8> {
             "--addr {addr:?} is not an address like 127.0.0.1:8089"
         ))
     })?;
+    let universe_csv = fintel_sim::Universe::generate(&sim_config).companies_csv(5);
+    let keys: Vec<String> = sim_config
+        .gemini
+        .projects
+        .iter()
+        .flat_map(|p| p.keys.iter().cloned())
+        .collect();
     let mut handle = fintel_sim::start(sim_config, clock, addr)
         .await
         .map_err(|e| usage(e.to_string()))?;
     // The first line on stdout is the base URL, for scripts and tests that start it on port 0.
-    println!("{}", handle.base_url());
-    eprintln!(
-        "simulator listening on {0}; point fintel at it with FINTEL_SEC_WWW_URL={0} \
-         FINTEL_SEC_DATA_URL={0} FINTEL_GEMINI_URL={0}; counters at {0}/__sim/stats",
-        handle.base_url()
-    );
+    crate::pipes::out(&format!("{}\n", handle.base_url()))?;
+    crate::pipes::err(&sim_banner(&handle.base_url(), &keys, &universe_csv));
     tokio::select! {
         _ = handle.wait() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(exit::OK)
+}
+
+/// What `fintel sim serve` tells a user: where it listens, the keys it accepts and a few
+/// tickers it knows, as the lines to paste into another terminal.
+fn sim_banner(url: &str, keys: &[String], companies_csv: &str) -> String {
+    let tickers: Vec<&str> = companies_csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let key_vars: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("GOOGLE_API_KEY_{}={k}", i + 1))
+        .collect();
+    format!(
+        "simulated SEC and Gemini listening on {url}\n\
+         keys it accepts: {}\n\
+         tickers it knows, e.g.: {}\n\
+         use it from another terminal:\n  \
+         export FINTEL_SEC_WWW_URL={url} FINTEL_SEC_DATA_URL={url} FINTEL_GEMINI_URL={url}\n  \
+         export FINTEL_SEC_USER_AGENT=\"Jane Doe jane@example.com\" {}\n  \
+         fintel analyze {} --years 2\n\
+         counters at {url}/__sim/stats; Ctrl+C stops it\n",
+        if keys.is_empty() {
+            "none configured".to_string()
+        } else {
+            keys.join(", ")
+        },
+        tickers.join(", "),
+        key_vars.join(" "),
+        tickers.first().copied().unwrap_or("TICKER"),
+    )
 }
 
 /// The offline demo: the in-process simulator, a fast fake clock, and a real batch through the
@@ -533,26 +600,52 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
     .await?;
     let stats = handle.stats();
     handle.shutdown().await;
-    let dir = data_dir.display();
-    eprintln!(
-        "\nThe simulator received {} model requests, {} over a limit. Results are in {dir}/fintel.db \
-         (table `results`). Look at them with:\n  fintel --data-dir {dir} batch status {}\n  \
-         sqlite3 {dir}/fintel.db \"SELECT ticker, fiscal_year, json FROM results LIMIT 3\"\n\
-         With your own keys: set GOOGLE_API_KEY_1.. and FINTEL_SEC_USER_AGENT, then \
-         `fintel batch companies.csv --years 7`.",
+    let first_ticker = universe_csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .unwrap_or("TICKER")
+        .to_string();
+    crate::pipes::err(&demo_closing(
+        &data_dir.display().to_string(),
+        &created.batch_id,
+        &first_ticker,
         stats.gemini.total.received,
         stats.gemini.total.over_limit,
-        created.batch_id
-    );
+    ));
     Ok(code)
 }
 
+/// The demo's last words: what happened and the commands to look at the results with.
+fn demo_closing(dir: &str, batch_id: &str, ticker: &str, received: u64, over_limit: u64) -> String {
+    format!(
+        "\nThe simulator received {received} model requests, {over_limit} over a limit. Look at \
+         the results with:\n  \
+         fintel --data-dir {dir} batch status {batch_id}\n  \
+         fintel --data-dir {dir} results {ticker}\n  \
+         fintel --data-dir {dir} export --format xlsx --output demo.xlsx\n  \
+         fintel --data-dir {dir} web --open\n\
+         With your own keys: set GOOGLE_API_KEY_1.. and FINTEL_SEC_USER_AGENT, then \
+         `fintel batch companies.csv --years 7`.\n"
+    )
+}
+
 /// `fintel plan`: model requests a batch would need (minus results already stored), and the
-/// days and finish date at the configured buckets' daily limits.
+/// quota days and finish at the configured buckets' quota (what is left today first).
 pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
+    let this_year = i32::from(pacific_date(app.clock.now()).year());
+    let years = crate::planning::years_spec(
+        args.years,
+        args.fiscal_years.as_deref(),
+        Some(DEFAULT_YEARS),
+        this_year,
+    )?;
+    if let Some(warning) = crate::planning::many_years(&years, true, this_year)? {
+        eprintln!("{warning}");
+    }
     let registry = app.registry()?;
     let workflow = registry.get(&args.analysis_type)?.clone();
-    workflow.check_years(args.years as usize)?;
+    workflow.check_years(years.count() as usize)?;
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))
         .map_err(|e| usage(format!("{e:#}")))?;
@@ -560,110 +653,80 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         &args.file.display().to_string(),
         &String::from_utf8_lossy(&bytes),
     )?;
-    let source = LiveSource {
-        edgar: app.edgar()?,
-    };
-    let queries: Vec<fintel_engine::CompanyQuery> =
-        rows.iter().map(input::InputRow::query).collect();
-    let found = source
-        .lookup_companies(&queries)
-        .await
-        .map_err(|e| anyhow::anyhow!("SEC: {e}"))?;
-    let mut ciks: Vec<u64> = rows
-        .iter()
-        .zip(&found)
-        .filter_map(|(r, m)| m.as_ref().map(|m| m.cik).or(r.cik))
-        .collect();
-    ciks.sort_unstable();
-    ciks.dedup();
-    let unknown = rows.len()
-        - found
-            .iter()
-            .zip(&rows)
-            .filter(|(m, r)| m.is_some() || r.cik.is_some())
-            .count();
-    let needs_model = workflow.kind == fintel_workflows::Kind::Llm;
-    let per_company = if !needs_model {
-        0
-    } else {
-        args.years as u64 + u64::from(workflow.is_multi_year())
-    };
-    // Stored results with the same analysis version and model are never asked for again.
-    let mut stored = 0u64;
-    if let Some(store) = app.existing_store()? {
-        let conn = store.conn();
-        let mut stmt = conn.prepare(
-            "SELECT COUNT(*) FROM results WHERE cik = ?1 AND analysis_type = ?2 \
-             AND analysis_version = ?3 AND model = ?4",
-        )?;
-        for cik in &ciks {
-            let n: i64 = stmt.query_row(
-                (
-                    *cik as i64,
-                    &workflow.name,
-                    &workflow.version,
-                    &app.config.model,
-                ),
-                |r| r.get(0),
-            )?;
-            stored += (n as u64).min(per_company);
-        }
+    let plan = crate::planning::make_plan(app, &rows, &years, &workflow).await?;
+    if !plan.unknown.is_empty() && !args.skip_unknown {
+        return Err(crate::planning::unknown_error(&plan.unknown));
     }
-    let requests = ciks.len() as u64 * per_company - stored;
-    let per_day: u64 = app
-        .config
-        .buckets
-        .iter()
-        .map(|b| b.limits.requests_per_day as u64)
-        .sum();
-    let now = app.clock.now();
-    let first_reset = next_reset(now, app.config.reset_buffer);
-    let (days, finish) = if requests == 0 {
-        (0, Some(now))
-    } else if per_day == 0 {
-        (0, None)
-    } else {
-        let days = requests.div_ceil(per_day);
-        // Today's quota first (assumed unused), then one more quota day per reset.
-        let finish = if days <= 1 {
-            now
-        } else {
-            first_reset + jiff::Span::new().days((days - 2) as i64)
-        };
-        (days, Some(finish))
-    };
+    let finish = plan.eta.map(|e| e.finish);
     let doc = json!({
-        "companies": ciks.len(),
-        "unknown_tickers": unknown,
-        "years": args.years,
-        "analysis_type": workflow.name,
-        "requests_total": ciks.len() as u64 * per_company,
-        "already_stored": stored,
-        "requests_needed": requests,
-        "requests_per_day": per_day,
-        "quota_days": days,
+        "companies": plan.companies,
+        "unknown_tickers": plan.unknown.len(),
+        "years": plan.years,
+        "analysis_type": plan.analysis_type,
+        "requests_total": plan.requests_total,
+        "already_stored": plan.already_stored,
+        "requests_needed": plan.requests_needed,
+        "requests_per_day": plan.requests_per_day,
+        "quota_days": if plan.requests_needed == 0 { 0 } else { plan.eta.map_or(0, |e| e.quota_days) },
         "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),
+        "estimated_finish": finish.map(|t| t.to_string()),
     });
     if args.json {
-        println!("{doc}");
-        return Ok(exit::OK);
-    }
-    println!(
-        "{} companies x {} years of {}: {} model requests ({} already stored), {} unknown ticker(s)",
-        ciks.len(),
-        args.years,
-        workflow.name,
-        requests,
-        stored,
-        unknown
-    );
-    match finish {
-        Some(t) if per_day > 0 || requests == 0 => println!(
-            "at {per_day} requests/day over {} bucket(s): {days} quota day(s), finishing on the Pacific quota day {}",
-            app.config.buckets.len(),
-            pacific_date(t)
-        ),
-        _ => println!("no key configured: set GOOGLE_API_KEY_1.. to get a finish date"),
+        crate::pipes::out(&format!("{doc}\n"))?;
+    } else {
+        crate::pipes::out(&plan.to_text())?;
     }
     Ok(exit::OK)
+}
+
+/// Why `bytes` cannot be a filing document (HTML or SEC's plain text), or `None` when it may
+/// be one. Old filings are often Latin-1, so only what text never has counts: nothing at all,
+/// NUL bytes, or many control characters (PDFs, images, archives, spreadsheets).
+fn not_a_filing(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Some("the file is empty");
+    }
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    if head.contains(&0) {
+        return Some("it has binary content (a PDF, image, archive or spreadsheet?)");
+    }
+    let control = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c))
+        .count();
+    if control * 20 > head.len() {
+        return Some("it has binary content (a PDF, image, archive or spreadsheet?)");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_html_or_text_is_taken_for_a_filing() {
+        let latin1 = b"<html><body>Soci\xe9t\xe9 G\xe9n\xe9rale 10-K</body></html>".to_vec();
+        let table: &[(&[u8], bool)] = &[
+            (b"", false),
+            (b"  \n\t ", false),
+            (b"%PDF-1.7\n\x00\x01\x02binary", false),
+            (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", false),
+            (&[0x1b; 100], false),
+            (b"<html><body><p>FORM 10-K</p></body></html>", true),
+            (
+                b"<SEC-DOCUMENT>0000320193-94-000016.txt\nANNUAL REPORT\x0c\n",
+                true,
+            ),
+            (&latin1, true),
+        ];
+        for (bytes, filing) in table {
+            assert_eq!(
+                not_a_filing(bytes).is_none(),
+                *filing,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
 }

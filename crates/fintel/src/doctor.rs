@@ -364,6 +364,21 @@ fn database_check(app: &App) -> (Option<std::sync::Arc<fintel_store::Store>>, Ch
     }
 }
 
+/// The doctor's data directory check as an error for commands that must write there: a
+/// directory fintel cannot write is a configuration problem (exit 4) with what to do, not a
+/// bare file-system error.
+pub fn require_writable_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let check = data_dir_check(dir);
+    if check.ok {
+        return Ok(());
+    }
+    Err(crate::exit::config_problem(format!(
+        "the data directory cannot be used: {}; {} (`fintel doctor` checks this)",
+        check.detail,
+        check.fix.unwrap_or_default()
+    )))
+}
+
 /// Creates the data directory if needed, then writes, syncs and removes a file in it.
 fn data_dir_check(dir: &Path) -> Check {
     let fix = "make the directory writable, or point FINTEL_HOME (or --data-dir) at one that is";

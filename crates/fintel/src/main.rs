@@ -11,7 +11,11 @@ mod doctor;
 mod exit;
 mod live;
 mod logging;
+mod lookup;
 mod notifications;
+mod outlook;
+mod pipes;
+mod planning;
 mod progress;
 mod results;
 mod screen;
@@ -38,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if pipes::default_sigpipe_for(cli.command.as_ref()) {
+        pipes::restore_default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,7 +59,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = exit::code_of(&e);
-            eprintln!("error: {e:#}");
+            pipes::err(&format!("error: {e:#}\n"));
             ExitCode::from(code)
         }
     }
@@ -88,6 +95,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         config_file: cli.config.clone(),
         model: match &cli.command {
             Some(Command::Batch(b)) => b.model.clone(),
+            Some(Command::Plan(p)) => p.model.clone(),
+            Some(Command::Analyze(a)) => a.model.clone(),
             _ => None,
         },
     };

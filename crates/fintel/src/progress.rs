@@ -2,7 +2,7 @@
 //! engine (disabled keys, outages) are printed either way.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fintel_engine::{Level, Observer, Progress};
@@ -12,11 +12,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::logging::RUN_TARGET;
 
+/// The quota-aware finish estimate in words at an instant (see [`crate::outlook`]).
+pub type Estimator = Box<dyn Fn(jiff::Timestamp) -> Option<String> + Send + Sync>;
+
 /// Shows a batch's progress.
 pub struct Display {
     bar: Option<ProgressBar>,
     state: Mutex<LineState>,
     quiet: bool,
+    estimator: OnceLock<Estimator>,
 }
 
 struct LineState {
@@ -24,6 +28,8 @@ struct LineState {
     last_state: Option<BatchState>,
     /// The first snapshot's (clock time, tasks ended), for the rate.
     first: Option<(jiff::Timestamp, u64)>,
+    /// The last finish estimate, refreshed with each plain line (it reads the database).
+    eta: Option<String>,
 }
 
 impl Display {
@@ -31,9 +37,13 @@ impl Display {
     pub fn new(quiet: bool) -> Display {
         let bar = (!quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none())
             .then(|| {
-                let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+                // The message says "done X of Y"; until the first report the bar is empty, not
+                // the full bar indicatif draws for a length of 0.
+                let (pos, len) = bar_fill(0, 0);
+                let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+                bar.set_position(pos);
                 bar.set_style(
-                    ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    ProgressStyle::with_template("{bar:30} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar.enable_steady_tick(Duration::from_millis(500));
@@ -45,9 +55,16 @@ impl Display {
                 last_line: None,
                 last_state: None,
                 first: None,
+                eta: None,
             }),
             quiet,
+            estimator: OnceLock::new(),
         }
+    }
+
+    /// Sets how the finish estimate is computed (once the batch is known).
+    pub fn set_estimator(&self, estimator: Estimator) {
+        let _ = self.estimator.set(estimator);
     }
 
     /// Prints a line without breaking the bar, and logs it.
@@ -59,7 +76,7 @@ impl Display {
     fn print(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::pipes::err(&format!("{line}\n")),
         }
     }
 
@@ -70,21 +87,30 @@ impl Display {
     }
 }
 
-fn summary(p: &Progress, rate_per_hour: Option<f64>) -> String {
+/// The bar's position and length for `done` of `total`: never a full bar for 0 of 0.
+fn bar_fill(done: u64, total: u64) -> (u64, u64) {
+    (done.min(total), total.max(1))
+}
+
+fn summary(p: &Progress, rate_per_hour: Option<f64>, eta: Option<&str>) -> String {
     let c = &p.counts;
     let mut s = format!(
         "done {} of {} (skipped {}, failed {})",
-        c.completed, c.total, c.skipped, c.failed
+        c.ended(),
+        c.total,
+        c.skipped,
+        c.failed
     );
     if c.resolving > 0 {
         s.push_str(&format!(", {} companies still to resolve", c.resolving));
     }
     if let Some(rate) = rate_per_hour.filter(|r| *r > 0.0) {
-        let left = c.total.saturating_sub(c.ended()) as f64;
         s.push_str(&format!(", {rate:.0}/h"));
-        if left > 0.0 {
-            s.push_str(&format!(", ETA at this rate {:.1} h", left / rate));
-        }
+    }
+    // The estimate counts quota days, never "at this rate": a rate measured before a wait for
+    // the reset says nothing about the hours of that wait.
+    if let Some(eta) = eta.filter(|_| c.ended() < c.total) {
+        s.push_str(&format!(", {eta}"));
     }
     match p.state {
         BatchState::WaitingReset | BatchState::WaitingProvider | BatchState::WaitingDisk => {
@@ -108,7 +134,6 @@ impl Observer for Display {
         let (t0, first) = *st.first.get_or_insert((p.now, done));
         let hours = fintel_time::span_between(t0, p.now).as_secs_f64() / 3600.0;
         let rate = (hours > 0.0 && done > first).then(|| (done - first) as f64 / hours);
-        let line = summary(p, rate);
         // Plain lines (and the log file): on every state change, else at most every 10 s.
         let changed = st.last_state != Some(p.state);
         let due = st
@@ -116,16 +141,23 @@ impl Observer for Display {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
         let print = changed || due || done == p.counts.total;
         if print {
+            if let Some(estimate) = self.estimator.get() {
+                st.eta = estimate(p.now);
+            }
+        }
+        let line = summary(p, rate, st.eta.as_deref());
+        if print {
             st.last_line = Some(Instant::now());
             st.last_state = Some(p.state);
             tracing::info!(target: RUN_TARGET, "{line}");
         }
         if let Some(bar) = &self.bar {
-            bar.set_length(p.counts.total.max(1));
-            bar.set_position(done);
+            let (pos, len) = bar_fill(done, p.counts.total);
+            bar.set_length(len);
+            bar.set_position(pos);
             bar.set_message(line);
         } else if print && !self.quiet {
-            eprintln!("[{}] {}", local_and_pacific(p.now), line);
+            crate::pipes::err(&format!("[{}] {}\n", local_and_pacific(p.now), line));
         }
     }
 
@@ -141,5 +173,53 @@ impl Observer for Display {
             Level::Info => tracing::info!(target: RUN_TARGET, "{text}"),
             Level::Warn => tracing::warn!(target: RUN_TARGET, "{text}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fintel_store::TaskCounts;
+
+    fn progress(state: BatchState, completed: u64, total: u64) -> Progress {
+        Progress {
+            counts: TaskCounts {
+                total,
+                completed,
+                pending: total - completed,
+                ..TaskCounts::default()
+            },
+            state,
+            state_reason: Some("every key's daily quota is used".into()),
+            now: "2026-03-02T23:00:00Z".parse().expect("instant"),
+        }
+    }
+
+    #[test]
+    fn the_bar_is_empty_at_0_of_0_and_full_only_when_done() {
+        // (done, total) -> (position, length)
+        for (done, total, expected) in [(0, 0, (0, 1)), (0, 45, (0, 45)), (45, 45, (45, 45))] {
+            assert_eq!(bar_fill(done, total), expected, "{done}/{total}");
+        }
+    }
+
+    #[test]
+    fn a_wait_for_the_reset_shows_the_quota_estimate_not_a_rate_extrapolation() {
+        let p = progress(BatchState::WaitingReset, 20, 45);
+        let line = summary(
+            &p,
+            Some(400.0),
+            Some("expected to finish on 2026-03-04 (quota day 1 of 3)"),
+        );
+        assert!(line.contains("done 20 of 45"), "{line}");
+        assert!(line.contains("expected to finish on 2026-03-04"), "{line}");
+        assert!(!line.contains("ETA at this rate"), "{line}");
+        assert!(
+            line.contains("waiting_reset: every key's daily quota is used"),
+            "{line}"
+        );
+        // Once everything ended, no estimate is shown.
+        let done = summary(&progress(BatchState::Running, 45, 45), None, Some("x"));
+        assert!(!done.contains(", x"), "{done}");
     }
 }

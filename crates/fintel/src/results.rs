@@ -59,13 +59,57 @@ pub fn export(app: &App, args: ExportArgs) -> Result<u8> {
 
 pub fn results(app: &App, args: ResultsArgs) -> Result<u8> {
     let store = store(app)?;
-    let views = fintel_export::results_view(
+    let years = match &args.fiscal_years {
+        Some(text) => match fintel_engine::YearsSpec::parse_explicit(text)? {
+            fintel_engine::YearsSpec::Explicit(list) => Some(list),
+            fintel_engine::YearsSpec::Latest(_) => None,
+        },
+        None => None,
+    };
+    let mut views = fintel_export::results_view(
         &store,
         &args.company,
         args.year,
         args.analysis_type.as_deref(),
     )
     .map_err(|e| usage(e.to_string()))?;
+    if let Some(list) = &years {
+        views.retain(|v| v.fiscal_year.is_some_and(|y| list.contains(&y)));
+    }
+    if views.is_empty() {
+        // Nothing to show: say whether the company is unknown here (exit 2) or known with no
+        // result matching (exit 0), rather than printing nothing.
+        let known = crate::lookup::known_company(&store, &args.company)?;
+        match known {
+            None => {
+                return Err(usage(crate::lookup::unknown_company_message(
+                    &store,
+                    &args.company,
+                )?))
+            }
+            Some(name) => {
+                let mut filters = Vec::new();
+                if let Some(y) = args.year {
+                    filters.push(format!("fiscal year {y}"));
+                }
+                if let Some(f) = &args.fiscal_years {
+                    filters.push(format!("fiscal years {f}"));
+                }
+                if let Some(t) = &args.analysis_type {
+                    filters.push(format!("analysis type {t}"));
+                }
+                eprintln!(
+                    "{name} has no stored results{}; `fintel batch status` shows how its \
+                     batch is doing",
+                    if filters.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" for {}", filters.join(", "))
+                    }
+                );
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&views)?);
     } else {

@@ -1074,7 +1074,12 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
     assert_eq!(out.status.code(), Some(0));
     let st = json(&out);
     let mut fields = LIST_ENTRY.to_vec();
-    fields.extend([("reasons", T::Arr), ("failed", T::Arr), ("skipped", T::Arr)]);
+    fields.extend([
+        ("estimated_finish", T::OptStr),
+        ("reasons", T::Arr),
+        ("failed", T::Arr),
+        ("skipped", T::Arr),
+    ]);
     assert_shape("status", &st, &fields);
     assert_shape("status.counts", &st["counts"], COUNTS);
     assert_each(
@@ -1238,6 +1243,7 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("requests_per_day", T::Num),
             ("quota_days", T::Num),
             ("expected_finish_quota_day", T::OptStr),
+            ("estimated_finish", T::OptStr),
         ],
     );
 

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use crate::charts;
 use crate::format;
-use crate::pages::{batches, layout, path_segment, state_badge, time, time_both, Nav};
+use crate::pages::{
+    batches, layout, path_segment, simulated_clock_note, state_badge, time, time_both, Nav,
+};
 use crate::queries::{self, TaskFilter, TaskRow, TASKS_PER_PAGE, TASK_KINDS, TASK_STATES};
 use crate::{PageError, Shared};
 
@@ -136,9 +138,18 @@ pub(crate) async fn page(
     let now = state.config.clock.now();
     let reset = fintel_time::next_reset(now, state.config.reset_buffer);
     let task_filter = filter.clone();
+    let shared = state.clone();
     let (detail, tasks) = state
         .read(move |store| {
-            let detail = queries::batch_detail(store, &id, now)?;
+            let mut detail = queries::batch_detail(store, &id, now)?;
+            let c = &shared.config;
+            queries::with_estimates(
+                store,
+                std::slice::from_mut(&mut detail.summary),
+                &c.buckets,
+                c.reset_buffer,
+                now,
+            )?;
             let tasks = queries::tasks(store, &detail.summary.batch.id, &task_filter)?;
             Ok((detail, tasks))
         })
@@ -169,6 +180,7 @@ pub(crate) async fn page(
         Some(REFRESH),
         html! {
             h1 { (b.title()) }
+            @if state.config.clock.is_simulated() { (simulated_clock_note(now)) }
             @if let Some(n) = query.notice() { p.notice { (n) } }
             section #summary data-live {
                 (batches::card(&detail.summary, now, reset, false))

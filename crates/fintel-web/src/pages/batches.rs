@@ -1,14 +1,14 @@
 //! The batches page: every batch with its state, progress, counts, pace and expected end.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use fintel_store::BatchState;
 use jiff::Timestamp;
 use maud::{html, Markup};
 
 use crate::format;
-use crate::pages::{batch_state_badge, layout, path_segment, time, time_both, Nav};
+use crate::pages::{
+    batch_state_badge, layout, path_segment, simulated_clock_note, time, time_both, Nav,
+};
 use crate::queries::{self, BatchSummary};
 use crate::{PageError, Shared};
 
@@ -18,15 +18,23 @@ const REFRESH: u32 = 5;
 pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageError> {
     let now = state.config.clock.now();
     let reset = fintel_time::next_reset(now, state.config.reset_buffer);
+    let shared = state.clone();
     let batches = state
-        .read(move |store| queries::batches_overview(store, now))
+        .read(move |store| {
+            let mut batches = queries::batches_overview(store, now)?;
+            let c = &shared.config;
+            queries::with_estimates(store, &mut batches, &c.buckets, c.reset_buffer, now)?;
+            Ok(batches)
+        })
         .await?;
+    let simulated = state.config.clock.is_simulated();
     Ok(layout(
         "Batches",
         Nav::Batches,
         Some(REFRESH),
         html! {
             h1 { "Batches" }
+            @if simulated { (simulated_clock_note(now)) }
             section #batches data-live {
                 @if batches.is_empty() {
                     p.notice {
@@ -79,7 +87,7 @@ pub(crate) fn card(s: &BatchSummary, now: Timestamp, reset: Timestamp, linked: b
                     div { dt { "companies resolving" } dd { (format::thousands(s.counts.resolving)) } }
                 }
             }
-            @if let Some(pace) = pace_line(s, now, reset) { p.meta.pace { (pace) } }
+            @if let Some(pace) = pace_line(s, now) { p.meta.pace { (pace) } }
         }
     }
 }
@@ -113,6 +121,11 @@ fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
             BatchState::Pending => {
                 "Created, not started yet; start it with " code { (resume) } "."
             }
+            // The worker's reason names the instant it resumes (the real one, which may be a
+            // back-off after the reset): then the line says it once, from the reason.
+            BatchState::WaitingReset if reason.is_some_and(|r| r.contains(" at ")) => {
+                "Waiting for the daily quota reset: " (reason.unwrap_or_default()) "."
+            }
             BatchState::WaitingReset => {
                 "Waiting for the daily quota reset at " (time_both(reset)) "."
                 @if let Some(r) = reason { " " span.muted { (r) } }
@@ -142,39 +155,36 @@ fn state_line(s: &BatchSummary, reset: Timestamp) -> Markup {
     }
 }
 
-/// Tasks per hour recently, and when the batch should end at the last day's pace (counted from
-/// the reset when it waits for one).
-fn pace_line(s: &BatchSummary, now: Timestamp, reset: Timestamp) -> Option<Markup> {
+/// Tasks per hour recently, and when the batch is expected to finish: its model requests left
+/// against each key bucket's quota left today and per day after (never a rate extrapolated
+/// across a wait for the reset).
+fn pace_line(s: &BatchSummary, now: Timestamp) -> Option<Markup> {
     if !s.batch.state.is_incomplete() {
         return None;
     }
-    let first = s.first_started?;
-    let running_for = fintel_time::span_between(first, now).as_secs_f64();
-    let window_hours = (running_for.min(86_400.0) / 3_600.0).max(1.0 / 60.0);
-    let per_hour = s.ended_last_day as f64 / window_hours;
     let remaining = s.remaining();
-    let from = if s.batch.state == BatchState::WaitingReset && reset > now {
-        fintel_time::span_between(now, reset)
-    } else {
-        Duration::ZERO
-    };
-    let eta = (per_hour > 0.0 && remaining > 0).then(|| {
-        from + Duration::from_secs_f64((remaining as f64 / per_hour * 3_600.0).min(3.15e9))
-    });
     Some(html! {
-        "Rate: " strong { (s.ended_last_hour) } " tasks in the last hour, "
-        (format::thousands(s.ended_last_day)) " in the last 24 h."
-        " ETA: "
-        @match eta {
-            Some(d) => {
-                "about " strong { (format::duration(d)) }
-                @if let Ok(end) = now.checked_add(jiff::SignedDuration::from_secs(d.as_secs() as i64)) {
-                    " (" (time(end)) ")"
+        @if s.first_started.is_some() {
+            "Rate: " strong { (s.ended_last_hour) } " tasks in the last hour, "
+            (format::thousands(s.ended_last_day)) " in the last 24 h. "
+        }
+        @match &s.eta {
+            _ if remaining == 0 => { "Finishing." }
+            Some(eta) if eta.quota_days <= 1 => {
+                span.eta data-finish=(format::rfc3339(eta.finish)) {
+                    "Expected to finish " strong { "today" } ", within today's quota."
                 }
-                " at this pace."
             }
-            None if remaining == 0 => { "finishing." }
-            None => { "unknown until tasks end." }
+            Some(eta) => {
+                span.eta data-finish=(format::rfc3339(eta.finish)) {
+                    "Expected to finish on " strong { (eta.finish_quota_date) }
+                    " (quota day " (fintel_time::quota_day_number(s.batch.created_at, now).max(1))
+                    " of " (fintel_time::quota_day_number(s.batch.created_at, eta.finish).max(1)) ")"
+                    ", when that quota day opens at " (time(eta.finish))
+                    ", in about " (format::duration(fintel_time::span_between(now, eta.finish))) "."
+                }
+            }
+            None => { "Finish unknown: no configured key can send its requests." }
         }
     })
 }

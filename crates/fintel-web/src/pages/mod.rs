@@ -114,6 +114,17 @@ pub(crate) fn time_both(t: Timestamp) -> Markup {
     }
 }
 
+/// Said above the times of a page when the clock is simulated (`FINTEL_FAKE_CLOCK`, the demo):
+/// every time shown is on that clock, not the wall clock.
+pub(crate) fn simulated_clock_note(now: Timestamp) -> Markup {
+    html! {
+        p.notice.simulated {
+            "Simulated clock (FINTEL_FAKE_CLOCK): every time on this page is simulated time; "
+            "it reads " (time_both(now)) " now."
+        }
+    }
+}
+
 /// A link for a URL only when it is a web address (a stored `javascript:` URL stays text).
 pub(crate) fn external_link(url: &str) -> Markup {
     let safe = url.starts_with("https://") || url.starts_with("http://");

@@ -1,0 +1,362 @@
+//! What a batch would be before it exists: the fiscal years asked for (checked against the
+//! calendar), the companies found in SEC's list (with "did you mean" for the others), the
+//! model requests left after stored results, and the quota-aware finish. `fintel plan` prints
+//! it; `fintel batch FILE` shows it and asks before starting when run on a terminal.
+
+use std::io::IsTerminal;
+
+use anyhow::Result;
+use fintel_engine::{input::InputRow, YearsSpec};
+use fintel_time::{quota_eta, QuotaEta};
+use fintel_workflows::Workflow;
+
+use crate::app::App;
+use crate::exit::usage;
+
+/// The first fiscal year EDGAR can have an annual report for.
+pub const FIRST_EDGAR_YEAR: i32 = 1993;
+
+/// More fiscal years than this per company is most likely a slip of the keyboard.
+pub const MANY_YEARS: u32 = 30;
+
+/// The fiscal years from `--years N` / `--fiscal-years LIST` (or `default` when neither is
+/// given), refusing years after `this_year` or before EDGAR existed.
+pub fn years_spec(
+    years: Option<u32>,
+    fiscal_years: Option<&str>,
+    default: Option<u32>,
+    this_year: i32,
+) -> Result<YearsSpec> {
+    let spec = match (years, fiscal_years, default) {
+        (Some(_), Some(_), _) => {
+            return Err(usage(
+                "give either --years N or --fiscal-years LIST, not both",
+            ))
+        }
+        (Some(n), None, _) | (None, None, Some(n)) => YearsSpec::Latest(n),
+        (None, Some(text), _) => YearsSpec::parse_explicit(text)?,
+        (None, None, None) => {
+            return Err(usage(
+                "say which fiscal years: --years N (the latest N of each company) or \
+                 --fiscal-years 2018-2024",
+            ))
+        }
+    };
+    match &spec {
+        YearsSpec::Latest(0) => return Err(usage("--years must be at least 1")),
+        YearsSpec::Explicit(list) => {
+            if let Some(&future) = list.iter().find(|&&y| y > this_year) {
+                return Err(usage(format!(
+                    "fiscal year {future} is in the future (it is {this_year} now): no annual \
+                     report for it exists yet; ask for fiscal years {FIRST_EDGAR_YEAR} to \
+                     {this_year}"
+                )));
+            }
+            if let Some(&early) = list.iter().find(|&&y| y < FIRST_EDGAR_YEAR) {
+                return Err(usage(format!(
+                    "fiscal year {early} is before EDGAR ({FIRST_EDGAR_YEAR}): SEC has no \
+                     electronic filing for it"
+                )));
+            }
+        }
+        YearsSpec::Latest(_) => {}
+    }
+    Ok(spec)
+}
+
+/// More than [`MANY_YEARS`] fiscal years per company needs `--yes`; with it, a warning.
+pub fn many_years(spec: &YearsSpec, yes: bool, this_year: i32) -> Result<Option<String>> {
+    let n = spec.count();
+    if n <= MANY_YEARS {
+        return Ok(None);
+    }
+    let most = this_year - FIRST_EDGAR_YEAR + 1;
+    let what = format!(
+        "{n} fiscal years per company is a lot: EDGAR starts in {FIRST_EDGAR_YEAR}, so at most \
+         {most} annual reports can exist, and every year is a model request"
+    );
+    if yes {
+        Ok(Some(format!("warning: {what}")))
+    } else {
+        Err(usage(format!(
+            "{what}. Add --yes if you mean it, or ask for fewer (--years 7)"
+        )))
+    }
+}
+
+/// A company row SEC does not list.
+#[derive(Debug, Clone)]
+pub struct Unknown {
+    pub line: u64,
+    pub shown: String,
+    /// Close tickers SEC does list, closest first.
+    pub suggestions: Vec<String>,
+}
+
+impl Unknown {
+    fn describe(&self) -> String {
+        if self.suggestions.is_empty() {
+            format!("line {}: {}", self.line, self.shown)
+        } else {
+            format!(
+                "line {}: {} (did you mean {}?)",
+                self.line,
+                self.shown,
+                self.suggestions.join(", ")
+            )
+        }
+    }
+}
+
+/// The refusal of a file with unknown tickers, each with its line and suggestions.
+pub fn unknown_error(unknown: &[Unknown]) -> anyhow::Error {
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("  {}", u.describe()))
+        .collect();
+    usage(format!(
+        "{} ticker(s) not found in SEC's company list:\n{}\nFix them (a delisted company can be \
+         given by its CIK in a `cik` column), or pass --skip-unknown to record them as skipped \
+         and go on",
+        unknown.len(),
+        list.join("\n")
+    ))
+}
+
+/// A batch before it exists.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub companies: usize,
+    pub unknown: Vec<Unknown>,
+    pub years: u32,
+    pub analysis_type: String,
+    pub requests_total: u64,
+    pub already_stored: u64,
+    pub requests_needed: u64,
+    pub requests_per_day: u64,
+    pub buckets: usize,
+    pub eta: Option<QuotaEta>,
+}
+
+impl Plan {
+    /// The plan in words, for `fintel plan` and the confirmation before a batch starts.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} companies x {} years of {}: {} model requests ({} already stored), {} unknown \
+             ticker(s)\n",
+            self.companies,
+            self.years,
+            self.analysis_type,
+            self.requests_needed,
+            self.already_stored,
+            self.unknown.len()
+        );
+        for u in &self.unknown {
+            s.push_str(&format!("  unknown: {}\n", u.describe()));
+        }
+        match &self.eta {
+            _ if self.requests_needed == 0 => {
+                s.push_str("nothing to ask the model: every result is stored already\n")
+            }
+            Some(eta) => s.push_str(&format!(
+                "at {} requests/day over {} bucket(s): {} quota day(s), {}\n",
+                self.requests_per_day,
+                self.buckets,
+                eta.quota_days,
+                crate::outlook::describe(eta, None, eta.finish)
+            )),
+            None => s.push_str("no usable key: set GOOGLE_API_KEY_1.. to get a finish date\n"),
+        }
+        s
+    }
+}
+
+/// Looks the rows up in SEC's list and counts the model requests left after stored results
+/// (same analysis version and model), against the configured buckets' quota.
+pub async fn make_plan(
+    app: &App,
+    rows: &[InputRow],
+    years: &YearsSpec,
+    workflow: &Workflow,
+) -> Result<Plan> {
+    let list = app
+        .edgar()?
+        .company_list()
+        .await
+        .map_err(|e| anyhow::anyhow!("SEC: {e}"))?;
+    let mut ciks: Vec<u64> = Vec::new();
+    let mut unknown = Vec::new();
+    for row in rows {
+        let found = match (row.cik, &row.ticker) {
+            (Some(cik), _) => list.by_cik(cik).map(|e| e.cik).or(Some(cik)),
+            (None, Some(t)) => list.resolve(t).map(|e| e.cik),
+            (None, None) => None,
+        };
+        match found {
+            Some(cik) => ciks.push(cik),
+            None => {
+                let shown = row.raw_ticker.clone().unwrap_or_default();
+                let suggestions = list
+                    .suggest(&shown, 3)
+                    .into_iter()
+                    .map(|e| e.ticker.clone())
+                    .collect();
+                unknown.push(Unknown {
+                    line: row.line,
+                    shown,
+                    suggestions,
+                });
+            }
+        }
+    }
+    ciks.sort_unstable();
+    ciks.dedup();
+    let needs_model = workflow.kind == fintel_workflows::Kind::Llm;
+    let per_company = if needs_model {
+        u64::from(years.count()) + u64::from(workflow.is_multi_year())
+    } else {
+        0
+    };
+    let store = app.existing_store()?;
+    let mut stored = 0u64;
+    if let Some(store) = &store {
+        let conn = store.conn();
+        let mut stmt = conn.prepare(
+            "SELECT COUNT(*) FROM results WHERE cik = ?1 AND analysis_type = ?2 \
+             AND analysis_version = ?3 AND model = ?4",
+        )?;
+        for cik in &ciks {
+            let n: i64 = stmt.query_row(
+                (
+                    *cik as i64,
+                    &workflow.name,
+                    &workflow.version,
+                    &app.config.model,
+                ),
+                |r| r.get(0),
+            )?;
+            stored += (n.max(0) as u64).min(per_company);
+        }
+    }
+    let requests_total = ciks.len() as u64 * per_company;
+    let requests_needed = requests_total - stored;
+    let now = app.clock.now();
+    let capacities = crate::outlook::capacities(&app.config.buckets, store.as_deref(), now)?;
+    Ok(Plan {
+        companies: ciks.len(),
+        unknown,
+        years: years.count(),
+        analysis_type: workflow.name.clone(),
+        requests_total,
+        already_stored: stored,
+        requests_needed,
+        requests_per_day: capacities.iter().map(|c| c.per_day).sum(),
+        buckets: app.config.buckets.len(),
+        eta: quota_eta(requests_needed, &capacities, now, app.config.reset_buffer),
+    })
+}
+
+/// Whether to show the plan and ask before starting: only when someone can answer (stdin and
+/// stderr are a terminal), never with `--yes` or `--json`.
+pub fn should_confirm(
+    yes: bool,
+    json: bool,
+    stdin_is_terminal: bool,
+    stderr_is_terminal: bool,
+) -> bool {
+    !yes && !json && stdin_is_terminal && stderr_is_terminal
+}
+
+/// Shows the plan on a terminal and asks to start; `true` to go on. Without a terminal (or
+/// with `--yes`/`--json`) it does not ask.
+pub fn confirm(plan: &Plan, yes: bool, json: bool) -> Result<bool> {
+    if !should_confirm(
+        yes,
+        json,
+        std::io::stdin().is_terminal(),
+        std::io::stderr().is_terminal(),
+    ) {
+        return Ok(true);
+    }
+    crate::pipes::err(&plan.to_text());
+    crate::pipes::err("Start this batch? [y/N] (--yes skips this question) ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(is_yes(&answer))
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_only_on_a_terminal_and_never_with_yes_or_json() {
+        // (yes, json, stdin tty, stderr tty) -> ask
+        let table = [
+            ((false, false, true, true), true),
+            ((true, false, true, true), false),
+            ((false, true, true, true), false),
+            ((false, false, false, true), false),
+            ((false, false, true, false), false),
+            ((false, false, false, false), false),
+        ];
+        for ((yes, json, i, e), expected) in table {
+            assert_eq!(
+                should_confirm(yes, json, i, e),
+                expected,
+                "{yes} {json} {i} {e}"
+            );
+        }
+        for (answer, expected) in [("y\n", true), ("YES\n", true), ("\n", false), ("n", false)] {
+            assert_eq!(is_yes(answer), expected, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn fiscal_years_are_checked_against_the_calendar_and_edgar() {
+        let ok = |y: Option<u32>, f: Option<&str>, d: Option<u32>| years_spec(y, f, d, 2026);
+        assert!(matches!(ok(Some(7), None, None), Ok(YearsSpec::Latest(7))));
+        assert!(matches!(
+            ok(None, None, Some(10)),
+            Ok(YearsSpec::Latest(10))
+        ));
+        assert!(
+            matches!(ok(None, Some("2019-2026"), None), Ok(YearsSpec::Explicit(v)) if v.len() == 8)
+        );
+        // (flags, words the refusal must contain)
+        let refused: &[(Option<u32>, Option<&str>, &str)] = &[
+            (None, Some("2024-2031"), "2027 is in the future"),
+            (None, Some("1926-2006"), "1993"),
+            (Some(0), None, "at least 1"),
+            (None, None, "say which fiscal years"),
+        ];
+        for (years, fiscal, words) in refused {
+            let err = ok(*years, *fiscal, None).expect_err("refused");
+            assert!(
+                format!("{err:#}").contains(words),
+                "{years:?} {fiscal:?}: {err:#}"
+            );
+            assert_eq!(crate::exit::code_of(&err), crate::exit::USAGE);
+        }
+    }
+
+    #[test]
+    fn more_than_thirty_years_needs_yes() {
+        assert!(many_years(&YearsSpec::Latest(30), false, 2026)
+            .unwrap()
+            .is_none());
+        let err = many_years(&YearsSpec::Latest(100), false, 2026).unwrap_err();
+        assert!(format!("{err}").contains("--yes"), "{err}");
+        let warning = many_years(&YearsSpec::Latest(100), true, 2026)
+            .unwrap()
+            .unwrap();
+        assert!(
+            warning.starts_with("warning: 100 fiscal years"),
+            "{warning}"
+        );
+    }
+}

@@ -223,6 +223,7 @@ CREATE TABLE superseded_results (
     created_at        INTEGER NOT NULL
 );
 CREATE INDEX superseded_results_result ON superseded_results (result_id);
+"#,
     // Quota in real weather: when a task's streak of transient failures began (a task fails
     // for them only once the streak spans a minimum time), and the provider's token counts of
     // the requests it measured, so a document is measured once.
@@ -235,6 +236,7 @@ CREATE TABLE token_counts (
     counted_at     INTEGER NOT NULL,
     PRIMARY KEY (request_sha256, model)
 );
+"#,
     // Screening (`fintel screen`) takes each company's latest result of one analysis type:
     // this index hands them over in order, without reading every result.
     r#"

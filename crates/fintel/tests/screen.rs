@@ -176,12 +176,12 @@ async fn eon_types_store_valid_results_with_their_fields_and_screen_from_the_com
         assert_eq!(
             keys,
             [
+                "ticker",
                 "cik",
                 "company_name",
-                "fields",
                 "fiscal_year",
-                "ticker",
-                "value"
+                "value",
+                "fields"
             ],
             "{row}"
         );

@@ -478,7 +478,7 @@ mod tests {
             ("overall_alpha_score >= 70%", "`70%` is not a number"),
             ("overall_alpha_score >= NaN", "`NaN` is not a number"),
             ("overall_alpha_score >= inf", "`inf` is not a number"),
-            ("alpha >= 70", "unknown field `alpha` for analysis type scanner; its fields are: audited, confidence_level, investment_thesis, key_insights, overall_alpha_score, scores.strategic_anomaly"),
+            ("alpha >= 70", "unknown field `alpha` for analysis type scanner; its fields are: overall_alpha_score, confidence_level, scores.strategic_anomaly, investment_thesis, key_insights, audited"),
             ("scores >= 70", "unknown field `scores`"),
             ("confidence_level >= SURE", "`SURE` is not a value of `confidence_level`; it is one of: HIGH, MEDIUM, LOW"),
             ("key_insights >= 3", "`>=` does not apply to `key_insights` (list)"),

@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 
 use fintel_export::mask_keys;
-use fintel_store::{
-    from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts,
-};
+use fintel_store::{from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts};
 use fintel_time::{quota_eta, BucketCapacity, QuotaEta};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fintel_engine::*;
 use fintel_llm::CallError;
-use fintel_store::BatchState;
+use fintel_store::{BatchState, Ownership};
 use support::*;
 use tokio::sync::watch;
 
@@ -37,12 +37,16 @@ async fn until_clock(
     }
 }
 
-/// Process A holds two tasks when it is killed (`kill -9`: its run vanishes and the OS
-/// releases its lock); process B, already running and idle with only A's tasks left, takes
-/// them back by itself and finishes the batch, without any restart.
-#[tokio::test]
-async fn a_live_process_takes_back_the_tasks_of_a_process_killed_mid_batch() {
-    let h = Harness::new(4, FakeProvider::new(), buckets(1, 1000, 1000));
+/// A batch of 4 companies x 2 years, and process "a" running it with two calls that never
+/// answer: what the tests of several processes start from.
+async fn process_a_holding_two_calls(
+    h: &Harness,
+) -> (
+    String,
+    Ownership,
+    tokio::task::JoinHandle<Result<RunOutcome, EngineError>>,
+    watch::Sender<bool>,
+) {
     let t = tickers(4);
     let batch = h
         .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
@@ -60,13 +64,23 @@ async fn a_live_process_takes_back_the_tasks_of_a_process_killed_mid_batch() {
         },
         stuck.clone(),
     );
-    let (_tx_a, rx_a) = watch::channel(false);
+    let (tx_a, rx_a) = watch::channel(false);
     let batch_a = batch.clone();
     let a = tokio::spawn(async move { engine_a.run(&batch_a, rx_a).await });
-    until_clock(&h, "A holds two calls", Duration::from_secs(3600), || {
+    until_clock(h, "A holds two calls", Duration::from_secs(3600), || {
         stuck.total.load(Ordering::SeqCst) >= 2
     })
     .await;
+    (batch, owner_a, a, tx_a)
+}
+
+/// Process A holds two tasks when it is killed (`kill -9`: its run vanishes and the OS
+/// releases its lock); process B, already running and idle with only A's tasks left, takes
+/// them back by itself and finishes the batch, without any restart.
+#[tokio::test]
+async fn a_live_process_takes_back_the_tasks_of_a_process_killed_mid_batch() {
+    let h = Harness::new(4, FakeProvider::new(), buckets(1, 1000, 1000));
+    let (batch, owner_a, a, _tx_a) = process_a_holding_two_calls(&h).await;
 
     let owner_b = h.owner("b");
     let (_tx_b, rx_b) = watch::channel(false);
@@ -166,30 +180,7 @@ async fn a_cancel_during_a_run_is_never_overwritten() {
 #[tokio::test]
 async fn a_batch_is_not_stopped_while_another_live_process_works_on_it() {
     let h = Harness::new(4, FakeProvider::new(), buckets(1, 1000, 1000));
-    let t = tickers(4);
-    let batch = h
-        .create(&names(&t), YearsSpec::Latest(2), BatchSettings::default())
-        .await;
-    let owner_a = h.owner("a");
-    let stuck = Arc::new(FakeProvider {
-        hang_all: true,
-        ..FakeProvider::new()
-    });
-    let engine_a = h.engine_with(
-        &owner_a,
-        EngineSettings {
-            concurrency: 2,
-            ..fast_settings()
-        },
-        stuck.clone(),
-    );
-    let (_tx_a, rx_a) = watch::channel(false);
-    let batch_a = batch.clone();
-    let a = tokio::spawn(async move { engine_a.run(&batch_a, rx_a).await });
-    until_clock(&h, "A holds two calls", Duration::from_secs(3600), || {
-        stuck.total.load(Ordering::SeqCst) >= 2
-    })
-    .await;
+    let (batch, owner_a, a, _tx_a) = process_a_holding_two_calls(&h).await;
     let owner_b = h.owner("b");
     let (tx_b, rx_b) = watch::channel(false);
     let engine_b = h.engine(&owner_b, fast_settings());

@@ -13,6 +13,7 @@ mod batches;
 mod ledger;
 mod maintenance;
 mod owners;
+mod projects;
 mod schema;
 mod tasks;
 mod usage;
@@ -28,6 +29,7 @@ pub use batches::*;
 pub use ledger::*;
 pub use maintenance::*;
 pub use owners::*;
+pub use projects::*;
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;
 

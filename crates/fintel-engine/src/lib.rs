@@ -11,12 +11,13 @@ pub mod create;
 pub mod input;
 pub mod keys;
 pub mod ports;
+pub mod projects;
 pub mod runner;
 pub mod settings;
 pub mod upkeep;
 
 pub use create::{create_batch, BatchRequest, Created};
-pub use keys::{Bucket, KeyPool};
+pub use keys::{effective_buckets, Bucket, KeyPool, Layout};
 pub use ports::*;
 pub use runner::{Engine, Event, Level, Observer, Progress, RunOutcome, Silent};
 pub use settings::{BatchSettings, EngineSettings};

@@ -67,6 +67,12 @@ pub enum Event {
     DiskRecovered,
     /// The daily maintenance ran while waiting for the reset.
     Maintained(MaintenanceReport),
+    /// The provider named one Google Cloud project for keys of different buckets: they were
+    /// merged into one bucket (said once, across processes).
+    SharedProject { message: String },
+    /// A bucket was refused for the day after far fewer requests than its limit, or the
+    /// day's refusals add up to one project's limit (see [`crate::projects`]).
+    SpentElsewhere { message: String },
 }
 
 /// Importance of a message.
@@ -1127,6 +1133,17 @@ impl EngineInner {
                             latency,
                         )?;
                     }
+                    crate::projects::ProjectWatch {
+                        store: self.store(),
+                        pool: &self.e.pool,
+                        observer: self.e.observer.as_ref(),
+                        batch_id: &self.batch.id,
+                        tasks_per_company: crate::projects::tasks_per_company(
+                            &self.years,
+                            self.e.analysis.is_multi_year(),
+                        ),
+                    }
+                    .on_error(&err, key.as_ref(), &bucket, now)?;
                     match err {
                         CallError::DailyQuotaExhausted { .. } => {
                             self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
@@ -1154,7 +1171,7 @@ impl EngineInner {
                         CallError::ContextTooLong { max_tokens, .. } => {
                             return Ok(ModelOutcome::TooLong(max_tokens))
                         }
-                        CallError::KeyUnusable { reason }
+                        CallError::KeyUnusable { reason, .. }
                         | CallError::KeyExhausted { message: reason } => {
                             if let Some(k) = &key {
                                 self.store().disable_key(&k.fingerprint(), &reason, now)?;

@@ -126,6 +126,10 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         "batch {} created: {} companies, analysis {}; resume any time with: fintel batch --resume {}",
         created.batch_id, created.companies, args.analysis_type, created.batch_id
     ));
+    if analysis.needs_model() {
+        let (buckets, _) = crate::projects::effective_buckets(app, Some(&store))?;
+        display.println(&crate::projects::capacity_line(&buckets));
+    }
     run(
         app,
         store,
@@ -154,7 +158,7 @@ pub async fn preflight(
         return Err(crate::config::no_keys_error());
     }
     let model = &app.config.model;
-    let checks = crate::doctor::check_keys(provider, pool.buckets(), model).await;
+    let checks = crate::doctor::check_keys(provider, &pool.buckets(), model).await;
     let mut usable = 0;
     for check in &checks {
         let label = &check.label;
@@ -166,7 +170,7 @@ pub async fn preflight(
                      name in fintel.toml) to a model your keys can use."
                 )))
             }
-            Err(CallError::KeyUnusable { reason })
+            Err(CallError::KeyUnusable { reason, .. })
             | Err(CallError::KeyExhausted { message: reason }) => {
                 display.println(&format!("warning: key {label} is unusable: {reason}"));
                 if let (Some(store), Some(k)) = (store, &check.key) {
@@ -227,6 +231,10 @@ async fn resume_batch(app: &App, id: &str, retry_failed: bool, json: bool) -> Re
         "resuming batch {} ({})",
         batch.id, batch.analysis_type
     ));
+    if analysis.needs_model() {
+        let (buckets, _) = crate::projects::effective_buckets(app, Some(&store))?;
+        display.println(&crate::projects::capacity_line(&buckets));
+    }
     run(
         app, store, &batch.id, source, provider, analysis, pool, display, json,
     )

@@ -60,8 +60,11 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             .collect(),
         None => vec![],
     };
+    let (buckets, _merges) = crate::projects::effective_buckets(app, store.as_deref())?;
+    let projects = crate::projects::bucket_projects(&buckets, store.as_deref())?;
+    let refusals = crate::projects::refusals_today(&buckets, store.as_deref(), now)?;
     let mut rows = Vec::new();
-    for b in &app.config.buckets {
+    for b in &buckets {
         let usage_now = match &store {
             Some(s) => s.bucket_usage(&b.name, now, &date)?,
             None => Default::default(),
@@ -77,8 +80,11 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
                 json!({"label": k.label(), "disabled": why})
             })
             .collect();
+        let elsewhere = refusals.spent_elsewhere.get(&b.name);
         let state = if !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null()) {
             "disabled".to_string()
+        } else if let Some((answered, limit)) = elsewhere {
+            format!("spent elsewhere (refused after {answered} of {limit} until reset)")
         } else if usage_now.exhausted_until.is_some()
             || usage_now.used_today >= b.limits.requests_per_day
         {
@@ -90,6 +96,8 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
         };
         rows.push(json!({
             "bucket": b.name,
+            "project": projects.get(&b.name),
+            "spent_elsewhere": elsewhere.is_some(),
             "keys": keys,
             "used_today": usage_now.used_today,
             "requests_per_day": b.limits.requests_per_day,
@@ -102,7 +110,9 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
         "quota_date": date,
         "next_reset": reset.to_string(),
         "next_reset_local_and_pacific": local_and_pacific(reset),
+        "requests_per_day": crate::projects::daily_capacity(&buckets),
         "buckets": rows,
+        "suggested_grouping": refusals.grouping.as_ref().map(|g| g.toml()),
     });
     if args.json {
         println!("{doc}");
@@ -127,12 +137,27 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             })
             .collect();
         println!(
-            "{:<20} {:>3}/{:<3} today  {}  {}",
+            "{:<20} {:>3}/{:<3} today  {}  {}{}",
             r["bucket"].as_str().unwrap_or(""),
             r["used_today"],
             r["requests_per_day"],
             r["state"].as_str().unwrap_or(""),
-            labels.join(", ")
+            labels.join(", "),
+            match r["project"].as_str() {
+                Some(p) => format!("  (project {p})"),
+                None => String::new(),
+            }
+        );
+    }
+    println!("{}", crate::projects::capacity_line(&buckets));
+    if let Some(grouping) = &refusals.grouping {
+        println!(
+            "today's per-day refusals of {} add up to one limit ({} answered of {}): they \
+             look like one Google Cloud project. If they are, add this to fintel.toml:\n{}",
+            fintel_engine::projects::and_list(&grouping.key_names),
+            grouping.answered,
+            grouping.requests_per_day,
+            grouping.toml()
         );
     }
     Ok(exit::OK)
@@ -394,6 +419,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
             requests_per_day: per_day,
             requests_per_minute: 5,
             input_tokens_per_minute: 250_000,
+            ..Default::default()
         })
         .collect();
     let universe_csv = fintel_sim::Universe::generate(&sim_config).companies_csv(args.companies);
@@ -590,12 +616,9 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         }
     }
     let requests = ciks.len() as u64 * per_company - stored;
-    let per_day: u64 = app
-        .config
-        .buckets
-        .iter()
-        .map(|b| b.limits.requests_per_day as u64)
-        .sum();
+    let existing = app.existing_store()?;
+    let (buckets, _merges) = crate::projects::effective_buckets(app, existing.as_deref())?;
+    let per_day = crate::projects::daily_capacity(&buckets);
     let now = app.clock.now();
     let first_reset = next_reset(now, app.config.reset_buffer);
     let (days, finish) = if requests == 0 {
@@ -623,6 +646,9 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         "requests_per_day": per_day,
         "quota_days": days,
         "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),
+        "keys": buckets.iter().map(|b| b.keys.len()).sum::<usize>(),
+        "projects": buckets.len(),
+        "assumption": crate::projects::capacity_line(&buckets),
     });
     if args.json {
         println!("{doc}");
@@ -640,10 +666,13 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
     match finish {
         Some(t) if per_day > 0 || requests == 0 => println!(
             "at {per_day} requests/day over {} bucket(s): {days} quota day(s), finishing on the Pacific quota day {}",
-            app.config.buckets.len(),
+            buckets.len(),
             pacific_date(t)
         ),
         _ => println!("no key configured: set GOOGLE_API_KEY_1.. to get a finish date"),
+    }
+    if !buckets.is_empty() {
+        println!("{}", crate::projects::capacity_line(&buckets));
     }
     Ok(exit::OK)
 }

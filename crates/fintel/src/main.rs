@@ -13,6 +13,7 @@ mod live;
 mod logging;
 mod notifications;
 mod progress;
+mod projects;
 mod results;
 mod web;
 

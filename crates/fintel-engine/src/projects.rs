@@ -5,7 +5,7 @@
 //!
 //! - the provider names the project (`CallError::project`, from `ErrorInfo` metadata
 //!   `consumer`): the key's project is stored, and buckets whose keys share a project are
-//!   merged into one (`project-NNN`), in the database so that every process and later batch
+//!   merged into one (`gcp-project-NNN`), in the database so that every process and later batch
 //!   knows, and said once;
 //! - a per-day refusal on a bucket that had answered far fewer requests that quota day than
 //!   its limit: its project's quota was spent elsewhere (another key, another program). That
@@ -28,14 +28,17 @@ use crate::keys::{Bucket, KeyPool};
 use crate::ports::YearsSpec;
 use crate::runner::{Event, Level, Observer};
 
+/// The prefix of merged buckets' names; a configured bucket is unlikely to have it.
+pub const MERGED_BUCKET_PREFIX: &str = "gcp-project-";
+
 /// The name of the bucket that holds every key of a project once they are known to share it.
 pub fn merged_bucket_name(project: &str) -> String {
-    format!("project-{project}")
+    format!("{MERGED_BUCKET_PREFIX}{project}")
 }
 
 /// The project a merged bucket stands for, from its name.
 pub fn project_of_merged_bucket(name: &str) -> Option<&str> {
-    name.strip_prefix("project-")
+    name.strip_prefix(MERGED_BUCKET_PREFIX)
 }
 
 /// Configured buckets whose keys share a project, to be used as one bucket.
@@ -135,7 +138,12 @@ pub fn daily_capacity(buckets: &[Bucket]) -> u64 {
 
 /// The Pacific quota day on which `remaining` requests are done, with `left_today` still
 /// available today and `per_day` on each following day; `None` without any capacity.
-pub fn finish_quota_day(today: Date, remaining: u64, left_today: u64, per_day: u64) -> Option<Date> {
+pub fn finish_quota_day(
+    today: Date,
+    remaining: u64,
+    left_today: u64,
+    per_day: u64,
+) -> Option<Date> {
     if remaining <= left_today {
         return Some(today);
     }
@@ -249,16 +257,20 @@ pub fn merge_message(
         (Some(before), Some(after)) if before != after => text.push_str(&format!(
             "; expected finish moves from {before} to {after} (Pacific quota days)"
         )),
-        (Some(before), Some(_)) => {
-            text.push_str(&format!("; expected finish stays {before} (Pacific quota day)"))
-        }
+        (Some(before), Some(_)) => text.push_str(&format!(
+            "; expected finish stays {before} (Pacific quota day)"
+        )),
         _ => {}
     }
     text
 }
 
 /// What to say when a bucket's quota was spent elsewhere.
-pub fn spent_elsewhere_message(key_names: &[String], answered: u32, requests_per_day: u32) -> String {
+pub fn spent_elsewhere_message(
+    key_names: &[String],
+    answered: u32,
+    requests_per_day: u32,
+) -> String {
     format!(
         "{} refused for the day after only {answered} of {requests_per_day} requests today: \
          the project's daily quota was spent elsewhere (through another key of the same Google \
@@ -336,8 +348,7 @@ impl ProjectWatch<'_> {
     pub fn announce_merges(&self, now: Timestamp) -> Result<(), StoreError> {
         let layout = self.pool.layout();
         let counts = self.store.task_counts(self.batch_id)?;
-        let remaining =
-            counts.pending + counts.running + counts.resolving * self.tasks_per_company;
+        let remaining = counts.pending + counts.running + counts.resolving * self.tasks_per_company;
         let today = pacific_date(now);
         let date = today.to_string();
         let mut left_today = 0u64;
@@ -384,9 +395,7 @@ impl ProjectWatch<'_> {
         let today = pacific_date(now);
         let date = today.to_string();
         let answered = self.store.answered_on(bucket, &date)?;
-        let since_start = now
-            .duration_since(pacific_day_start(today))
-            .unsigned_abs();
+        let since_start = now.duration_since(pacific_day_start(today)).unsigned_abs();
         let verdict = judge_daily_refusal(answered, b.limits.requests_per_day, since_start);
         if verdict == DailyRefusalVerdict::NotResetYet {
             return Ok(());
@@ -397,6 +406,7 @@ impl ProjectWatch<'_> {
             quota_date: date.clone(),
             answered,
             requests_per_day: b.limits.requests_per_day,
+            spent_elsewhere: verdict == DailyRefusalVerdict::SpentElsewhere,
             at: now,
         };
         if !self.store.record_daily_refusal(&refusal)? {
@@ -478,7 +488,11 @@ mod tests {
         let none = BTreeSet::new();
         let p = |s: &str| BTreeSet::from([s.to_string()]);
         // (learned, already merged elsewhere) -> (merged bucket, its members, key names)
-        let table: Vec<(BTreeMap<String, String>, BTreeSet<String>, Vec<(&str, Vec<&str>, Vec<&str>)>)> = vec![
+        let table: Vec<(
+            BTreeMap<String, String>,
+            BTreeSet<String>,
+            Vec<(&str, Vec<&str>, Vec<&str>)>,
+        )> = vec![
             // Nothing learned: nothing merged.
             (learned(&[]), none.clone(), vec![]),
             // One key's project alone says nothing about sharing.
@@ -487,23 +501,35 @@ mod tests {
             (
                 learned(&[("K3", "111"), ("K7", "111")]),
                 none.clone(),
-                vec![("project-111", vec!["key-3", "key-7"], vec!["K3", "K7"])],
+                vec![("gcp-project-111", vec!["key-3", "key-7"], vec!["K3", "K7"])],
             ),
             // Two projects: nothing shared.
-            (learned(&[("K3", "111"), ("K7", "222")]), none.clone(), vec![]),
+            (
+                learned(&[("K3", "111"), ("K7", "222")]),
+                none.clone(),
+                vec![],
+            ),
             // Keys the user grouped already, in one project: nothing to merge.
-            (learned(&[("K8", "333"), ("K9", "333")]), none.clone(), vec![]),
+            (
+                learned(&[("K8", "333"), ("K9", "333")]),
+                none.clone(),
+                vec![],
+            ),
             // A configured group and a lone key in one project merge, all keys together.
             (
                 learned(&[("K9", "333"), ("K1", "333")]),
                 none.clone(),
-                vec![("project-333", vec!["key-1", "team"], vec!["K1", "K8", "K9"])],
+                vec![(
+                    "gcp-project-333",
+                    vec!["key-1", "team"],
+                    vec!["K1", "K8", "K9"],
+                )],
             ),
             // Another process merged project 111: this process's key of it joins.
             (
                 learned(&[("K3", "111")]),
                 p("111"),
-                vec![("project-111", vec!["key-3"], vec!["K3"])],
+                vec![("gcp-project-111", vec!["key-3"], vec!["K3"])],
             ),
         ];
         for (learned, merged, expected) in table {
@@ -539,7 +565,7 @@ mod tests {
         );
         let after = apply_merges(&buckets, &merges);
         let names: Vec<&str> = after.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["key-1", "project-111", "key-5"]);
+        assert_eq!(names, ["key-1", "gcp-project-111", "key-5"]);
         assert_eq!(after[1].keys.len(), 2);
         assert_eq!(after[1].limits.requests_per_day, 20);
         assert_eq!(after[1].limits.requests_per_minute, 2);
@@ -600,6 +626,7 @@ mod tests {
             quota_date: "2026-06-15".into(),
             answered,
             requests_per_day: limit,
+            spent_elsewhere: answered * 2 < limit,
             at: "2026-06-15T20:00:00Z".parse().unwrap(),
         }
     }
@@ -607,7 +634,10 @@ mod tests {
     #[test]
     fn a_grouping_is_suggested_only_when_refusals_add_up_to_one_limit() {
         let r = |b: &str, a: u32, l: u32, keys: &[&str]| {
-            (refusal(b, a, l), keys.iter().map(|k| k.to_string()).collect())
+            (
+                refusal(b, a, l),
+                keys.iter().map(|k| k.to_string()).collect(),
+            )
         };
         // One refused bucket: nothing to group.
         assert_eq!(suggest_grouping(&[r("a", 3, 20, &["K1"])]), None);
@@ -641,7 +671,7 @@ mod tests {
     fn messages_name_keys_capacity_and_finish() {
         let merge = Merge {
             project: "348715329010".into(),
-            into: "project-348715329010".into(),
+            into: "gcp-project-348715329010".into(),
             members: vec!["key-3".into(), "key-7".into()],
             key_names: vec!["GOOGLE_API_KEY_3".into(), "GOOGLE_API_KEY_7".into()],
         };

@@ -69,10 +69,14 @@ pub enum Event {
     Maintained(MaintenanceReport),
     /// The provider named one Google Cloud project for keys of different buckets: they were
     /// merged into one bucket (said once, across processes).
-    SharedProject { message: String },
+    SharedProject {
+        message: String,
+    },
     /// A bucket was refused for the day after far fewer requests than its limit, or the
     /// day's refusals add up to one project's limit (see [`crate::projects`]).
-    SpentElsewhere { message: String },
+    SpentElsewhere {
+        message: String,
+    },
 }
 
 /// Importance of a message.

@@ -62,13 +62,13 @@ async fn two_keys_whose_refusals_name_one_project_are_merged_and_the_finish_move
 
     // The database knows, for every process and later batch.
     assert_eq!(report.merges.len(), 1, "{:?}", report.merges);
-    assert_eq!(report.merges[0].merged_into, "project-42420002");
+    assert_eq!(report.merges[0].merged_into, "gcp-project-42420002");
     let names: Vec<&str> = report
         .final_buckets
         .iter()
         .map(|b| b.name.as_str())
         .collect();
-    assert_eq!(names, ["project-0", "project-1", "project-42420002"]);
+    assert_eq!(names, ["project-0", "project-1", "gcp-project-42420002"]);
 
     // Once merged, the project's limits hold: no request over the day's quota, and the batch
     // takes the two quota days that 60 a day needs.
@@ -78,8 +78,16 @@ async fn two_keys_whose_refusals_name_one_project_are_merged_and_the_finish_move
         "{:?}",
         report.provider
     );
-    assert!(report.finished_at >= report.resets[0], "{}", report.finished_at);
-    assert!(report.finished_at < report.resets[1], "{}", report.finished_at);
+    assert!(
+        report.finished_at >= report.resets[0],
+        "{}",
+        report.finished_at
+    );
+    assert!(
+        report.finished_at < report.resets[1],
+        "{}",
+        report.finished_at
+    );
 }
 
 /// All four keys in one project, refusals without a consumer (today's free-tier bodies):
@@ -124,7 +132,9 @@ async fn a_per_day_refusal_with_little_sent_says_spent_elsewhere_and_suggests_th
     // Inference alone merges nothing.
     assert!(report.merges.is_empty(), "{:?}", report.merges);
     assert_eq!(report.final_buckets.len(), 4);
-    assert!(!messages.iter().any(|m| m.contains("share Google Cloud project")));
+    assert!(!messages
+        .iter()
+        .any(|m| m.contains("share Google Cloud project")));
 }
 
 /// Two engines (two processes) on one database: the merge is said once and both use it.

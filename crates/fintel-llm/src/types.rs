@@ -343,12 +343,10 @@ impl CallError {
     pub fn masked(self, secrets: &[&str]) -> CallError {
         let m = |text: String| mask_secrets_in(&text, secrets);
         match self {
-            CallError::DailyQuotaExhausted { message, project } => {
-                CallError::DailyQuotaExhausted {
-                    message: m(message),
-                    project,
-                }
-            }
+            CallError::DailyQuotaExhausted { message, project } => CallError::DailyQuotaExhausted {
+                message: m(message),
+                project,
+            },
             CallError::RateLimited {
                 retry_after,
                 message,

@@ -650,7 +650,11 @@ fn every_error_fixture_names_its_project_or_none() {
         let body = read(&dir.join(&name));
         let status = status_of(&body);
         let error = classify_gemini(status, &body, &[]);
-        assert_eq!(error.project(), expected_project(&name), "{name}: {error:?}");
+        assert_eq!(
+            error.project(),
+            expected_project(&name),
+            "{name}: {error:?}"
+        );
         // The array form of streaming endpoints carries the same project.
         let wrapped = classify_gemini(status, &format!("[{body}]"), &[]);
         assert_eq!(wrapped.project(), expected_project(&name), "{name} in [ ]");

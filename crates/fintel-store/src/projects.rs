@@ -40,6 +40,9 @@ pub struct DailyRefusal {
     pub quota_date: String,
     pub answered: u32,
     pub requests_per_day: u32,
+    /// The engine's verdict: far fewer answered than the limit, so the project's quota was
+    /// spent through another key or program.
+    pub spent_elsewhere: bool,
     #[serde(skip)]
     pub at: Timestamp,
 }
@@ -207,13 +210,15 @@ impl Store {
     /// Records a bucket's first per-day refusal of a quota day. True when it is the first.
     pub fn record_daily_refusal(&self, refusal: &DailyRefusal) -> Result<bool, StoreError> {
         let n = self.conn().execute(
-            "INSERT INTO daily_refusals (bucket, quota_date, answered, requests_per_day, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (bucket, quota_date) DO NOTHING",
+            "INSERT INTO daily_refusals \
+               (bucket, quota_date, answered, requests_per_day, spent_elsewhere, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bucket, quota_date) DO NOTHING",
             params![
                 refusal.bucket,
                 refusal.quota_date,
                 refusal.answered,
                 refusal.requests_per_day,
+                refusal.spent_elsewhere,
                 millis(refusal.at)
             ],
         )?;
@@ -224,8 +229,8 @@ impl Store {
     pub fn daily_refusals_on(&self, quota_date: &str) -> Result<Vec<DailyRefusal>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT bucket, quota_date, answered, requests_per_day, at FROM daily_refusals \
-             WHERE quota_date = ?1 ORDER BY bucket",
+            "SELECT bucket, quota_date, answered, requests_per_day, spent_elsewhere, at \
+             FROM daily_refusals WHERE quota_date = ?1 ORDER BY bucket",
         )?;
         let rows = stmt.query_map([quota_date], |r| {
             Ok(DailyRefusal {
@@ -233,7 +238,8 @@ impl Store {
                 quota_date: r.get(1)?,
                 answered: r.get(2)?,
                 requests_per_day: r.get(3)?,
-                at: from_millis(r.get(4)?),
+                spent_elsewhere: r.get(4)?,
+                at: from_millis(r.get(5)?),
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -297,7 +303,10 @@ mod tests {
         let v1 = store.projects_version().unwrap();
         assert_ne!(v0, v1);
         assert!(store.learn_key_project("fp-a", "222", t).unwrap());
-        assert_eq!(store.project_of_key("fp-a").unwrap().as_deref(), Some("222"));
+        assert_eq!(
+            store.project_of_key("fp-a").unwrap().as_deref(),
+            Some("222")
+        );
         assert_eq!(store.project_of_key("fp-b").unwrap(), None);
         assert_eq!(store.key_projects().unwrap().len(), 1);
     }
@@ -322,33 +331,50 @@ mod tests {
             .mark_bucket_exhausted("key-7", at("2026-06-16T07:05:00Z"))
             .unwrap();
         store
-            .merge_buckets("project-1", &["key-3".into(), "key-7".into()])
+            .merge_buckets("gcp-project-1", &["key-3".into(), "key-7".into()])
             .unwrap();
-        let usage = store.bucket_usage("project-1", t, "2026-06-15").unwrap();
+        let usage = store
+            .bucket_usage("gcp-project-1", t, "2026-06-15")
+            .unwrap();
         assert_eq!(usage.used_today, 5);
         assert_eq!(
             usage.exhausted_until,
             Some(at("2026-06-16T07:05:00Z")),
             "the merged bucket waits as long as its longest member"
         );
-        assert_eq!(store.answered_on("project-1", "2026-06-15").unwrap(), 4);
-        assert_eq!(store.bucket_usage("key-3", t, "2026-06-15").unwrap().used_today, 0);
-        assert_eq!(store.bucket_usage("key-9", t, "2026-06-15").unwrap().used_today, 1);
+        assert_eq!(store.answered_on("gcp-project-1", "2026-06-15").unwrap(), 4);
+        assert_eq!(
+            store
+                .bucket_usage("key-3", t, "2026-06-15")
+                .unwrap()
+                .used_today,
+            0
+        );
+        assert_eq!(
+            store
+                .bucket_usage("key-9", t, "2026-06-15")
+                .unwrap()
+                .used_today,
+            1
+        );
         let buckets: Vec<(String, String)> = store
             .keys()
             .unwrap()
             .into_iter()
             .map(|k| (k.fingerprint, k.bucket))
             .collect();
-        assert!(buckets.contains(&("fp-3".into(), "project-1".into())));
-        assert!(buckets.contains(&("fp-7".into(), "project-1".into())));
+        assert!(buckets.contains(&("fp-3".into(), "gcp-project-1".into())));
+        assert!(buckets.contains(&("fp-7".into(), "gcp-project-1".into())));
         assert!(buckets.contains(&("fp-9".into(), "key-9".into())));
         // Again (another process): nothing left to move, nothing changes.
         store
-            .merge_buckets("project-1", &["key-3".into(), "key-7".into()])
+            .merge_buckets("gcp-project-1", &["key-3".into(), "key-7".into()])
             .unwrap();
         assert_eq!(
-            store.bucket_usage("project-1", t, "2026-06-15").unwrap().used_today,
+            store
+                .bucket_usage("gcp-project-1", t, "2026-06-15")
+                .unwrap()
+                .used_today,
             5
         );
     }
@@ -360,7 +386,7 @@ mod tests {
         let merge = ProjectMerge {
             project: "111".into(),
             members: "key-3,key-7".into(),
-            merged_into: "project-111".into(),
+            merged_into: "gcp-project-111".into(),
             message: "share".into(),
             at: t,
         };
@@ -373,11 +399,15 @@ mod tests {
             quota_date: "2026-06-15".into(),
             answered: 2,
             requests_per_day: 20,
+            spent_elsewhere: true,
             at: t,
         };
         assert!(store.record_daily_refusal(&refusal).unwrap());
         assert!(!store.record_daily_refusal(&refusal).unwrap());
-        assert_eq!(store.daily_refusals_on("2026-06-15").unwrap(), vec![refusal]);
+        assert_eq!(
+            store.daily_refusals_on("2026-06-15").unwrap(),
+            vec![refusal]
+        );
         assert!(store.daily_refusals_on("2026-06-16").unwrap().is_empty());
     }
 }

@@ -211,6 +211,7 @@ CREATE TABLE daily_refusals (
     quota_date       TEXT NOT NULL,
     answered         INTEGER NOT NULL,
     requests_per_day INTEGER NOT NULL,
+    spent_elsewhere  INTEGER NOT NULL DEFAULT 0,
     at               INTEGER NOT NULL,
     PRIMARY KEY (bucket, quota_date)
 );

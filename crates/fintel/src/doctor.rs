@@ -146,6 +146,11 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
             format!("{} not checked: no key to ask with", config.model),
             "configure a key first (see keys)",
         ));
+        checks.push(Check::fail(
+            "projects",
+            "no key, so no quota: 0 requests a day",
+            "configure a key first (see keys)",
+        ));
     } else {
         let results = check_keys(provider.as_ref(), &config.buckets, &config.model).await;
         for r in &results {

@@ -5,13 +5,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use fintel_engine::projects::{
-    judge_daily_refusal, project_of_merged_bucket, suggest_grouping, DailyRefusalVerdict, Grouping,
-    Merge,
-};
+use fintel_engine::projects::{project_of_merged_bucket, suggest_grouping, Grouping, Merge};
 use fintel_engine::Bucket;
 use fintel_store::Store;
-use fintel_time::{pacific_date, pacific_day_start};
+use fintel_time::pacific_date;
 use jiff::Timestamp;
 
 use crate::app::App;
@@ -96,14 +93,10 @@ pub fn refusals_today(
             grouping: None,
         });
     };
-    let today = pacific_date(now);
-    let refusals = store.daily_refusals_on(&today.to_string())?;
-    let since_start = now.duration_since(pacific_day_start(today)).unsigned_abs();
+    let refusals = store.daily_refusals_on(&pacific_date(now).to_string())?;
     let mut with_keys = Vec::new();
     for r in refusals {
-        if judge_daily_refusal(r.answered, r.requests_per_day, since_start)
-            == DailyRefusalVerdict::SpentElsewhere
-        {
+        if r.spent_elsewhere {
             spent_elsewhere.insert(r.bucket.clone(), (r.answered, r.requests_per_day));
         }
         let keys: Vec<String> = buckets

@@ -477,6 +477,11 @@ mod tests {
         pairs.iter().map(|(k, p)| (fp(k), p.to_string())).collect()
     }
 
+    /// Key fingerprint to project.
+    type Learned = BTreeMap<String, String>;
+    /// A merged bucket, its members and its key names.
+    type Expected = (&'static str, Vec<&'static str>, Vec<&'static str>);
+
     #[test]
     fn merges_are_planned_from_learned_projects() {
         let buckets = vec![
@@ -488,11 +493,7 @@ mod tests {
         let none = BTreeSet::new();
         let p = |s: &str| BTreeSet::from([s.to_string()]);
         // (learned, already merged elsewhere) -> (merged bucket, its members, key names)
-        let table: Vec<(
-            BTreeMap<String, String>,
-            BTreeSet<String>,
-            Vec<(&str, Vec<&str>, Vec<&str>)>,
-        )> = vec![
+        let table: Vec<(Learned, BTreeSet<String>, Vec<Expected>)> = vec![
             // Nothing learned: nothing merged.
             (learned(&[]), none.clone(), vec![]),
             // One key's project alone says nothing about sharing.

@@ -4,6 +4,10 @@
 //! The decision is taken from the database ledger (SPEC.md section 3): a request is granted
 //! only by writing its ledger row in the same statement that checks the bucket's limits, so the
 //! limits hold across crashes and across processes sharing the data directory.
+//!
+//! The buckets in use are the configured ones with those whose keys the provider showed to
+//! share a Google Cloud project merged ([`crate::projects`]); the pool re-plans them whenever
+//! the database learned something new, so every process sharing it uses the same buckets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

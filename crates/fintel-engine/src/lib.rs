@@ -4,7 +4,8 @@
 //! its tasks from the database, runs them with bounded concurrency through the quota-aware
 //! [`keys::KeyPool`], and applies every outcome through one handler. The outside world (SEC,
 //! the analysis definitions) comes in through the traits of [`ports`]; the model provider is
-//! `fintel_llm::Provider`.
+//! `fintel_llm::Provider`. [`projects`] decides what provider errors reveal about keys that
+//! share a Google Cloud project.
 
 pub mod backoff;
 pub mod create;

@@ -109,7 +109,8 @@ impl Store {
 
     /// Moves buckets `from` into bucket `into` in one transaction: their ledger rows (so the
     /// merged bucket's day and minute count every request its project served), their keys,
-    /// and their waits (the latest of each). Running it again moves only what is left.
+    /// and their waits (the latest of each); their per-day refusals are dropped. Running it
+    /// again moves only what is left.
     pub fn merge_buckets(&self, into: &str, from: &[String]) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -126,12 +127,9 @@ impl Store {
                 "UPDATE keys SET bucket = ?1 WHERE bucket = ?2",
                 params![into, name],
             )?;
-            tx.execute(
-                "UPDATE daily_refusals SET bucket = ?1 WHERE bucket = ?2 AND NOT EXISTS \
-                   (SELECT 1 FROM daily_refusals d WHERE d.bucket = ?1 \
-                      AND d.quota_date = daily_refusals.quota_date)",
-                params![into, name],
-            )?;
+            // Their refusals judged a bucket that no longer exists (what it answered is not
+            // what the project answered): the merged bucket is judged afresh.
+            tx.execute("DELETE FROM daily_refusals WHERE bucket = ?1", [name])?;
             tx.execute(
                 "UPDATE buckets SET \
                    exhausted_until = MAX(COALESCE(exhausted_until, 0), \
@@ -327,6 +325,15 @@ mod tests {
             .unwrap();
         send(&store, "key-7", t);
         send(&store, "key-9", t);
+        let refusal = DailyRefusal {
+            bucket: "key-7".into(),
+            quota_date: "2026-06-15".into(),
+            answered: 1,
+            requests_per_day: 20,
+            spent_elsewhere: true,
+            at: t,
+        };
+        store.record_daily_refusal(&refusal).unwrap();
         store
             .mark_bucket_exhausted("key-7", at("2026-06-16T07:05:00Z"))
             .unwrap();
@@ -343,6 +350,10 @@ mod tests {
             "the merged bucket waits as long as its longest member"
         );
         assert_eq!(store.answered_on("gcp-project-1", "2026-06-15").unwrap(), 4);
+        assert!(
+            store.daily_refusals_on("2026-06-15").unwrap().is_empty(),
+            "a member's refusal does not judge the merged bucket"
+        );
         assert_eq!(
             store
                 .bucket_usage("key-3", t, "2026-06-15")

@@ -113,7 +113,8 @@ impl Store {
     /// again moves only what is left.
     pub fn merge_buckets(&self, into: &str, from: &[String]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: it writes, and another process may be writing the same rows.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO buckets (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
             [into],

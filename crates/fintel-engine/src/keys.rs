@@ -4,8 +4,14 @@
 //! The decision is taken from the database ledger (SPEC.md section 3): a request is granted
 //! only by writing its ledger row in the same statement that checks the bucket's limits, so the
 //! limits hold across crashes and across processes sharing the data directory.
+//!
+//! The buckets in use are the configured ones with those whose keys the provider showed to
+//! share a Google Cloud project merged ([`crate::projects`]); the pool re-plans them whenever
+//! the database learned something new, so every process sharing it uses the same buckets.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fintel_llm::ApiKey;
@@ -13,6 +19,7 @@ use fintel_store::{BucketLimits, BucketUsage, CallIntent, ReserveMode, Store, St
 use fintel_time::{duration_to_span, next_reset, pacific_date, pacific_day_start};
 
 use crate::outcome::{daily_refusal, DailyVerdict, DayContext};
+use crate::projects::{apply_merges, plan_merges, project_of_merged_bucket, Merge};
 use jiff::Timestamp;
 
 /// A quota bucket: the keys that share one project's quota, and its limits.
@@ -61,42 +68,163 @@ enum BucketWait {
     Pacing,
 }
 
-/// All the buckets of a run.
+/// The buckets in use: the configured ones, with the buckets whose keys share a Google Cloud
+/// project merged (see [`crate::projects`]).
 #[derive(Debug)]
-pub struct KeyPool {
-    buckets: Vec<Bucket>,
-    reset_buffer: Duration,
-    rotation: AtomicUsize,
-    /// A local server without keys: one bucket whose requests need no key.
-    keyless: bool,
+pub struct Layout {
+    pub buckets: Vec<Bucket>,
+    /// The merges applied to the configured buckets.
+    pub merges: Vec<Merge>,
     /// Each bucket's key fingerprints, in the order of its keys: computed once, since every
     /// request's decision compares them with the disabled keys.
     fingerprints: Vec<Vec<String>>,
 }
 
-impl KeyPool {
-    pub fn new(buckets: Vec<Bucket>, reset_buffer: Duration) -> Self {
-        let keyless = buckets.iter().all(|b| b.keys.is_empty());
+impl Layout {
+    fn new(configured: &[Bucket], merges: Vec<Merge>) -> Layout {
+        let buckets = apply_merges(configured, &merges);
         let fingerprints = buckets
             .iter()
             .map(|b| b.keys.iter().map(ApiKey::fingerprint).collect())
             .collect();
-        KeyPool {
+        Layout {
             buckets,
-            reset_buffer,
-            rotation: AtomicUsize::new(0),
-            keyless,
+            merges,
             fingerprints,
         }
     }
+}
 
-    pub fn buckets(&self) -> &[Bucket] {
-        &self.buckets
+/// The configured buckets with what the database knows about projects applied, read only:
+/// for commands that show buckets without running a batch.
+pub fn effective_buckets(
+    configured: &[Bucket],
+    store: &Store,
+) -> Result<(Vec<Bucket>, Vec<Merge>), StoreError> {
+    let merges = planned_merges(configured, store)?;
+    Ok((apply_merges(configured, &merges), merges))
+}
+
+fn planned_merges(configured: &[Bucket], store: &Store) -> Result<Vec<Merge>, StoreError> {
+    let learned: BTreeMap<String, String> = store
+        .key_projects()?
+        .into_iter()
+        .map(|k| (k.fingerprint, k.project))
+        .collect();
+    if learned.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A project whose bucket exists (some process merged it) takes this process's keys of
+    // it too, even when this process has only one of them.
+    let mut merged_already: BTreeSet<String> = store
+        .keys()?
+        .iter()
+        .filter_map(|k| project_of_merged_bucket(&k.bucket).map(str::to_string))
+        .collect();
+    merged_already.extend(store.merged_projects()?);
+    Ok(plan_merges(configured, &learned, &merged_already))
+}
+
+/// All the buckets of a run.
+#[derive(Debug)]
+pub struct KeyPool {
+    /// The buckets as configured; the layout in use derives from them.
+    configured: Vec<Bucket>,
+    layout: RwLock<Arc<Layout>>,
+    /// The store's projects version the layout was planned from.
+    projects_seen: Mutex<Option<(i64, i64)>>,
+    reset_buffer: Duration,
+    rotation: AtomicUsize,
+    /// A local server without keys: one bucket whose requests need no key.
+    keyless: bool,
+}
+
+impl KeyPool {
+    pub fn new(buckets: Vec<Bucket>, reset_buffer: Duration) -> Self {
+        let keyless = buckets.iter().all(|b| b.keys.is_empty());
+        KeyPool {
+            layout: RwLock::new(Arc::new(Layout::new(&buckets, Vec::new()))),
+            configured: buckets,
+            projects_seen: Mutex::new(None),
+            reset_buffer,
+            rotation: AtomicUsize::new(0),
+            keyless,
+        }
+    }
+
+    /// The buckets in use (configured, merged by project where known).
+    pub fn buckets(&self) -> Vec<Bucket> {
+        self.layout().buckets.clone()
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The time after Pacific midnight that a reset is trusted to have happened.
+    pub fn reset_buffer(&self) -> Duration {
+        self.reset_buffer
+    }
+
+    /// The bucket in use that holds `key`, if any.
+    pub fn bucket_of_key(&self, key: &ApiKey) -> Option<String> {
+        let fingerprint = key.fingerprint();
+        let layout = self.layout();
+        layout
+            .fingerprints
+            .iter()
+            .position(|fps| fps.contains(&fingerprint))
+            .map(|i| layout.buckets[i].name.clone())
+    }
+
+    /// The limits of the configured buckets named `names`.
+    pub fn configured_limits(&self, names: &[String]) -> Vec<BucketLimits> {
+        self.configured
+            .iter()
+            .filter(|b| names.contains(&b.name))
+            .map(|b| b.limits)
+            .collect()
+    }
+
+    /// Re-plans the buckets when the database learned something about projects since the
+    /// last look (one cached read otherwise): merges buckets whose keys share a project, in
+    /// the database too, so the merged bucket counts every request of its project. True when
+    /// the layout changed.
+    pub fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
+        if self.keyless {
+            return Ok(false);
+        }
+        let version = store.projects_version()?;
+        let mut seen = self.projects_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == Some(version) {
+            return Ok(false);
+        }
+        let merges = planned_merges(&self.configured, store)?;
+        for m in &merges {
+            store.merge_buckets(&m.into, &m.members)?;
+        }
+        for b in apply_merges(&self.configured, &merges) {
+            for k in &b.keys {
+                store.register_key(&k.fingerprint(), k.label(), &b.name)?;
+            }
+        }
+        *seen = Some(version);
+        let mut layout = self.layout.write().unwrap_or_else(|p| p.into_inner());
+        let changed = layout.merges != merges;
+        if changed {
+            *layout = Arc::new(Layout::new(&self.configured, merges));
+        }
+        Ok(changed)
     }
 
     /// The largest request any bucket could ever accept (its tokens-per-minute cap).
     pub fn max_request_tokens(&self) -> u64 {
-        self.buckets
+        self.layout()
+            .buckets
             .iter()
             .map(|b| b.limits.input_tokens_per_minute)
             .max()
@@ -105,7 +233,9 @@ impl KeyPool {
 
     /// Records every key (fingerprint and masked label only) in the database.
     pub fn register(&self, store: &Store) -> Result<(), StoreError> {
-        for b in &self.buckets {
+        // Under the buckets in effect, so that a key of a merged bucket stays in it.
+        self.refresh(store)?;
+        for b in &self.layout().buckets {
             for k in &b.keys {
                 store.register_key(&k.fingerprint(), k.label(), &b.name)?;
             }
@@ -117,8 +247,8 @@ impl KeyPool {
     }
 
     /// Indices (into `bucket.keys`) of the bucket's keys that are not disabled.
-    fn usable_key_indices(&self, bucket_index: usize, disabled: &[String]) -> Vec<usize> {
-        self.fingerprints[bucket_index]
+    fn usable_key_indices(layout: &Layout, bucket_index: usize, disabled: &[String]) -> Vec<usize> {
+        layout.fingerprints[bucket_index]
             .iter()
             .enumerate()
             .filter(|(_, fp)| !disabled.contains(fp))
@@ -136,6 +266,8 @@ impl KeyPool {
         intent: &CallIntent<'_>,
         commit: bool,
     ) -> Result<Grant, StoreError> {
+        self.refresh(store)?;
+        let layout = self.layout();
         let cap = self.max_request_tokens();
         if intent.input_tokens > cap {
             return Ok(Grant::TooLarge { cap });
@@ -150,7 +282,7 @@ impl KeyPool {
             .then(|| today.yesterday().ok())
             .flatten()
             .map(|d| d.to_string());
-        let n = self.buckets.len();
+        let n = layout.buckets.len();
         let start = self.rotation.fetch_add(1, Ordering::Relaxed);
         let mut earliest: Option<Timestamp> = None;
         let mut any_usable = false;
@@ -166,8 +298,8 @@ impl KeyPool {
         };
         for i in 0..n {
             let index = (start + i) % n;
-            let bucket = &self.buckets[index];
-            let keys = self.usable_key_indices(index, &disabled);
+            let bucket = &layout.buckets[index];
+            let keys = Self::usable_key_indices(&layout, index, &disabled);
             if keys.is_empty() && !self.keyless {
                 continue;
             }
@@ -214,7 +346,7 @@ impl KeyPool {
             }
             let chosen = (!keys.is_empty()).then(|| keys[start % keys.len()]);
             let key = chosen.map(|k| bucket.keys[k].clone());
-            let fingerprint = chosen.map(|k| self.fingerprints[index][k].as_str());
+            let fingerprint = chosen.map(|k| layout.fingerprints[index][k].as_str());
             let intent = CallIntent {
                 bucket: &bucket.name,
                 key_fingerprint: fingerprint,
@@ -263,10 +395,11 @@ impl KeyPool {
     /// bucket's first usable key.
     pub fn any_usable_key(&self, store: &Store) -> Result<Option<ApiKey>, StoreError> {
         let disabled = store.disabled_key_fingerprints()?;
-        Ok((0..self.buckets.len()).find_map(|b| {
-            self.usable_key_indices(b, &disabled)
+        let layout = self.layout();
+        Ok((0..layout.buckets.len()).find_map(|b| {
+            Self::usable_key_indices(&layout, b, &disabled)
                 .first()
-                .map(|&k| self.buckets[b].keys[k].clone())
+                .map(|&k| layout.buckets[b].keys[k].clone())
         }))
     }
 
@@ -283,6 +416,7 @@ impl KeyPool {
         let today = pacific_date(now);
         let usage = store.bucket_standing(bucket, now, &today.to_string())?;
         let requests_per_day = self
+            .layout()
             .buckets
             .iter()
             .find(|b| b.name == bucket)

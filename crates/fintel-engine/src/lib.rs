@@ -4,7 +4,8 @@
 //! its tasks from the database, runs them with bounded concurrency through the quota-aware
 //! [`keys::KeyPool`], and applies every outcome through one handler. The outside world (SEC,
 //! the analysis definitions) comes in through the traits of [`ports`]; the model provider is
-//! `fintel_llm::Provider`.
+//! `fintel_llm::Provider`. [`projects`] decides what provider errors reveal about keys that
+//! share a Google Cloud project.
 
 pub mod backoff;
 pub mod create;
@@ -13,12 +14,13 @@ pub mod keys;
 pub mod lifecycle;
 pub mod outcome;
 pub mod ports;
+pub mod projects;
 pub mod runner;
 pub mod settings;
 pub mod upkeep;
 
 pub use create::{create_batch, BatchRequest, Created};
-pub use keys::{Bucket, KeyPool};
+pub use keys::{effective_buckets, Bucket, KeyPool, Layout};
 pub use ports::*;
 pub use runner::{Engine, Event, Level, Observer, Progress, RunOutcome, Silent};
 pub use settings::{BatchSettings, EngineSettings};

@@ -135,7 +135,7 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
         CallError::ContextTooLong { max_tokens, .. } => CallAction::Refit {
             max_tokens: *max_tokens,
         },
-        CallError::KeyUnusable { reason } => CallAction::DisableKey {
+        CallError::KeyUnusable { reason, .. } => CallAction::DisableKey {
             reason: reason.clone(),
         },
         CallError::KeyExhausted { message } => CallAction::DisableKey {
@@ -297,6 +297,7 @@ mod tests {
     fn quota_day() -> CallError {
         CallError::DailyQuotaExhausted {
             message: "PerDay".into(),
+            project: None,
         }
     }
 
@@ -305,6 +306,7 @@ mod tests {
             limit_tokens: limit,
             retry_after: Some(Duration::from_secs(26)),
             message: "InputTokensPerModelPerMinute".into(),
+            project: None,
         }
     }
 
@@ -316,6 +318,7 @@ mod tests {
                 CallError::RateLimited {
                     retry_after: None,
                     message: String::new(),
+                    project: None,
                 },
                 LedgerOutcome::Refused,
             ),
@@ -383,6 +386,7 @@ mod tests {
                 CallError::RateLimited {
                     retry_after: None,
                     message: String::new(),
+                    project: None,
                 },
                 ctx(10, false, 0),
                 CallAction::PaceBucket {

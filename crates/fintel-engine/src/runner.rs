@@ -70,6 +70,16 @@ pub enum Event {
     DiskRecovered,
     /// The daily maintenance ran while waiting for the reset.
     Maintained(MaintenanceReport),
+    /// The provider named one Google Cloud project for keys of different buckets: they were
+    /// merged into one bucket (said once, across processes).
+    SharedProject {
+        message: String,
+    },
+    /// A bucket was refused for the day after far fewer requests than its limit, or the
+    /// day's refusals add up to one project's limit (see [`crate::projects`]).
+    SpentElsewhere {
+        message: String,
+    },
 }
 
 /// Importance of a message.

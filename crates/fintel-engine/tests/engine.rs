@@ -207,10 +207,12 @@ async fn quota_refusals_never_count_as_attempts() {
         (prompt.starts_with("SIM0 FY2024") && n <= 2).then(|| match n {
             1 => CallError::DailyQuotaExhausted {
                 message: "PerDay".into(),
+                project: None,
             },
             _ => CallError::RateLimited {
                 retry_after: Some(Duration::from_secs(20)),
                 message: "PerMinute".into(),
+                project: None,
             },
         })
     }));
@@ -252,6 +254,7 @@ async fn a_daily_refusal_on_the_first_request_after_reset_backs_off_instead_of_s
     let provider = FakeProvider::with_script(Arc::new(|_: &str, n| {
         (n == 1).then(|| CallError::DailyQuotaExhausted {
             message: "PerDay".into(),
+            project: None,
         })
     }));
     let h = Harness::new(1, provider, buckets(1, 1000, 1000));

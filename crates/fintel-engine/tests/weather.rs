@@ -213,6 +213,7 @@ fn late_reset_provider(slot: ClockSlot, reset_at: Timestamp) -> FakeProvider {
         let now = now_of(&slot)?;
         (now < reset_at).then(|| CallError::DailyQuotaExhausted {
             message: "GenerateRequestsPerDayPerProjectPerModel-FreeTier (limit 20) exceeded".into(),
+            project: None,
         })
     }))
 }
@@ -276,6 +277,7 @@ async fn a_per_day_refusal_after_a_success_waits_for_the_real_next_reset() {
         if now < at("2026-06-16T07:00:00Z") && a2.fetch_add(1, Ordering::SeqCst) >= 1 {
             return Some(CallError::DailyQuotaExhausted {
                 message: "GenerateRequestsPerDayPerProjectPerModel-FreeTier exceeded".into(),
+                project: None,
             });
         }
         None
@@ -458,6 +460,7 @@ impl Provider for DenseTokens {
                 limit_tokens: Some(TOKEN_CAP),
                 retry_after: Some(Duration::from_secs(26)),
                 message: "GenerateContentInputTokensPerModelPerMinute-FreeTier exceeded".into(),
+                project: None,
             });
         }
         Ok(Generation {

@@ -581,6 +581,20 @@ impl RpcStatus {
         })
     }
 
+    /// The project the provider charged (`ErrorInfo` metadata `consumer: projects/NNN`).
+    /// Only a plain project number or id is accepted, so nothing else a body carries can
+    /// become a name in the database or a message.
+    pub(crate) fn consumer_project(&self) -> Option<String> {
+        let consumer = self.error_metadata("consumer")?.trim();
+        let project = consumer.strip_prefix("projects/")?;
+        let plain = !project.is_empty()
+            && project.len() <= 64
+            && project
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        plain.then(|| project.to_string())
+    }
+
     fn retry_delay(&self) -> Option<Duration> {
         self.details_of("google.rpc.RetryInfo")
             .find_map(|d| d.get("retryDelay"))
@@ -739,6 +753,7 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
         400 if rpc.has_reason("API_KEY_INVALID") || is_key_message(&rpc.message) => {
             CallError::KeyUnusable {
                 reason: format!("key rejected as invalid or expired (API_KEY_INVALID): {message}"),
+                project: rpc.consumer_project(),
             }
         }
         400 | 413 if is_context_too_long(&rpc.message) => CallError::ContextTooLong {
@@ -751,9 +766,11 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
         },
         401 => CallError::KeyUnusable {
             reason: format!("key not accepted (HTTP 401): {message}"),
+            project: rpc.consumer_project(),
         },
         403 => CallError::KeyUnusable {
             reason: permission_denied_reason(rpc, &message),
+            project: rpc.consumer_project(),
         },
         408 | 409 | 499 | 500..=599 => CallError::Transient {
             message: format!("HTTP {status}, {message}"),
@@ -772,6 +789,7 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
 fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     let violations = rpc.quota_violations();
     let retry_after = rpc.retry_delay();
+    let project = rpc.consumer_project();
     // "limit: 0": the model has no quota on this project's tier. No reset will change that,
     // so it is a configuration problem (exit 4), not a day to wait for.
     if let Some(zero) = violations.iter().find(|v| v.quota_value == Some(0)) {
@@ -786,6 +804,7 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     if let Some(day) = violations.iter().find(|v| v.is_per_day()) {
         return CallError::DailyQuotaExhausted {
             message: format!("{} exceeded: {message}", day.describe()),
+            project,
         };
     }
     // A 2024-style body names its limit only in ErrorInfo metadata; a per-day one there is
@@ -795,6 +814,7 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
             if limit.to_ascii_lowercase().contains("perday") {
                 return CallError::DailyQuotaExhausted {
                     message: format!("{limit} exceeded: {message}"),
+                    project,
                 };
             }
         }
@@ -804,6 +824,7 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
             limit_tokens: tokens.quota_value,
             retry_after,
             message: format!("{} exceeded: {message}", tokens.describe()),
+            project,
         };
     }
     let named = violations
@@ -816,6 +837,7 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
             Some(name) => format!("{name} exceeded: {message}"),
             None => message,
         },
+        project,
     }
 }
 
@@ -883,8 +905,12 @@ fn classify_status_only(status: u16, body: &str) -> CallError {
         429 => CallError::RateLimited {
             retry_after: None,
             message,
+            project: None,
         },
-        401 | 403 => CallError::KeyUnusable { reason: message },
+        401 | 403 => CallError::KeyUnusable {
+            reason: message,
+            project: None,
+        },
         413 => CallError::ContextTooLong {
             max_tokens: None,
             message,

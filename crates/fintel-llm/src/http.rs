@@ -214,6 +214,7 @@ pub(crate) fn secret_header_value(
                     "the key contains characters that cannot be sent in an HTTP header (spaces, \
                      line breaks or non-ASCII): check how it was copied"
                         .to_string(),
+                project: None,
             }
         })?;
     value.set_sensitive(true);

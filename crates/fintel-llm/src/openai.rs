@@ -591,9 +591,11 @@ pub fn classify_openai(
             CallError::RateLimited {
                 retry_after: None,
                 message,
+                project,
             } => CallError::RateLimited {
                 retry_after,
                 message,
+                project,
             },
             other => other,
         },
@@ -643,11 +645,13 @@ fn classify_openai_fields(
                 limit_tokens: number_directly_after(message, "limit"),
                 retry_after,
                 message: shown,
+                project: None,
             }
         }
         429 => CallError::RateLimited {
             retry_after,
             message: shown,
+            project: None,
         },
         400 | 413 | 422 if context_too_long => CallError::ContextTooLong {
             max_tokens: number_after(message, "maximum context length is")
@@ -660,12 +664,14 @@ fn classify_openai_fields(
         },
         401 => CallError::KeyUnusable {
             reason: format!("key not accepted: {shown}"),
+            project: None,
         },
         403 if is("unsupported_country_region_territory") => {
             CallError::Configuration { message: shown }
         }
         403 => CallError::KeyUnusable {
             reason: format!("key not permitted: {shown}"),
+            project: None,
         },
         404 => CallError::Configuration {
             message: format!(

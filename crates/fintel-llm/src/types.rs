@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 #[derive(Clone)]
 pub struct ApiKey {
     secret: String,
+    name: String,
     label: String,
 }
 
@@ -21,7 +22,16 @@ impl ApiKey {
     pub fn new(name: &str, secret: impl Into<String>) -> Self {
         let secret = secret.into();
         let label = format!("{name} ({})", mask_secret(&secret));
-        ApiKey { secret, label }
+        ApiKey {
+            secret,
+            name: name.to_string(),
+            label,
+        }
+    }
+
+    /// The user's name for the key (e.g. `GOOGLE_API_KEY_3`), as fintel.toml refers to it.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The secret, for the one place that puts it in a request header.
@@ -226,7 +236,11 @@ pub enum CallError {
     /// 429 whose QuotaFailure names a per-day quota: the key's bucket is spent until the next
     /// reset. Not a failure of the task; never counts as an attempt.
     #[error("daily quota exhausted: {message}")]
-    DailyQuotaExhausted { message: String },
+    DailyQuotaExhausted {
+        message: String,
+        /// The Google Cloud project the provider charged, when its body names it.
+        project: Option<String>,
+    },
 
     /// 429 for a per-minute request limit (or with no details, or 2024-style
     /// RATE_LIMIT_EXCEEDED, or OpenAI `rate_limit_exceeded`): wait and send the same task again.
@@ -234,6 +248,8 @@ pub enum CallError {
     RateLimited {
         retry_after: Option<Duration>,
         message: String,
+        /// The Google Cloud project the provider charged, when its body names it.
+        project: Option<String>,
     },
 
     /// 429 for the input-tokens-per-minute quota. If the request alone is larger than
@@ -244,6 +260,8 @@ pub enum CallError {
         limit_tokens: Option<u64>,
         retry_after: Option<Duration>,
         message: String,
+        /// The Google Cloud project the provider charged, when its body names it.
+        project: Option<String>,
     },
 
     /// 400 "input token count ... exceeds the maximum" / OpenAI `context_length_exceeded`.
@@ -256,7 +274,11 @@ pub enum CallError {
     /// 400 API_KEY_INVALID, 403 PERMISSION_DENIED (leaked key, service disabled), OpenAI 401:
     /// disable this key and go on with the others.
     #[error("key unusable: {reason}")]
-    KeyUnusable { reason: String },
+    KeyUnusable {
+        reason: String,
+        /// The Google Cloud project of the key, when the body names it (403 SERVICE_DISABLED).
+        project: Option<String>,
+    },
 
     /// OpenAI 429 `insufficient_quota`: the key is spent until the user re-enables it.
     #[error("key out of credit: {message}")]
@@ -308,30 +330,48 @@ impl CallError {
         )
     }
 
+    /// The Google Cloud project the provider named as the consumer of this request
+    /// (`google.rpc.ErrorInfo` metadata `consumer: projects/NNN`), when it did. Gemini's
+    /// quotas are per project, so two keys answered with one project share one quota.
+    pub fn project(&self) -> Option<&str> {
+        match self {
+            CallError::DailyQuotaExhausted { project, .. }
+            | CallError::RateLimited { project, .. }
+            | CallError::InputTokensPerMinute { project, .. }
+            | CallError::KeyUnusable { project, .. } => project.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The same error with every occurrence of `secrets` in its text replaced by its mask
     /// (see [`mask_secrets_in`]). The clients of this crate already return masked errors; this
     /// is for errors built elsewhere.
     pub fn masked(self, secrets: &[&str]) -> CallError {
         let m = |text: String| mask_secrets_in(&text, secrets);
         match self {
-            CallError::DailyQuotaExhausted { message } => CallError::DailyQuotaExhausted {
+            CallError::DailyQuotaExhausted { message, project } => CallError::DailyQuotaExhausted {
                 message: m(message),
+                project,
             },
             CallError::RateLimited {
                 retry_after,
                 message,
+                project,
             } => CallError::RateLimited {
                 retry_after,
                 message: m(message),
+                project,
             },
             CallError::InputTokensPerMinute {
                 limit_tokens,
                 retry_after,
                 message,
+                project,
             } => CallError::InputTokensPerMinute {
                 limit_tokens,
                 retry_after,
                 message: m(message),
+                project,
             },
             CallError::ContextTooLong {
                 max_tokens,
@@ -340,7 +380,10 @@ impl CallError {
                 max_tokens,
                 message: m(message),
             },
-            CallError::KeyUnusable { reason } => CallError::KeyUnusable { reason: m(reason) },
+            CallError::KeyUnusable { reason, project } => CallError::KeyUnusable {
+                reason: m(reason),
+                project,
+            },
             CallError::KeyExhausted { message } => CallError::KeyExhausted {
                 message: m(message),
             },

@@ -37,7 +37,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
     match name {
         "400-invalid-argument-api-key-invalid.issue-continue-9330.json"
         | "firebase-googleai-unary-failure-api-key.json" => match error {
-            CallError::KeyUnusable { reason } => {
+            CallError::KeyUnusable { reason, .. } => {
                 assert!(reason.contains("API_KEY_INVALID"), "{reason}");
                 assert!(reason.contains("API key not valid"), "{reason}");
             }
@@ -62,7 +62,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
             other => panic!("{name}: {other:?}"),
         },
         "403-permission-denied-api-key-leaked.issue-continue-10513.json" => match error {
-            CallError::KeyUnusable { reason } => {
+            CallError::KeyUnusable { reason, .. } => {
                 assert!(reason.starts_with("key reported as leaked"), "{reason}")
             }
             other => panic!("{name}: {other:?}"),
@@ -73,6 +73,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
                     limit_tokens,
                     retry_after,
                     message,
+                    ..
                 } => {
                     assert_eq!(*limit_tokens, Some(250_000));
                     assert_eq!(*retry_after, Some(Duration::from_secs(26)));
@@ -85,7 +86,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
             }
         }
         "429-resource-exhausted-per-day-free-tier.page-oppl-ai.json" => match error {
-            CallError::DailyQuotaExhausted { message } => {
+            CallError::DailyQuotaExhausted { message, .. } => {
                 assert!(message.starts_with(
                     "GenerateRequestsPerDayPerProjectPerModel-FreeTier (limit 250, model gemini-2.5-flash) exceeded"
                 ), "{message}");
@@ -103,7 +104,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
             other => panic!("{name}: {other:?}"),
         },
         "firebase-googleai-unary-failure-generativelanguage-api-not-enabled.json" => match error {
-            CallError::KeyUnusable { reason } => {
+            CallError::KeyUnusable { reason, .. } => {
                 assert!(
                     reason.starts_with("Generative Language API not enabled for project 12345678"),
                     "{reason}"
@@ -125,6 +126,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
             CallError::RateLimited {
                 retry_after,
                 message,
+                ..
             } => {
                 assert_eq!(*retry_after, None);
                 assert!(
@@ -324,7 +326,7 @@ fn per_day_wins_over_input_tokens_which_wins_over_per_minute() {
         Some("26s"),
     );
     match classify_gemini(429, &all_three, &[]) {
-        CallError::DailyQuotaExhausted { message } => {
+        CallError::DailyQuotaExhausted { message, .. } => {
             assert!(message.starts_with(PER_DAY), "{message}")
         }
         other => panic!("{other:?}"),
@@ -348,6 +350,7 @@ fn per_day_wins_over_input_tokens_which_wins_over_per_minute() {
         CallError::RateLimited {
             retry_after,
             message,
+            ..
         } => {
             assert_eq!(retry_after, Some(Duration::from_millis(1500)));
             assert!(message.starts_with(PER_MINUTE), "{message}");
@@ -396,13 +399,15 @@ fn a_429_without_details_or_json_is_per_minute() {
         classify_gemini(429, bare, &[]),
         CallError::RateLimited {
             retry_after: None,
-            message: "RESOURCE_EXHAUSTED: Resource has been exhausted (e.g. check quota).".into()
+            message: "RESOURCE_EXHAUSTED: Resource has been exhausted (e.g. check quota).".into(),
+            project: None,
         }
     );
     match classify_gemini(429, "<html><body>Too Many Requests</body></html>", &[]) {
         CallError::RateLimited {
             retry_after: None,
             message,
+            ..
         } => {
             assert!(
                 message.contains("not a JSON error") && message.contains("Too Many Requests"),
@@ -499,7 +504,7 @@ fn keys_echoed_in_error_bodies_are_masked() {
     let body = json!({"error": {"code": 400, "message": format!("API key not valid: {secret}"), "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}});
     match classify_gemini(400, &body.to_string(), &[secret]) {
-        CallError::KeyUnusable { reason } => {
+        CallError::KeyUnusable { reason, .. } => {
             assert!(!reason.contains("abcdefghij"), "{reason}");
             assert!(reason.contains("AIza...2345"), "{reason}");
         }
@@ -613,4 +618,104 @@ fn an_error_inside_a_200_stream_is_classified() {
             ..
         })
     ));
+}
+
+/// The Google Cloud project each real body names as its consumer (`ErrorInfo` metadata
+/// `consumer: projects/NNN`), or `None`: quotas are per project, so this is how fintel learns
+/// that two keys share one.
+fn expected_project(name: &str) -> Option<&'static str> {
+    match name {
+        "firebase-googleai-unary-failure-generativelanguage-api-not-enabled.json" => {
+            Some("12345678")
+        }
+        "firebase-vertexai-unary-failure-quota-exceeded-429-legacy.json" => Some("348715329010"),
+        "400-invalid-argument-api-key-invalid.issue-continue-9330.json"
+        | "400-invalid-argument-input-token-count-exceeds-max.issue-gemini-cli-4231.json"
+        | "400-invalid-argument-penalty-not-enabled.vercel-issue-8943.json"
+        | "403-permission-denied-api-key-leaked.issue-continue-10513.json"
+        | "429-resource-exhausted-input-tokens-per-minute-free-tier.issue-roo-code-3883.json"
+        | "429-resource-exhausted-per-day-free-tier.page-oppl-ai.json"
+        | "503-unavailable-model-overloaded.issue-continue-8308.json"
+        | "firebase-googleai-unary-failure-api-key.json"
+        | "firebase-googleai-unary-failure-unknown-model.json" => None,
+        _ => panic!("fixture {name} has no expected project: add it to this test"),
+    }
+}
+
+#[test]
+fn every_error_fixture_names_its_project_or_none() {
+    let dir = fintel_fixtures::fixtures_or_skip!().join("gemini/errors");
+    for name in list(&dir) {
+        let body = read(&dir.join(&name));
+        let status = status_of(&body);
+        let error = classify_gemini(status, &body, &[]);
+        assert_eq!(
+            error.project(),
+            expected_project(&name),
+            "{name}: {error:?}"
+        );
+        // The array form of streaming endpoints carries the same project.
+        let wrapped = classify_gemini(status, &format!("[{body}]"), &[]);
+        assert_eq!(wrapped.project(), expected_project(&name), "{name} in [ ]");
+    }
+}
+
+#[test]
+fn the_legacy_per_minute_429_carries_its_project_on_the_error() {
+    let dir = fintel_fixtures::fixtures_or_skip!().join("gemini/errors");
+    let body = read(&dir.join("firebase-vertexai-unary-failure-quota-exceeded-429-legacy.json"));
+    match classify_gemini(429, &body, &[]) {
+        CallError::RateLimited { project, .. } => {
+            assert_eq!(project.as_deref(), Some("348715329010"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let body =
+        read(&dir.join("firebase-googleai-unary-failure-generativelanguage-api-not-enabled.json"));
+    match classify_gemini(403, &body, &[]) {
+        CallError::KeyUnusable { project, .. } => assert_eq!(project.as_deref(), Some("12345678")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A per-day 429 in today's shape (QuotaFailure) plus an ErrorInfo naming the consumer, as the
+/// simulator sends when asked to: still a spent day, now with its project.
+#[test]
+fn a_per_day_429_with_a_consumer_is_a_spent_day_of_that_project() {
+    let body = json!({"error": {"code": 429, "message": "You exceeded your current quota", "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quotaValue": "20"}]},
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+             "domain": "googleapis.com",
+             "metadata": {"service": "generativelanguage.googleapis.com", "consumer": "projects/98765"}}
+        ]}})
+    .to_string();
+    match classify_gemini(429, &body, &[]) {
+        CallError::DailyQuotaExhausted { project, .. } => {
+            assert_eq!(project.as_deref(), Some("98765"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A consumer that is not a plain project number or id is ignored rather than stored: it
+/// would become a name in the database and in messages.
+#[test]
+fn a_consumer_that_is_not_a_plain_project_is_ignored() {
+    for consumer in [
+        "projects/",
+        "projects/../../etc",
+        "projects/12 34",
+        "project_number:348715329010",
+        "projects/AIzaSyA-very-long-looking-thing-that-goes-on-and-on-and-on-past-sixty-four-chars",
+    ] {
+        let body = json!({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+                "metadata": {"consumer": consumer}}]}})
+        .to_string();
+        let error = classify_gemini(429, &body, &[]);
+        assert!(matches!(error, CallError::RateLimited { .. }), "{error:?}");
+        assert_eq!(error.project(), None, "{consumer}");
+    }
 }

@@ -50,6 +50,7 @@ fn rate_limits_carry_the_header_delay() {
         CallError::RateLimited {
             retry_after,
             message,
+            ..
         } => {
             assert_eq!(retry_after, Some(Duration::from_secs(20)));
             assert!(
@@ -121,7 +122,7 @@ fn keys_models_and_servers() {
         Some("invalid_api_key"),
     );
     match classify_openai(401, &bad_key, None, &[secret]) {
-        CallError::KeyUnusable { reason } => {
+        CallError::KeyUnusable { reason, .. } => {
             assert!(reason.contains("invalid_api_key"), "{reason}");
             assert!(
                 !reason.contains("abcdefghij"),

@@ -57,6 +57,22 @@ pub enum Notification {
         /// The reason of the last one.
         last_reason: String,
     },
+    /// Keys of different buckets turned out to share one Google Cloud project (the provider
+    /// named it): their buckets were merged, and the daily capacity and finish moved.
+    SharedProject {
+        /// The batch that learned it.
+        batch_id: String,
+        /// The keys, the project, the capacity and the finish, before and after.
+        message: String,
+    },
+    /// A key's project quota was spent elsewhere (refused for the day after far fewer
+    /// requests than its limit), or the day's refusals add up to one project's limit.
+    SpentElsewhere {
+        /// The batch that saw it.
+        batch_id: String,
+        /// What was seen, with the numbers, and the fintel.toml grouping that would match.
+        message: String,
+    },
     /// Anything else the owner should know.
     Warning {
         /// The batch concerned, if any.
@@ -68,7 +84,8 @@ pub enum Notification {
 
 impl Notification {
     /// The event's machine name, used as `event` in the JSON format: `batch_completed`,
-    /// `batch_stopped`, `keys_exhausted`, `disk_low`, `repeated_failures` or `warning`.
+    /// `batch_stopped`, `keys_exhausted`, `disk_low`, `repeated_failures`, `shared_project`,
+    /// `spent_elsewhere` or `warning`.
     pub fn kind(&self) -> &'static str {
         match self {
             Notification::BatchCompleted { .. } => "batch_completed",
@@ -76,6 +93,8 @@ impl Notification {
             Notification::KeysExhausted { .. } => "keys_exhausted",
             Notification::DiskLow { .. } => "disk_low",
             Notification::RepeatedFailures { .. } => "repeated_failures",
+            Notification::SharedProject { .. } => "shared_project",
+            Notification::SpentElsewhere { .. } => "spent_elsewhere",
             Notification::Warning { .. } => "warning",
         }
     }
@@ -88,6 +107,8 @@ impl Notification {
             Notification::KeysExhausted { .. } => "All API keys exhausted",
             Notification::DiskLow { .. } => "Disk space low",
             Notification::RepeatedFailures { .. } => "Repeated failures",
+            Notification::SharedProject { .. } => "Keys share a Google Cloud project",
+            Notification::SpentElsewhere { .. } => "Quota spent elsewhere",
             Notification::Warning { .. } => "Warning",
         }
     }
@@ -98,7 +119,9 @@ impl Notification {
             Notification::BatchCompleted { batch_id, .. }
             | Notification::BatchStopped { batch_id, .. }
             | Notification::KeysExhausted { batch_id, .. }
-            | Notification::RepeatedFailures { batch_id, .. } => Some(batch_id),
+            | Notification::RepeatedFailures { batch_id, .. }
+            | Notification::SharedProject { batch_id, .. }
+            | Notification::SpentElsewhere { batch_id, .. } => Some(batch_id),
             Notification::Warning { batch_id, .. } => batch_id.as_deref(),
             Notification::DiskLow { .. } => None,
         }
@@ -159,6 +182,10 @@ impl Notification {
             } => format!(
                 "Batch {batch_id}: {count} tasks failed in a row; the last failure: {last_reason}"
             ),
+            Notification::SharedProject { batch_id, message }
+            | Notification::SpentElsewhere { batch_id, message } => {
+                format!("Batch {batch_id}: {message}")
+            }
             Notification::Warning { batch_id, message } => match batch_id {
                 Some(id) => format!("Batch {id}: {message}"),
                 None => message.clone(),

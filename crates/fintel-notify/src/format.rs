@@ -141,7 +141,9 @@ fn json_body(event: &Notification, at: Timestamp) -> Value {
             body.insert("count".into(), json!(count));
             body.insert("last_reason".into(), json!(last_reason));
         }
-        Notification::Warning { .. } => {}
+        Notification::SharedProject { .. }
+        | Notification::SpentElsewhere { .. }
+        | Notification::Warning { .. } => {}
     }
     Value::Object(body)
 }
@@ -224,7 +226,9 @@ fn discord_body(event: &Notification, at: Timestamp) -> Value {
             fields.push(("Last failure", last_reason.clone(), false));
             ORANGE
         }
-        Notification::Warning { .. } => {
+        Notification::SharedProject { .. }
+        | Notification::SpentElsewhere { .. }
+        | Notification::Warning { .. } => {
             push_batch(&mut fields, &batch);
             YELLOW
         }

@@ -172,3 +172,32 @@ fn summaries_say_what_happened_and_what_to_do() {
     .collect();
     assert_eq!(kinds, ["batch_completed", "batch_stopped", "warning"]);
 }
+
+#[test]
+fn keys_sharing_a_project_are_told_in_both_formats() {
+    let message = "GOOGLE_API_KEY_3 and GOOGLE_API_KEY_7 share Google Cloud project 348715329010 \
+                   (the provider named it), so they share one quota; daily capacity is now 480, \
+                   not 500";
+    let shared = Notification::SharedProject {
+        batch_id: "b7".into(),
+        message: message.into(),
+    };
+    assert_eq!(shared.kind(), "shared_project");
+    assert_eq!(shared.summary(), format!("Batch b7: {message}"));
+    let at: jiff::Timestamp = "2026-06-15T19:00:00Z".parse().unwrap();
+    let json = fintel_notify::render(fintel_notify::Format::Json, &shared, at);
+    assert_eq!(json["event"], "shared_project");
+    assert_eq!(json["batch_id"], "b7");
+    assert_eq!(json["message"], format!("Batch b7: {message}"));
+    let discord = fintel_notify::render(fintel_notify::Format::Discord, &shared, at);
+    assert!(discord["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("daily capacity is now 480, not 500"));
+    let elsewhere = Notification::SpentElsewhere {
+        batch_id: "b7".into(),
+        message: "GOOGLE_API_KEY_1 was refused for the day after only 2 of 20 requests".into(),
+    };
+    assert_eq!(elsewhere.kind(), "spent_elsewhere");
+    assert_eq!(elsewhere.batch_id(), Some("b7"));
+}

@@ -145,6 +145,13 @@ pub struct ProjectConfig {
     pub requests_per_minute: u32,
     /// Input tokens per sliding 60 seconds (also the largest single request).
     pub input_tokens_per_minute: u64,
+    /// The project number. When set, its 429 bodies carry a `google.rpc.ErrorInfo` whose
+    /// metadata names the consumer (`projects/NNN`), as the 2024-style per-minute 429 and the
+    /// 403 SERVICE_DISABLED do; when unset they do not, like today's free-tier 429s.
+    pub number: Option<String>,
+    /// The Generative Language API is not enabled in this project: every request is refused
+    /// 403 PERMISSION_DENIED SERVICE_DISABLED (naming the project when `number` is set).
+    pub api_disabled: bool,
 }
 
 impl Default for ProjectConfig {
@@ -155,6 +162,8 @@ impl Default for ProjectConfig {
             requests_per_day: 20,
             requests_per_minute: 5,
             input_tokens_per_minute: 250_000,
+            number: None,
+            api_disabled: false,
         }
     }
 }

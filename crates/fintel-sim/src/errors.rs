@@ -147,6 +147,7 @@ pub fn quota_exceeded(
     refusal: &QuotaRefusal,
     model: &str,
     limits: crate::quota::QuotaLimits,
+    consumer: Option<&str>,
 ) -> ErrorReply {
     let violations: Vec<Value> = refusal
         .violations
@@ -177,14 +178,55 @@ pub fn quota_exceeded(
             })
         })
         .collect();
+    let mut details = vec![
+        json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations}),
+        json!({"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": HELP_URL}]}),
+        json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", refusal.retry_after.as_secs())}),
+    ];
+    if let Some(number) = consumer {
+        // The ErrorInfo of the 2024-style 429 (fixture
+        // firebase-vertexai-unary-failure-quota-exceeded-429-legacy.json), naming the project.
+        details.insert(
+            0,
+            json!({
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": "generativelanguage.googleapis.com",
+                    "consumer": format!("projects/{number}"),
+                }
+            }),
+        );
+    }
     error(
         StatusCode::TOO_MANY_REQUESTS,
         "RESOURCE_EXHAUSTED",
         &format!("You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: {HELP_URL}."),
+        Some(Value::Array(details)),
+    )
+}
+
+/// 403 SERVICE_DISABLED: the Generative Language API is not enabled in the key's project
+/// (the shape of fixture firebase-googleai-unary-failure-generativelanguage-api-not-enabled.json).
+pub fn service_disabled(number: Option<&str>) -> ErrorReply {
+    let project = number.unwrap_or("0");
+    let url = format!(
+        "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project={project}"
+    );
+    let mut metadata = json!({"service": "generativelanguage.googleapis.com"});
+    if let Some(number) = number {
+        metadata["consumer"] = json!(format!("projects/{number}"));
+    }
+    error(
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        &format!(
+            "Generative Language API has not been used in project {project} before or it is disabled. Enable it by visiting {url} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
+        ),
         Some(json!([
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
-            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": HELP_URL}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{}s", refusal.retry_after.as_secs())}
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Google developers console API activation", "url": url}]},
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED", "domain": "googleapis.com", "metadata": metadata}
         ])),
     )
 }

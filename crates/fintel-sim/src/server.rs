@@ -402,6 +402,10 @@ fn authenticate(state: &SimState, key: Option<String>) -> Result<(usize, String)
         return Err(errors::key_leaked());
     }
     match state.key_project.get(&key) {
+        Some(p) if g.projects[*p].api_disabled && !g.invalid_keys.contains(&key) => {
+            inner.gemini.api_disabled += 1;
+            Err(errors::service_disabled(g.projects[*p].number.as_deref()))
+        }
         Some(p) if !g.invalid_keys.contains(&key) => Ok((*p, key)),
         _ => {
             inner.gemini.invalid_key += 1;
@@ -571,6 +575,7 @@ fn decide_generate(
             &refusal,
             &model.name,
             quota.limits(),
+            config.projects[project_index].number.as_deref(),
         ));
     }
     quota.record(now, request.tokens);

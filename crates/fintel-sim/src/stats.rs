@@ -79,6 +79,8 @@ pub struct GeminiStats {
     pub invalid_key: u64,
     /// Requests with a key listed as leaked (403 PERMISSION_DENIED).
     pub leaked_key: u64,
+    /// Requests with a key of a project whose API is not enabled (403 SERVICE_DISABLED).
+    pub api_disabled: u64,
     /// Requests naming a model the simulator does not serve (404).
     pub unknown_model: u64,
     /// countTokens requests answered.

@@ -60,6 +60,7 @@ fn shared_project(rpd: u32, rpm: u32, tpm: u64) -> SimConfig {
             requests_per_day: rpd,
             requests_per_minute: rpm,
             input_tokens_per_minute: tpm,
+            ..ProjectConfig::default()
         },
         ProjectConfig {
             name: "other".into(),
@@ -67,6 +68,7 @@ fn shared_project(rpd: u32, rpm: u32, tpm: u64) -> SimConfig {
             requests_per_day: rpd,
             requests_per_minute: rpm,
             input_tokens_per_minute: tpm,
+            ..ProjectConfig::default()
         },
     ];
     c
@@ -1264,5 +1266,70 @@ async fn an_outage_started_on_demand_answers_503_until_it_ends() {
         assert!(resp.text().await.unwrap().contains("?seconds=N"));
     }
     assert_eq!(sim.stats().gemini.total.faults.outage, 2);
+    sim.shutdown().await;
+}
+
+/// The consumer a Google error body names (`ErrorInfo` metadata `consumer`), if any.
+fn consumer(body: &Value) -> Option<String> {
+    body["error"]["details"]
+        .as_array()?
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+        .and_then(|d| d["metadata"]["consumer"].as_str())
+        .map(str::to_string)
+}
+
+/// Keys of one project share its quota; with a project number its refusals name the consumer
+/// (as the 2024-style 429 does), without one they do not (as today's free-tier 429 does).
+#[tokio::test]
+async fn refusals_name_the_project_only_when_it_has_a_number() {
+    let mut config = shared_project(100, 1, 1_000_000);
+    config.gemini.projects[0].number = Some("348715329010".into());
+    let (sim, clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let ok = generate(&sim, Some("key-a"), "gemini-2.5-flash", &request("1")).await;
+    assert_eq!(ok.0, 200);
+    // The other key of the same project is refused within the minute, naming the project.
+    let (status, body) = generate(&sim, Some("key-b"), "gemini-2.5-flash", &request("2")).await;
+    assert_eq!(status, 429);
+    assert_eq!(consumer(&body).as_deref(), Some("projects/348715329010"));
+    assert_eq!(
+        quota_ids(&body),
+        ["GenerateRequestsPerMinutePerProjectPerModel-FreeTier"]
+    );
+    // The project without a number: the same refusal, no consumer.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        generate(&sim, Some("key-c"), "gemini-2.5-flash", &request("3"))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = generate(&sim, Some("key-c"), "gemini-2.5-flash", &request("4")).await;
+    assert_eq!(status, 429);
+    assert_eq!(consumer(&body), None, "{body}");
+    sim.shutdown().await;
+}
+
+/// A project whose API is not enabled refuses every request 403 SERVICE_DISABLED, in the shape
+/// of the real body, naming the project when it has a number.
+#[tokio::test]
+async fn a_project_without_the_api_enabled_answers_service_disabled() {
+    let mut config = shared_project(100, 100, 1_000_000);
+    config.gemini.projects[0].number = Some("12345678".into());
+    config.gemini.projects[0].api_disabled = true;
+    config.gemini.projects[1].api_disabled = true;
+    let (sim, _clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let (status, body) = generate(&sim, Some("key-a"), "gemini-2.5-flash", &request("1")).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(consumer(&body).as_deref(), Some("projects/12345678"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("Generative Language API has not been used in project 12345678"));
+    let (status, body) = generate(&sim, Some("key-c"), "gemini-2.5-flash", &request("2")).await;
+    assert_eq!(status, 403);
+    assert_eq!(consumer(&body), None);
+    assert_eq!(sim.stats().gemini.api_disabled, 2);
     sim.shutdown().await;
 }

@@ -242,6 +242,34 @@ CREATE TABLE token_counts (
     r#"
 CREATE INDEX results_type_cik_year ON results (analysis_type, cik, fiscal_year, created_at);
 "#,
+    // Keys that share a Google Cloud project: the project each key was seen in (by key
+    // fingerprint, never the key), the merges said once, and the per-day refusals with how
+    // many requests the bucket had answered that day.
+    r#"
+CREATE TABLE key_projects (
+    fingerprint TEXT PRIMARY KEY,
+    project     TEXT NOT NULL,
+    learned_at  INTEGER NOT NULL
+);
+CREATE INDEX key_projects_project ON key_projects (project);
+CREATE TABLE project_merges (
+    project     TEXT NOT NULL,
+    members     TEXT NOT NULL,
+    merged_into TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (project, members)
+);
+CREATE TABLE daily_refusals (
+    bucket           TEXT NOT NULL,
+    quota_date       TEXT NOT NULL,
+    answered         INTEGER NOT NULL,
+    requests_per_day INTEGER NOT NULL,
+    spent_elsewhere  INTEGER NOT NULL DEFAULT 0,
+    at               INTEGER NOT NULL,
+    PRIMARY KEY (bucket, quota_date)
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -327,6 +327,61 @@ async fn keys_page_shows_buckets_with_masked_labels_usage_limits_state_and_reset
 }
 
 #[tokio::test]
+async fn keys_page_shows_a_merged_project_with_its_line_and_a_bucket_spent_elsewhere() {
+    let f = fixture();
+    let store = f.store();
+    let now = f.clock.now();
+    // The engine merged the configured bucket of GOOGLE_API_KEY_1 into its project's bucket,
+    // said so, and saw the project's day spent after 2 of 20 requests.
+    store.learn_key_project("fp-a", "777", now).unwrap();
+    store
+        .merge_buckets("gcp-project-777", &["project-a".to_string()])
+        .unwrap();
+    let message = "GOOGLE_API_KEY_1 and GOOGLE_API_KEY_9 share Google Cloud project 777 (the \
+                   provider named it), so they share one quota; daily capacity is now 20, not 40";
+    store
+        .record_project_merge(
+            &fintel_store::ProjectMerge {
+                project: "777".into(),
+                members: "key-9,project-a".into(),
+                merged_into: "gcp-project-777".into(),
+                message: message.into(),
+                at: now,
+            },
+            now,
+        )
+        .unwrap();
+    store
+        .record_daily_refusal(&fintel_store::DailyRefusal {
+            bucket: "gcp-project-777".into(),
+            quota_date: "2026-06-15".into(),
+            answered: 2,
+            requests_per_day: 20,
+            spent_elsewhere: true,
+            at: now,
+        })
+        .unwrap();
+    let page = get(&f.router(), "/keys").await.body;
+    assert!(page.contains(message), "{page}");
+    assert!(page.contains("id=\"bucket-gcp-project-777\""), "{page}");
+    assert!(
+        page.contains("Google Cloud project <code>777</code>"),
+        "{page}"
+    );
+    assert!(page.contains("GOOGLE_API_KEY_1 (AIza...abcd)"), "{page}");
+    assert!(page.contains("state-spent-elsewhere"), "{page}");
+    assert!(
+        page.contains("refused for the day after only 2 of 20 requests"),
+        "{page}"
+    );
+    // The ledger rows of the merged bucket count in it.
+    assert!(
+        page.contains("data-used=\"2\">2 / 20 requests today"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn results_pages_render_analyses_as_sections_with_financials_and_provenance() {
     let f = fixture();
     let app = f.router();

@@ -137,6 +137,10 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         "batch {} created: {} companies, analysis {}; resume any time with: fintel batch --resume {}",
         created.batch_id, created.companies, args.analysis_type, created.batch_id
     ));
+    // The assumption the plan rests on, also when no confirmation showed the plan.
+    if let (true, Some(assumption)) = (analysis.needs_model(), &plan.assumption) {
+        display.println(assumption);
+    }
     run(
         app,
         store,
@@ -176,7 +180,7 @@ pub async fn preflight_model(
     if !app.config.has_keys() && app.config.provider == crate::config::ProviderKind::Gemini {
         return Err(crate::config::no_keys_error());
     }
-    let checks = crate::doctor::check_keys(provider, pool.buckets(), model).await;
+    let checks = crate::doctor::check_keys(provider, &pool.buckets(), model).await;
     let mut usable = 0;
     for check in &checks {
         let label = &check.label;
@@ -201,7 +205,7 @@ pub async fn preflight_model(
                      name in fintel.toml) to a model your keys can use."
                 )))
             }
-            Err(CallError::KeyUnusable { reason })
+            Err(CallError::KeyUnusable { reason, .. })
             | Err(CallError::KeyExhausted { message: reason }) => {
                 display.println(&format!("warning: key {label} is unusable: {reason}"));
                 if let (Some(store), Some(k)) = (store, &check.key) {
@@ -299,6 +303,10 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
         batch.analysis_type,
         batch.model
     ));
+    if analysis.needs_model() {
+        let (buckets, _) = crate::projects::effective_buckets(app, Some(&store))?;
+        display.println(&crate::projects::capacity_line(&buckets));
+    }
     run_with(
         app, store, &batch.id, source, provider, analysis, pool, display, args.json, args.join,
     )

@@ -60,8 +60,11 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             .collect(),
         None => vec![],
     };
+    let (buckets, _merges) = crate::projects::effective_buckets(app, store.as_deref())?;
+    let projects = crate::projects::bucket_projects(&buckets, store.as_deref())?;
+    let refusals = crate::projects::refusals_today(&buckets, store.as_deref(), now)?;
     let mut rows = Vec::new();
-    for b in &app.config.buckets {
+    for b in &buckets {
         let usage_now = match &store {
             Some(s) => s.bucket_usage(&b.name, now, &date)?,
             None => Default::default(),
@@ -77,8 +80,11 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
                 json!({"label": k.label(), "disabled": why})
             })
             .collect();
+        let elsewhere = refusals.spent_elsewhere.get(&b.name);
         let state = if !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null()) {
             "disabled".to_string()
+        } else if let Some((answered, limit)) = elsewhere {
+            format!("spent elsewhere (refused after {answered} of {limit} until reset)")
         } else if usage_now.exhausted_until.is_some() {
             "exhausted until reset".to_string()
         } else if usage_now.used_today >= b.limits.requests_per_day {
@@ -104,6 +110,8 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
         };
         rows.push(json!({
             "bucket": b.name,
+            "project": projects.get(&b.name),
+            "spent_elsewhere": elsewhere.is_some(),
             "keys": keys,
             "used_today": usage_now.used_today,
             "answered_today": usage_now.answered_today,
@@ -118,7 +126,9 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
         "quota_date": date,
         "next_reset": reset.to_string(),
         "next_reset_local_and_pacific": local_and_pacific(reset),
+        "requests_per_day": crate::projects::daily_capacity(&buckets),
         "buckets": rows,
+        "suggested_grouping": refusals.grouping.as_ref().map(|g| g.toml()),
     });
     if args.json {
         println!("{doc}");
@@ -143,12 +153,27 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
             })
             .collect();
         println!(
-            "{:<20} {:>3}/{:<3} today  {}  {}",
+            "{:<20} {:>3}/{:<3} today  {}  {}{}",
             r["bucket"].as_str().unwrap_or(""),
             r["used_today"],
             r["requests_per_day"],
             r["state"].as_str().unwrap_or(""),
-            labels.join(", ")
+            labels.join(", "),
+            match r["project"].as_str() {
+                Some(p) => format!("  (project {p})"),
+                None => String::new(),
+            }
+        );
+    }
+    println!("{}", crate::projects::capacity_line(&buckets));
+    if let Some(grouping) = &refusals.grouping {
+        println!(
+            "today's per-day refusals of {} add up to one limit ({} answered of {}): they \
+             look like one Google Cloud project. If they are, add this to fintel.toml:\n{}",
+            fintel_engine::projects::and_list(&grouping.key_names),
+            grouping.answered,
+            grouping.requests_per_day,
+            grouping.toml()
         );
     }
     Ok(exit::OK)
@@ -477,6 +502,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
             requests_per_day: per_day,
             requests_per_minute: 5,
             input_tokens_per_minute: 250_000,
+            ..Default::default()
         })
         .collect();
     let universe_csv = fintel_sim::Universe::generate(&sim_config).companies_csv(args.companies);
@@ -670,6 +696,9 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         "quota_days": if plan.requests_needed == 0 { 0 } else { plan.eta.map_or(0, |e| e.quota_days) },
         "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),
         "estimated_finish": finish.map(|t| t.to_string()),
+        "keys": plan.keys,
+        "projects": plan.buckets,
+        "assumption": plan.assumption,
     });
     if args.json {
         crate::pipes::out(&format!("{doc}\n"))?;

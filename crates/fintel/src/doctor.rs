@@ -146,6 +146,11 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
             format!("{} not checked: no key to ask with", config.model),
             "configure a key first (see keys)",
         ));
+        checks.push(Check::fail(
+            "projects",
+            "no key, so no quota: 0 requests a day",
+            "configure a key first (see keys)",
+        ));
     } else {
         let results = check_keys(provider.as_ref(), &config.buckets, &config.model).await;
         for r in &results {
@@ -153,6 +158,14 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
         }
         checks.push(keys_check(&keys, &config.model));
         checks.push(model_check(&results, &config.model, provider_url, &mask));
+        // The assumption plans rest on: how many projects the keys are in.
+        let buckets = crate::projects::effective_buckets(app, store.as_deref())
+            .map(|(b, _)| b)
+            .unwrap_or_else(|_| config.buckets.clone());
+        checks.push(Check::pass(
+            "projects",
+            crate::projects::capacity_line(&buckets),
+        ));
     }
     checks.push(user_agent_check(config.sec_user_agent.as_deref()));
     checks.push(database);
@@ -192,13 +205,13 @@ fn key_report(
         // A model the provider does not know is the model's problem: the key got past
         // authentication, which the provider checks first.
         Ok(_) | Err(CallError::Configuration { .. }) => ("ok", "accepted by the provider".into()),
-        Err(CallError::DailyQuotaExhausted { message })
+        Err(CallError::DailyQuotaExhausted { message, .. })
         | Err(CallError::RateLimited { message, .. })
         | Err(CallError::InputTokensPerMinute { message, .. }) => (
             "ok",
             format!("accepted, but rate limited right now: {message}"),
         ),
-        Err(CallError::KeyUnusable { reason }) => ("unusable", reason.clone()),
+        Err(CallError::KeyUnusable { reason, .. }) => ("unusable", reason.clone()),
         Err(CallError::KeyExhausted { message }) => ("out_of_credit", message.clone()),
         Err(e) => (
             "could_not_check",

@@ -17,6 +17,7 @@ mod outlook;
 mod pipes;
 mod planning;
 mod progress;
+mod projects;
 mod results;
 mod screen;
 mod web;

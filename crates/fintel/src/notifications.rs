@@ -73,6 +73,14 @@ impl<O: Observer> Observer for Notifying<O> {
                 ),
             },
             Event::Maintained(_) => return,
+            Event::SharedProject { message } => Notification::SharedProject {
+                batch_id,
+                message: message.clone(),
+            },
+            Event::SpentElsewhere { message } => Notification::SpentElsewhere {
+                batch_id,
+                message: message.clone(),
+            },
         };
         self.notifier.notify(&notification);
     }

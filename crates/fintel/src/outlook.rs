@@ -1,5 +1,6 @@
-//! The quota-aware finish estimate as the command line shows it: every configured bucket's
-//! requests left today and per day (disabled buckets give none), a batch's model requests
+//! The quota-aware finish estimate as the command line shows it: every bucket's requests left
+//! today and per day (the buckets in effect: configured, merged where keys were learned to
+//! share a project; disabled buckets give none), a batch's model requests
 //! still to send, and [`fintel_time::quota_eta`] over them. `fintel plan`, the terminal
 //! progress and `fintel batch status` all come through here.
 
@@ -58,7 +59,8 @@ pub fn batch_eta(
     now: Timestamp,
 ) -> Result<Option<QuotaEta>> {
     let requests = store.model_requests_left(batch_id)?;
-    let capacities = capacities(&app.config.buckets, Some(store), now)?;
+    let (buckets, _) = crate::projects::effective_buckets(app, Some(store))?;
+    let capacities = capacities(&buckets, Some(store), now)?;
     Ok(quota_eta(
         requests,
         &capacities,
@@ -75,7 +77,9 @@ pub fn estimator(app: &App, store: Arc<Store>, batch: &Batch) -> crate::progress
     let (batch_id, created) = (batch.id.clone(), batch.created_at);
     Box::new(move |now| {
         let requests = store.model_requests_left(&batch_id).ok()?;
-        let capacities = capacities(&buckets, Some(&store), now).ok()?;
+        // Read each time: a merge of keys that share a project moves the finish.
+        let (effective, _) = fintel_engine::effective_buckets(&buckets, &store).ok()?;
+        let capacities = capacities(&effective, Some(&store), now).ok()?;
         match quota_eta(requests, &capacities, now, buffer) {
             Some(eta) => Some(describe(&eta, Some(created), now)),
             None => Some("finish unknown: no usable key".to_string()),

@@ -134,7 +134,12 @@ pub struct Plan {
     pub already_stored: u64,
     pub requests_needed: u64,
     pub requests_per_day: u64,
+    /// Buckets in effect: configured, merged where the provider named one project.
     pub buckets: usize,
+    pub keys: usize,
+    /// The capacity assumption the plan rests on ([`crate::projects::capacity_line`]);
+    /// `None` without buckets.
+    pub assumption: Option<String>,
     pub eta: Option<QuotaEta>,
 }
 
@@ -167,12 +172,17 @@ impl Plan {
             )),
             None => s.push_str("no usable key: set GOOGLE_API_KEY_1.. to get a finish date\n"),
         }
+        if let (Some(assumption), true) = (&self.assumption, self.requests_total > 0) {
+            s.push_str(assumption);
+            s.push('\n');
+        }
         s
     }
 }
 
 /// Looks the rows up in SEC's list and counts the model requests left after stored results
-/// (same analysis version and model), against the configured buckets' quota.
+/// (same analysis version and model), against the quota of the buckets in effect (configured,
+/// merged where keys were learned to share a project).
 pub async fn make_plan(
     app: &App,
     rows: &[InputRow],
@@ -241,7 +251,8 @@ pub async fn make_plan(
     let requests_total = ciks.len() as u64 * per_company;
     let requests_needed = requests_total - stored;
     let now = app.clock.now();
-    let capacities = crate::outlook::capacities(&app.config.buckets, store.as_deref(), now)?;
+    let (buckets, _) = crate::projects::effective_buckets(app, store.as_deref())?;
+    let capacities = crate::outlook::capacities(&buckets, store.as_deref(), now)?;
     Ok(Plan {
         companies: ciks.len(),
         unknown,
@@ -251,7 +262,9 @@ pub async fn make_plan(
         already_stored: stored,
         requests_needed,
         requests_per_day: capacities.iter().map(|c| c.per_day).sum(),
-        buckets: app.config.buckets.len(),
+        buckets: buckets.len(),
+        keys: buckets.iter().map(|b| b.keys.len()).sum(),
+        assumption: (!buckets.is_empty()).then(|| crate::projects::capacity_line(&buckets)),
         eta: quota_eta(requests_needed, &capacities, now, app.config.reset_buffer),
     })
 }

@@ -916,3 +916,135 @@ fn sim_serve_reads_its_own_configuration_file() {
         text(&out.stderr)
     );
 }
+
+/// Two keys made in one Google Cloud project, whose per-day refusals name it (the simulator
+/// puts the consumer in its bodies): fintel merges their buckets in the database, says so once
+/// on the terminal, in the log and by webhook, plans with one project from then on, and never
+/// stores or prints either key.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_keys_of_one_project_are_merged_said_once_and_never_stored_or_printed() {
+    const FIRST: &str = "test-key-0123456789";
+    const SECOND: &str = "AIzaSySecondKey-0123456789abcdef";
+    // 20:00 Pacific, on a clock 2000 times faster than real time, shared by the simulator
+    // (started first, so never behind fintel's clock): the reset is seconds away.
+    let start: jiff::Timestamp = "2026-06-15T03:00:00Z".parse().unwrap();
+    let mut config = sim_config(0);
+    config.gemini.projects[0].keys = vec![FIRST.into(), SECOND.into()];
+    config.gemini.projects[0].requests_per_day = 6;
+    config.gemini.projects[0].number = Some("348715329010".into());
+    let env = Env::start(config, Arc::new(fintel_time::FakeClock::new(start, 2000.0))).await;
+    let (url, received) = webhook_server().await;
+    let clock = format!("{start}@2000");
+    let run = |args: &[&str]| {
+        env.cmd(args)
+            .env("GOOGLE_API_KEY_2", SECOND)
+            .env("FINTEL_REQUESTS_PER_DAY", "10")
+            .env("FINTEL_FAKE_CLOCK", &clock)
+            .env("FINTEL_WEBHOOK_URL", &url)
+            .env("FINTEL_LOG", "debug")
+            .output()
+            .unwrap()
+    };
+    let mut printed = String::new();
+
+    // Before anything is learned: two keys, two projects assumed.
+    let out = run(&["plan", "companies.csv", "--years", "1"]);
+    printed.push_str(&(text(&out.stdout) + &text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("2 keys in 2 projects, as configured or learned: 20 requests a day"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // 8 analyses; the project serves 6 a day, though 2 x 10 were assumed.
+    let out = run(&["batch", "companies.csv", "--years", "1"]);
+    printed.push_str(&(text(&out.stdout) + &text(&out.stderr)));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("2 keys in 2 projects, as configured or learned: 20 requests a day"),
+        "the batch confirmation states the assumption: {stderr}"
+    );
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("share Google Cloud project"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {stderr}");
+    assert!(
+        said[0].contains(
+            "GOOGLE_API_KEY_1 and GOOGLE_API_KEY_2 share Google Cloud project 348715329010"
+        ) || said[0].contains(
+            "GOOGLE_API_KEY_2 and GOOGLE_API_KEY_1 share Google Cloud project 348715329010"
+        ),
+        "{}",
+        said[0]
+    );
+    assert!(
+        said[0].contains("daily capacity is now 10, not 20"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(env.completed_results(), 8);
+    let hooks = received.lock().unwrap().clone();
+    assert_eq!(
+        hooks
+            .iter()
+            .filter(|b| b["event"] == "shared_project")
+            .count(),
+        1,
+        "{hooks:#?}"
+    );
+
+    // Every later command knows: one project, one bucket, its project number.
+    let out = run(&["keys", "--json"]);
+    printed.push_str(&(text(&out.stdout) + &text(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let buckets = keys["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1, "{keys}");
+    assert_eq!(buckets[0]["bucket"], "gcp-project-348715329010");
+    assert_eq!(buckets[0]["project"], "348715329010");
+    assert_eq!(buckets[0]["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(keys["requests_per_day"], 10);
+    let out = run(&["plan", "companies.csv", "--years", "2"]);
+    printed.push_str(&(text(&out.stdout) + &text(&out.stderr)));
+    assert!(
+        text(&out.stdout)
+            .contains("2 keys in 1 project, as configured or learned: 10 requests a day"),
+        "{}",
+        text(&out.stdout)
+    );
+    for args in [&["keys"][..], &["doctor", "--json"], &["batch", "status"]] {
+        let out = run(args);
+        printed.push_str(&(text(&out.stdout) + &text(&out.stderr)));
+    }
+
+    // No key in the database, the logs, or anything printed.
+    let logs = files_under(&env.home().join("logs"));
+    let log_text: String = logs
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned())
+        .collect();
+    assert!(
+        log_text.contains("share Google Cloud project 348715329010"),
+        "the log has it too"
+    );
+    let mut checked = 0;
+    for path in files_under(&env.home()) {
+        let bytes = std::fs::read(&path).unwrap();
+        for key in [FIRST, SECOND] {
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{} contains a key in clear",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "database and log: {checked}");
+    for key in [FIRST, SECOND] {
+        assert!(!printed.contains(key), "a key was printed in clear");
+    }
+}

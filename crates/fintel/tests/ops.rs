@@ -268,6 +268,7 @@ fn assert_doctor_shape(v: &Value) {
         [
             "keys",
             "model",
+            "projects",
             "sec_user_agent",
             "database",
             "data_dir",
@@ -323,6 +324,16 @@ async fn doctor_passes_on_a_ready_setup_and_spends_no_generation_quota() {
         .as_str()
         .unwrap()
         .contains("gemini-2.5-flash exists"));
+    // The assumption plans rest on, and where to change it.
+    let projects = check(&doc, "projects")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        projects.starts_with("1 key in 1 project, as configured or learned: "),
+        "{projects}"
+    );
+    assert!(projects.contains("[[buckets]]"), "{projects}");
 
     // The human form: one line per check, then the verdict.
     let out = env.run(&["doctor"]);
@@ -343,7 +354,7 @@ async fn doctor_passes_on_a_ready_setup_and_spends_no_generation_quota() {
             "{name} in {stdout}"
         );
     }
-    assert_eq!(stdout.lines().last(), Some("all 6 checks passed"));
+    assert_eq!(stdout.lines().last(), Some("all 7 checks passed"));
     assert_no_secret(&out, &[KEY]);
 
     let stats = env.sim.as_ref().unwrap().stats();
@@ -450,7 +461,7 @@ async fn doctor_names_an_invalid_key_a_leaked_key_a_missing_user_agent_and_an_un
     assert!(key_line("GOOGLE_API_KEY_2").contains("API_KEY_INVALID"));
     assert!(key_line("GOOGLE_API_KEY_3").contains("leaked"));
     assert!(line("  ok    GOOGLE_API_KEY_1 (").contains("accepted"));
-    assert!(stdout.ends_with("2 of 6 checks failed; fix them and run `fintel doctor` again\n"));
+    assert!(stdout.ends_with("2 of 7 checks failed; fix them and run `fintel doctor` again\n"));
 
     // A model the provider does not know, with the provider's own words.
     let out = env
@@ -1157,7 +1168,9 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("quota_date", T::Str),
             ("next_reset", T::Str),
             ("next_reset_local_and_pacific", T::Str),
+            ("requests_per_day", T::Num),
             ("buckets", T::Arr),
+            ("suggested_grouping", T::OptStr),
         ],
     );
     assert_each(
@@ -1165,6 +1178,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
         &keys["buckets"],
         &[
             ("bucket", T::Str),
+            ("project", T::OptStr),
+            ("spent_elsewhere", T::Bool),
             ("keys", T::Arr),
             ("used_today", T::Num),
             ("answered_today", T::Num),
@@ -1244,6 +1259,9 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("quota_days", T::Num),
             ("expected_finish_quota_day", T::OptStr),
             ("estimated_finish", T::OptStr),
+            ("keys", T::Num),
+            ("projects", T::Num),
+            ("assumption", T::Str),
         ],
     );
 

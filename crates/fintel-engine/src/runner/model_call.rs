@@ -15,6 +15,7 @@ use crate::outcome::{
     LedgerOutcome,
 };
 use crate::ports::StepRequest;
+use crate::projects::ProjectWatch;
 use crate::EngineError;
 
 impl EngineInner {
@@ -213,6 +214,10 @@ impl EngineInner {
                     err
                 }
             };
+            // A body naming the key's project may merge its bucket: go on with the bucket the
+            // key is in now.
+            let watch = self.project_watch();
+            let bucket = watch.learn_project(&err, key.as_ref(), &bucket, now)?;
             let detail = match &err {
                 CallError::BadOutput { reason, .. } => reason.clone(),
                 other => fintel_llm::mask_secrets_in(&other.to_string(), &secrets),
@@ -227,6 +232,7 @@ impl EngineInner {
             match decide_call(&err, &context) {
                 CallAction::DailyRefusal => {
                     let verdict = self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
+                    watch.on_daily_refusal(&bucket, &verdict, now)?;
                     if let DailyVerdict::NotResetYet { until, .. } = verdict {
                         self.store().log_event(
                             Some(&self.batch.id),
@@ -294,6 +300,16 @@ impl EngineInner {
                     return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
                 }
             }
+        }
+    }
+
+    /// What provider errors reveal about keys that share a project, carried out for this run.
+    fn project_watch(&self) -> ProjectWatch<'_> {
+        ProjectWatch {
+            store: self.store(),
+            pool: &self.e.pool,
+            observer: self.e.observer.as_ref(),
+            batch_id: &self.batch.id,
         }
     }
 

@@ -557,6 +557,8 @@ impl Observer for Recorder {
                     .map(|b| b.display().to_string())
                     .unwrap_or_default()
             ),
+            Event::SharedProject { message } => format!("event shared_project {message}"),
+            Event::SpentElsewhere { message } => format!("event spent_elsewhere {message}"),
         };
         self.lines.lock().unwrap().push(line);
     }

@@ -112,6 +112,9 @@ pub struct QuotaProvider {
     /// Key secret to project index.
     projects: HashMap<String, usize>,
     limits: Vec<BucketLimits>,
+    /// The project number each project's refusals name as consumer (`None`: the bodies name
+    /// no consumer, as today's free-tier 429s do not).
+    consumers: Option<Vec<String>>,
     fault_rate: f64,
     state: Mutex<ProviderState>,
     weather: Weather,
@@ -134,6 +137,7 @@ impl QuotaProvider {
             clock,
             projects,
             limits: buckets.iter().map(|b| b.limits).collect(),
+            consumers: None,
             fault_rate,
             state: Mutex::new(ProviderState {
                 projects: buckets.iter().map(|_| ProjectCounters::default()).collect(),
@@ -185,6 +189,52 @@ impl QuotaProvider {
         }
     }
 
+    /// A provider whose projects are not the engine's buckets: the key of `buckets[i]` belongs
+    /// to project `key_projects[i]`, each project with the limits of its first bucket. With
+    /// `name_consumer`, refusals name the project (`projects/4242000N`).
+    pub fn with_projects(
+        clock: ManualClock,
+        buckets: &[Bucket],
+        key_projects: &[usize],
+        name_consumer: bool,
+        seed: u64,
+    ) -> Self {
+        let count = key_projects.iter().max().map_or(0, |m| m + 1);
+        let mut projects = HashMap::new();
+        let mut limits = vec![None; count];
+        for (b, &p) in buckets.iter().zip(key_projects) {
+            for k in &b.keys {
+                projects.insert(k.secret().to_string(), p);
+            }
+            limits[p].get_or_insert(b.limits);
+        }
+        let limits: Vec<BucketLimits> = limits
+            .into_iter()
+            .map(|l| l.expect("every project has a key"))
+            .collect();
+        QuotaProvider {
+            clock,
+            projects,
+            consumers: name_consumer.then(|| (0..count).map(|p| format!("4242000{p}")).collect()),
+            fault_rate: 0.0,
+            state: Mutex::new(ProviderState {
+                projects: limits.iter().map(|_| ProjectCounters::default()).collect(),
+                rng: StdRng::seed_from_u64(seed),
+                stats: ProviderStats::default(),
+                answered: HashSet::new(),
+            }),
+            limits,
+            weather: Weather::default(),
+            start: Timestamp::UNIX_EPOCH,
+            kill: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The consumer a refusal on `project` names, if bodies name one.
+    fn consumer(&self, project: usize) -> Option<String> {
+        self.consumers.as_ref().map(|c| c[project].clone())
+    }
+
     pub fn stats(&self) -> ProviderStats {
         self.lock().stats.clone()
     }
@@ -234,6 +284,7 @@ impl QuotaProvider {
                      project {project} used {} of {} on {today}",
                     counters.used_today, limits.requests_per_day
                 ),
+                project: self.consumer(project),
             });
         }
         if counters.recent.len() as u32 >= limits.requests_per_minute {
@@ -244,6 +295,7 @@ impl QuotaProvider {
                     "simulated 429: quotaId GenerateRequestsPerMinutePerProjectPerModel-FreeTier, \
                      project {project}"
                 ),
+                project: self.consumer(project),
             });
         }
         let window_tokens: u64 = counters.recent.iter().map(|&(_, t)| t).sum();
@@ -253,6 +305,7 @@ impl QuotaProvider {
                 limit_tokens: Some(limits.input_tokens_per_minute),
                 retry_after: Some(Duration::from_secs(30)),
                 message: format!("simulated 429: input tokens per minute, project {project}"),
+                project: self.consumer(project),
             });
         }
         counters.used_today += 1;
@@ -292,6 +345,7 @@ impl Provider for QuotaProvider {
         let Some(project) = key.and_then(|k| self.projects.get(k.secret())).copied() else {
             return Err(CallError::KeyUnusable {
                 reason: "simulated 400 API_KEY_INVALID: unknown key".into(),
+                project: None,
             });
         };
         let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
@@ -545,6 +599,11 @@ pub struct SimConfig {
     pub max_retries: u32,
     pub start: Timestamp,
     pub weather: Weather,
+    /// The provider's project of each bucket's key (`None`: one project per bucket, as the
+    /// engine's buckets assume).
+    pub key_projects: Option<Vec<usize>>,
+    /// Whether the provider's refusals name the project (`ErrorInfo` consumer).
+    pub name_consumer: bool,
 }
 
 impl SimConfig {
@@ -564,6 +623,8 @@ impl SimConfig {
             max_retries: 5,
             start: sim_start(),
             weather: Weather::default(),
+            key_projects: None,
+            name_consumer: false,
         }
     }
 
@@ -629,6 +690,42 @@ pub struct SimReport {
     /// The first `resets.len()` quota resets after the start (Pacific midnight + buffer).
     pub resets: Vec<Timestamp>,
     pub wall: Duration,
+    /// Every message and event the engines reported (their `Debug` form for events).
+    pub said: Arc<Recorder>,
+    /// The merges the database holds at the end.
+    pub merges: Vec<fintel_store::ProjectMerge>,
+    /// The buckets the first engine used at the end.
+    pub final_buckets: Vec<Bucket>,
+}
+
+/// An observer that keeps what it is told.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub messages: Mutex<Vec<String>>,
+    pub events: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+impl Observer for Recorder {
+    fn progress(&self, _: &Progress) {}
+    fn message(&self, _: Level, text: &str) {
+        if let Ok(mut m) = self.messages.lock() {
+            m.push(text.to_string());
+        }
+    }
+    fn event(&self, event: &Event) {
+        if let Ok(mut e) = self.events.lock() {
+            e.push(format!("{event:?}"));
+        }
+    }
 }
 
 impl SimReport {
@@ -722,10 +819,18 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
         config.requests_per_day,
         config.requests_per_minute,
     );
-    let provider = Arc::new(
-        QuotaProvider::new(clock.clone(), &buckets, config.fault_rate, config.seed)
-            .with_weather(config.weather.clone(), config.start),
-    );
+    let provider = match &config.key_projects {
+        None => QuotaProvider::new(clock.clone(), &buckets, config.fault_rate, config.seed),
+        Some(projects) => QuotaProvider::with_projects(
+            clock.clone(),
+            &buckets,
+            projects,
+            config.name_consumer,
+            config.seed,
+        ),
+    };
+    let provider = Arc::new(provider.with_weather(config.weather.clone(), config.start));
+    let said = Arc::new(Recorder::default());
     let source = Arc::new(GapFreeSec {
         companies: config.companies,
     });
@@ -799,7 +904,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
                 analysis: analysis.clone(),
                 pool,
                 settings: settings.clone(),
-                observer: Arc::new(Silent),
+                observer: said.clone(),
                 owner: owner.id.clone(),
                 upkeep: Upkeep::off(),
             });
@@ -858,5 +963,13 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
         kills,
         resets,
         wall,
+        said,
+        merges: first_store.project_merges().expect("merges"),
+        final_buckets: {
+            // As a process started now would see them.
+            let pool = KeyPool::new(buckets.clone(), RESET_BUFFER);
+            pool.refresh(&first_store).expect("plan the buckets");
+            pool.buckets()
+        },
     }
 }

@@ -1,5 +1,7 @@
 //! Key buckets: masked key labels, requests used today against the limits, state and the next
-//! reset. Limits come from the configuration; usage from the ledger in the database.
+//! reset. Limits come from the configuration; usage from the ledger in the database. Buckets
+//! whose keys the provider showed to share a Google Cloud project are shown merged, with the
+//! line that said so, and a bucket whose project quota was spent elsewhere says so.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,10 @@ use crate::{PageError, Shared};
 
 const REFRESH: u32 = 15;
 
+/// The name prefix of a bucket merged because its keys share a Google Cloud project (as the
+/// engine names them).
+const MERGED_BUCKET_PREFIX: &str = "gcp-project-";
+
 /// One bucket as the page shows it.
 struct BucketView {
     name: String,
@@ -20,6 +26,10 @@ struct BucketView {
     keys: Vec<(String, Option<String>)>,
     limits: Option<BucketLimits>,
     usage: BucketUsage,
+    /// The Google Cloud project of its keys, when the provider named it.
+    project: Option<String>,
+    /// Refused for the day after (answered, of limit) requests: spent elsewhere.
+    spent_elsewhere: Option<(u32, u32)>,
 }
 
 impl BucketView {
@@ -31,6 +41,17 @@ impl BucketView {
                 "disabled",
                 "every key of this bucket is disabled; fix the key, then `fintel keys enable LABEL`"
                     .into(),
+            );
+        }
+        if let Some((answered, limit)) = self.spent_elsewhere {
+            return (
+                "spent-elsewhere",
+                format!(
+                    "refused for the day after only {answered} of {limit} requests: the \
+                     project's quota was spent through another key of the same Google Cloud \
+                     project or another program; group keys of one project in fintel.toml \
+                     ([[buckets]])"
+                ),
             );
         }
         if let Some(t) = u.exhausted_until {
@@ -91,12 +112,28 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
     let reset = fintel_time::next_reset(now, state.config.reset_buffer);
     let configured = state.config.buckets.clone();
     let quota_date = date.clone();
-    let views = state
+    let (views, merges) = state
         .read(move |store| {
             let stored = store.keys()?;
-            let mut views = Vec::new();
+            let projects: BTreeMap<String, String> = store
+                .key_projects()?
+                .into_iter()
+                .map(|k| (k.fingerprint, k.project))
+                .collect();
+            let refusals = store.daily_refusals_on(&quota_date)?;
+            let merges = store.project_merges()?;
+            let mut views: Vec<BucketView> = Vec::new();
             for b in &configured {
-                let keys = b
+                // A configured bucket merged with others (its keys share a project) is shown
+                // as the merged bucket the database counts it in.
+                let name = b
+                    .keys
+                    .iter()
+                    .find_map(|k| stored.iter().find(|s| s.fingerprint == k.fingerprint))
+                    .map(|s| s.bucket.clone())
+                    .filter(|stored_name| stored_name.starts_with(MERGED_BUCKET_PREFIX))
+                    .unwrap_or_else(|| b.name.clone());
+                let keys: Vec<(String, Option<String>)> = b
                     .keys
                     .iter()
                     .map(|k| {
@@ -107,17 +144,40 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                         (k.label.clone(), disabled)
                     })
                     .collect();
+                let project = b
+                    .keys
+                    .iter()
+                    .find_map(|k| projects.get(&k.fingerprint).cloned());
+                if let Some(v) = views.iter_mut().find(|v| v.name == name) {
+                    v.keys.extend(keys);
+                    v.limits = v.limits.map(|l| BucketLimits {
+                        requests_per_day: l.requests_per_day.min(b.limits.requests_per_day),
+                        requests_per_minute: l
+                            .requests_per_minute
+                            .min(b.limits.requests_per_minute),
+                        input_tokens_per_minute: l
+                            .input_tokens_per_minute
+                            .min(b.limits.input_tokens_per_minute),
+                    });
+                    v.project = v.project.take().or(project);
+                    continue;
+                }
                 views.push(BucketView {
-                    name: b.name.clone(),
+                    spent_elsewhere: refusals
+                        .iter()
+                        .find(|r| r.bucket == name && r.spent_elsewhere)
+                        .map(|r| (r.answered, r.requests_per_day)),
+                    usage: store.bucket_standing(&name, now, &quota_date)?,
+                    name,
                     keys,
                     limits: Some(b.limits),
-                    usage: store.bucket_standing(&b.name, now, &quota_date)?,
+                    project,
                 });
             }
             // Buckets the database knows from earlier runs but the configuration no longer has.
             let mut others: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
             for k in stored {
-                if !configured.iter().any(|b| b.name == k.bucket) {
+                if !views.iter().any(|v| v.name == k.bucket) {
                     others
                         .entry(k.bucket.clone())
                         .or_default()
@@ -127,13 +187,15 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
             for (name, keys) in others {
                 let usage = store.bucket_standing(&name, now, &quota_date)?;
                 views.push(BucketView {
+                    project: name.strip_prefix(MERGED_BUCKET_PREFIX).map(str::to_string),
+                    spent_elsewhere: None,
                     name,
                     keys,
                     limits: None,
                     usage,
                 });
             }
-            Ok(views)
+            Ok((views, merges))
         })
         .await?;
     Ok(layout(
@@ -145,6 +207,9 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
             p {
                 "Quota day " strong { (date) } " (Pacific). Next reset: " (time_both(reset))
                 ", when fintel starts sending again."
+            }
+            @for m in &merges {
+                p.notice.warn.shared-project { (m.message) }
             }
             section #buckets data-live {
                 @if views.is_empty() {
@@ -168,6 +233,9 @@ fn bucket_card(v: &BucketView) -> Markup {
         article.card.bucket id={"bucket-" (v.name)} {
             header { h2 { (v.name) } (state_badge(word)) }
             p.meta { (why) }
+            @if let Some(p) = &v.project {
+                p.meta.project { "Google Cloud project " code { (p) } }
+            }
             @match v.limits {
                 Some(l) => {
                     div.progress {

@@ -26,6 +26,7 @@ pub fn sim_config(latency_ms: u64) -> SimConfig {
         requests_per_day: 10_000,
         requests_per_minute: 10_000,
         input_tokens_per_minute: 100_000_000,
+        ..Default::default()
     }];
     config
 }

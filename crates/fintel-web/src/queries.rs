@@ -186,17 +186,58 @@ pub(crate) fn batches_overview(
     Ok(out)
 }
 
-/// Each configured bucket's requests left today and per day at `now`, from the ledger; a
-/// bucket whose every key is disabled gives none.
+/// The name prefix of a bucket merged because its keys share a Google Cloud project (as the
+/// engine names them).
+pub(crate) const MERGED_BUCKET_PREFIX: &str = "gcp-project-";
+
+/// The buckets in effect: a configured bucket whose keys the database holds in a merged bucket
+/// (the provider named one project for them) counts as that bucket, with all its members' keys
+/// and the smaller of each limit, as the engine uses it.
+pub(crate) fn buckets_in_effect(
+    store: &Store,
+    configured: &[BucketConfig],
+) -> Result<Vec<BucketConfig>, PageError> {
+    let stored = store.keys()?;
+    let mut out: Vec<BucketConfig> = Vec::with_capacity(configured.len());
+    for b in configured {
+        let name = b
+            .keys
+            .iter()
+            .find_map(|k| stored.iter().find(|s| s.fingerprint == k.fingerprint))
+            .map(|s| s.bucket.clone())
+            .filter(|n| n.starts_with(MERGED_BUCKET_PREFIX))
+            .unwrap_or_else(|| b.name.clone());
+        match out.iter_mut().find(|o| o.name == name) {
+            Some(merged) => {
+                merged.keys.extend(b.keys.iter().cloned());
+                let (l, m) = (&mut merged.limits, b.limits);
+                l.requests_per_day = l.requests_per_day.min(m.requests_per_day);
+                l.requests_per_minute = l.requests_per_minute.min(m.requests_per_minute);
+                l.input_tokens_per_minute =
+                    l.input_tokens_per_minute.min(m.input_tokens_per_minute);
+            }
+            None => out.push(BucketConfig {
+                name,
+                keys: b.keys.clone(),
+                limits: b.limits,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Each bucket's requests left today and per day at `now`, from the ledger (the buckets in
+/// effect, see [`buckets_in_effect`]); a bucket whose every key is disabled gives none.
 pub(crate) fn capacities(
     store: &Store,
-    buckets: &[BucketConfig],
+    configured: &[BucketConfig],
     now: Timestamp,
 ) -> Result<Vec<BucketCapacity>, PageError> {
     let date = fintel_time::pacific_date(now).to_string();
     let disabled = store.disabled_key_fingerprints()?;
+    let buckets = buckets_in_effect(store, configured)?;
     let mut out = Vec::with_capacity(buckets.len());
-    for b in buckets {
+    for b in &buckets {
         let all_disabled =
             !b.keys.is_empty() && b.keys.iter().all(|k| disabled.contains(&k.fingerprint));
         let (left_today, per_day) = if all_disabled || b.keys.is_empty() {

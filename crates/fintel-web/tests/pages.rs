@@ -381,6 +381,45 @@ async fn keys_page_shows_a_merged_project_with_its_line_and_a_bucket_spent_elsew
     );
 }
 
+/// Two configured buckets whose keys the engine learned to share one project: the finish
+/// estimate counts the merged bucket once (spent today), not each configured bucket with the
+/// quota it no longer has.
+#[tokio::test]
+async fn the_finish_estimate_counts_a_merged_project_once() {
+    let f = fixture();
+    let mut config = f.config();
+    config.buckets.push(fintel_web::BucketConfig {
+        name: "key-9".into(),
+        keys: vec![fintel_web::KeyConfig {
+            label: "GOOGLE_API_KEY_9 (AIza...9999)".into(),
+            fingerprint: "fp-9".into(),
+        }],
+        limits: config.buckets[0].limits,
+    });
+    let store = f.store();
+    let now = f.clock.now();
+    store
+        .register_key("fp-9", "GOOGLE_API_KEY_9 (AIza...9999)", "key-9")
+        .unwrap();
+    store.learn_key_project("fp-a", "777", now).unwrap();
+    store.learn_key_project("fp-9", "777", now).unwrap();
+    store
+        .merge_buckets(
+            "gcp-project-777",
+            &["key-9".to_string(), "project-a".to_string()],
+        )
+        .unwrap();
+    store
+        .mark_bucket_exhausted("gcp-project-777", at("2026-06-16T07:05:00Z"))
+        .unwrap();
+    drop(store);
+    let page = get(&fintel_web::router(config).unwrap(), "/").await.body;
+    assert!(
+        page.contains("Expected to finish on <strong>2026-06-16</strong>"),
+        "{page}"
+    );
+}
+
 #[tokio::test]
 async fn results_pages_render_analyses_as_sections_with_financials_and_provenance() {
     let f = fixture();

@@ -11,13 +11,10 @@ use maud::{html, Markup};
 
 use crate::format;
 use crate::pages::{layout, state_badge, time_both, Nav};
+use crate::queries::MERGED_BUCKET_PREFIX;
 use crate::{PageError, Shared};
 
 const REFRESH: u32 = 15;
-
-/// The name prefix of a bucket merged because its keys share a Google Cloud project (as the
-/// engine names them).
-const MERGED_BUCKET_PREFIX: &str = "gcp-project-";
 
 /// One bucket as the page shows it.
 struct BucketView {

@@ -455,6 +455,7 @@ impl ProjectWatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn limits(per_day: u32) -> BucketLimits {
         BucketLimits {
@@ -657,6 +658,87 @@ mod tests {
             suggest_grouping(&[r("a", 12, 20, &["K1"]), r("b", 8, 20, &[])]),
             None
         );
+    }
+
+    /// The per-day 429 that names the project (the simulator's, and the 2024-style bodies)
+    /// merges the key's bucket as it is learned: the refusal must then be applied to the
+    /// merged bucket, not to the configured one that no longer exists.
+    #[test]
+    fn a_refusal_that_merges_its_bucket_is_applied_to_the_merged_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fintel.db")).unwrap();
+        let pool = KeyPool::new(
+            vec![bucket("key-3", &["K3"], 20), bucket("key-7", &["K7"], 20)],
+            Duration::from_secs(300),
+        );
+        pool.register(&store).unwrap();
+        let now: Timestamp = "2026-06-15T20:00:00Z".parse().unwrap();
+        let batch = fintel_store::NewBatch {
+            id: "b1".into(),
+            name: None,
+            analysis_type: "fundamental".into(),
+            analysis_version: "v1".into(),
+            workflow: String::new(),
+            min_years: 1,
+            years_spec: r#"{"latest": 1}"#.into(),
+            as_of_date: "2026-06-15".into(),
+            model: "gemini-2.5-flash".into(),
+            settings: "{}".into(),
+            priority: 0,
+            input_file: None,
+            companies: Vec::new(),
+        };
+        store.create_batch(&batch, now).unwrap();
+        let watch = ProjectWatch {
+            store: &store,
+            pool: &pool,
+            observer: &crate::runner::Silent,
+            batch_id: "b1",
+        };
+        let refusal = |project: &str| CallError::DailyQuotaExhausted {
+            message: "GenerateRequestsPerDayPerProjectPerModel-FreeTier exceeded".into(),
+            project: Some(project.into()),
+        };
+        let k3 = pool.layout().buckets[0].keys[0].clone();
+        let k7 = pool.layout().buckets[1].keys[0].clone();
+        // The first key's project alone merges nothing.
+        assert_eq!(
+            watch
+                .learn_project(&refusal("111"), Some(&k3), "key-3", now)
+                .unwrap(),
+            "key-3"
+        );
+        // The second names the same project: both buckets become one, and the refusal goes on
+        // with it.
+        let bucket = watch
+            .learn_project(&refusal("111"), Some(&k7), "key-7", now)
+            .unwrap();
+        assert_eq!(bucket, "gcp-project-111");
+        let verdict = pool.on_daily_refusal(&store, &bucket, now).unwrap();
+        watch.on_daily_refusal(&bucket, &verdict, now).unwrap();
+        let date = pacific_date(now).to_string();
+        assert!(store
+            .bucket_usage("gcp-project-111", now, &date)
+            .unwrap()
+            .exhausted_until
+            .is_some());
+        let names: Vec<String> = store
+            .conn()
+            .prepare("SELECT name FROM buckets ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            names,
+            ["gcp-project-111"],
+            "no configured bucket comes back"
+        );
+        // Nothing answered that day: the merged bucket's quota went elsewhere.
+        let refusals = store.daily_refusals_on(&date).unwrap();
+        assert_eq!(refusals.len(), 1);
+        assert!(refusals[0].spent_elsewhere);
     }
 
     #[test]

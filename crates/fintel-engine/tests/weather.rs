@@ -372,6 +372,51 @@ async fn a_request_over_one_buckets_cap_waits_for_a_bucket_it_fits_without_spinn
     assert_eq!(on_small, 0, "nothing is sent to a bucket it cannot fit");
 }
 
+/// Defect 7, as the user sees it: while the only request left waits for the one bucket whose
+/// token cap it fits (spent for the day), the batch says it is waiting for that bucket's
+/// reset (`waiting_reset`, naming the token cap), not `running` "waiting to retry", though
+/// the smaller bucket has quota left.
+#[tokio::test]
+async fn a_request_waiting_for_a_bucket_it_fits_is_shown_as_waiting_for_the_reset() {
+    let mut b = buckets(2, 100, 1000);
+    b[0].limits = BucketLimits {
+        requests_per_day: 100,
+        requests_per_minute: 1000,
+        input_tokens_per_minute: 30,
+    };
+    b[1].limits = BucketLimits {
+        requests_per_day: 1,
+        requests_per_minute: 1000,
+        input_tokens_per_minute: 250_000,
+    };
+    let h = Harness::new(2, FakeProvider::new(), b);
+    let t = tickers(2);
+    let batch = h
+        .create(&names(&t), YearsSpec::Latest(1), BatchSettings::default())
+        .await;
+    let (out, log) = run_logged(&h, &batch, 10_000).await;
+    assert_eq!(out, RunOutcome::Completed { failed: 0 });
+    let retrying: Vec<String> = log
+        .reasons_in(BatchState::Running)
+        .into_iter()
+        .filter(|r| r.contains("waiting to retry"))
+        .collect();
+    assert!(
+        retrying.len() < 5,
+        "a day spent waiting for a bucket shown as retrying: {} reports, e.g. {:?}",
+        retrying.len(),
+        retrying.first()
+    );
+    let reset = fintel_time::local_and_pacific(next_reset(start_time(), Duration::from_secs(300)));
+    let waiting = log.reasons_in(BatchState::WaitingReset);
+    assert!(
+        waiting
+            .iter()
+            .any(|r| r.contains("token cap") && r.contains(&reset)),
+        "expected a wait naming the token cap and the reset {reset}: {waiting:?}"
+    );
+}
+
 /// An SEC side whose documents fill whatever budget they are given (up to `full_tokens`), so
 /// fitting smaller really makes the request smaller.
 struct SizedSec {

@@ -142,14 +142,26 @@ impl EngineInner {
                                 )?,
                                 Grant::Granted { .. }
                             );
-                        let not_before = claimable_now.then_some(until);
                         if why != WaitReason::Pacing {
                             // Hours waiting for quota are not hours of failing: a streak of
                             // transient failures spans only time spent trying.
                             self.store().end_transient_streak(task.id)?;
                         }
-                        self.store()
-                            .release_task(task.id, self.owner(), not_before, now)?;
+                        if claimable_now && why != WaitReason::Pacing {
+                            // Only buckets too small for it have quota: the task waits for one
+                            // it fits, and its size says so to the batch and `fintel keys`.
+                            self.store().release_task_waiting_for_cap(
+                                task.id,
+                                self.owner(),
+                                until,
+                                input_tokens,
+                                now,
+                            )?;
+                        } else {
+                            let not_before = claimable_now.then_some(until);
+                            self.store()
+                                .release_task(task.id, self.owner(), not_before, now)?;
+                        }
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
                     }
                 };

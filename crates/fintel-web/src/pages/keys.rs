@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use fintel_store::{BucketLimits, BucketUsage};
+use fintel_store::{bucket_state, BucketLimits, BucketState, BucketUsage};
 use maud::{html, Markup};
 
 use crate::format;
@@ -20,68 +20,55 @@ struct BucketView {
     keys: Vec<(String, Option<String>)>,
     limits: Option<BucketLimits>,
     usage: BucketUsage,
+    /// Sizes of the requests waiting for a bucket whose token cap fits them.
+    waiting_tokens: Vec<u64>,
 }
 
 impl BucketView {
     /// The state word and its explanation.
     fn state(&self) -> (&'static str, String) {
-        let u = &self.usage;
-        if !self.keys.is_empty() && self.keys.iter().all(|(_, d)| d.is_some()) {
-            return (
-                "disabled",
+        let all_disabled = !self.keys.is_empty() && self.keys.iter().all(|(_, d)| d.is_some());
+        let state = bucket_state(&self.usage, self.limits, all_disabled, &self.waiting_tokens);
+        let why = match state {
+            BucketState::Disabled => {
                 "every key of this bucket is disabled; fix the key, then `fintel keys enable LABEL`"
-                    .into(),
-            );
-        }
-        if let Some(t) = u.exhausted_until {
-            return (
-                "exhausted",
-                format!(
-                    "the provider reported the day's quota spent; next request after {}",
-                    format::local(t)
-                ),
-            );
-        }
-        if let Some(l) = self.limits.filter(|l| u.used_today >= l.requests_per_day) {
-            if u.uncertain_today > 0 && u.used_today - u.uncertain_today < l.requests_per_day {
-                return (
-                    "verifying",
-                    format!(
-                        "{} of today's requests ended in a server error or timeout and may not \
-                         have counted; asking the provider one request at a time until it says \
-                         the day is spent",
-                        u.uncertain_today
-                    ),
-                );
+                    .to_string()
             }
-            return (
-                "exhausted",
-                "today's requests are used; waiting for the reset".into(),
-            );
-        }
-        if let Some(t) = u.backoff_until {
-            if u.backoff_level > 0 {
-                return (
-                    "waiting-reset",
-                    format!(
-                        "provider has not reset yet (refused for the day early in the quota \
-                         day); next try at {}",
-                        format::local(t)
-                    ),
-                );
+            BucketState::ExhaustedByProvider { until } => format!(
+                "the provider reported the day's quota spent; next request after {}",
+                format::local(until)
+            ),
+            BucketState::Exhausted => "today's requests are used; waiting for the reset".into(),
+            BucketState::Verifying { uncertain } => format!(
+                "{uncertain} of today's requests ended in a server error or timeout and may not \
+                 have counted; asking the provider one request at a time until it says the day \
+                 is spent"
+            ),
+            BucketState::NotResetYet { next_try } => format!(
+                "provider has not reset yet (refused for the day early in the quota day); next \
+                 try at {}",
+                format::local(next_try)
+            ),
+            BucketState::BackingOff { until } => {
+                format!("per-minute limit; next try at {}", format::local(until))
             }
-            return (
-                "backing-off",
-                format!("per-minute limit; next try at {}", format::local(t)),
-            );
-        }
-        if self.limits.is_none() {
-            return (
-                "idle",
-                "not in the current configuration: used earlier, no limits known".into(),
-            );
-        }
-        ("available", "can send now".into())
+            BucketState::CapTooSmall {
+                waiting,
+                largest,
+                cap,
+            } => format!(
+                "{waiting} waiting request(s) of up to {} input tokens are over this bucket's cap \
+                 of {} tokens per minute and wait for a bucket that fits them; smaller requests \
+                 still go here",
+                format::thousands(largest),
+                format::thousands(cap)
+            ),
+            BucketState::Unconfigured => {
+                "not in the current configuration: used earlier, no limits known".into()
+            }
+            BucketState::Available => "can send now".into(),
+        };
+        (state.code(), why)
     }
 }
 
@@ -94,6 +81,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
     let views = state
         .read(move |store| {
             let stored = store.keys()?;
+            let waiting_tokens = store.waiting_request_tokens(now)?;
             let mut views = Vec::new();
             for b in &configured {
                 let keys = b
@@ -112,6 +100,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                     keys,
                     limits: Some(b.limits),
                     usage: store.bucket_standing(&b.name, now, &quota_date)?,
+                    waiting_tokens: waiting_tokens.clone(),
                 });
             }
             // Buckets the database knows from earlier runs but the configuration no longer has.
@@ -131,6 +120,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                     keys,
                     limits: None,
                     usage,
+                    waiting_tokens: Vec::new(),
                 });
             }
             Ok(views)

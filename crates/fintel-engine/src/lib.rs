@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod create;
+pub mod idle;
 pub mod input;
 pub mod keys;
 pub mod lifecycle;

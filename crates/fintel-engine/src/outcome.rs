@@ -114,12 +114,12 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
         } => {
             // Too big for the tier when the request alone is over the cap: by the provider's
             // count, or because nothing else was in the bucket's minute, so this request was
-            // the whole of it whatever the estimate said.
+            // the whole of it whatever the estimate or the count said. A count is no proof of
+            // the contrary: countTokens counts the prompt, while generateContent also counts
+            // the response schema in its own encoding, and pacing a request the provider finds
+            // too big would send it unchanged every minute for ever.
             let alone_over = match limit_tokens {
-                Some(limit) => {
-                    ctx.input_tokens > *limit
-                        || (ctx.others_tokens_last_minute == 0 && !ctx.measured)
-                }
+                Some(limit) => ctx.input_tokens > *limit || ctx.others_tokens_last_minute == 0,
                 None => ctx.others_tokens_last_minute == 0,
             };
             if alone_over {
@@ -417,11 +417,19 @@ mod tests {
                     wait: Duration::from_secs(26),
                 },
             ),
-            // Measured under the cap and alone: the provider counted someone else's request
-            // (another process): wait, do not shrink.
+            // Measured under the cap and alone: the provider counts more than countTokens did
+            // (the response schema): the request alone is over the cap, refit.
             (
                 tokens_429(Some(1_000)),
                 ctx(900, true, 0),
+                CallAction::Refit {
+                    max_tokens: Some(1_000),
+                },
+            ),
+            // Measured under the cap with others in the minute: a per-minute wait.
+            (
+                tokens_429(Some(1_000)),
+                ctx(900, true, 300),
                 CallAction::PaceBucket {
                     wait: Duration::from_secs(26),
                 },

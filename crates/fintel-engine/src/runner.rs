@@ -13,7 +13,7 @@ use fintel_store::{
     BatchState, CallIntent, CallPurpose, ClaimedTask, MaintenanceReport, NewResult, Store,
     StoreError, TaskCounts, TaskKind,
 };
-use fintel_time::{duration_to_span, local_and_pacific, span_between, SharedClock};
+use fintel_time::{duration_to_span, span_between, SharedClock};
 use jiff::Timestamp;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -24,6 +24,7 @@ mod model_call;
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
 use crate::backoff::{retry_delay, Breaker};
+use crate::idle::{self, CapWait, Idle, IdleInputs};
 use crate::keys::{Grant, KeyPool, WaitReason};
 use crate::outcome::{transient_step, TransientContext, TransientStep};
 use crate::ports::{AggregateInput, Analysis, FilingSource, SourceError, YearInput, YearsSpec};
@@ -122,13 +123,6 @@ pub struct Engine {
 
 /// What an idle run waits for: until when, the state and reason to show, and whether the
 /// wait is for the daily quota.
-struct Idle {
-    until: Timestamp,
-    state: BatchState,
-    reason: Option<String>,
-    quota_spent: bool,
-}
-
 /// Why a task's run ended without a result.
 enum TaskEnd {
     Done,
@@ -575,7 +569,8 @@ impl Engine {
         Ok(Some((model_allowed, probe)))
     }
 
-    /// When something can happen next, and what to tell the user meanwhile.
+    /// When something can happen next, and what to tell the user meanwhile: the inputs of
+    /// [`idle::idle_state`], which decides.
     fn idle_reason(
         &self,
         shared: &Shared,
@@ -583,77 +578,43 @@ impl Engine {
         probe_at: Option<Timestamp>,
     ) -> Result<Idle, StoreError> {
         let batch_id = &shared.engine.batch.id;
-        let backoff = self.store.next_backoff_end(batch_id, now)?;
-        if shared.engine.breaker_open() {
-            // Nothing but the probe may go out, so task backoffs do not matter here.
-            let at = probe_at.unwrap_or(now + duration_to_span(Duration::from_secs(60)));
-            return Ok(Idle {
-                until: at,
-                state: BatchState::WaitingProvider,
-                reason: Some(format!(
-                    "provider or SEC failing repeatedly; next probe at {}",
-                    local_and_pacific(at)
-                )),
-                quota_spent: false,
-            });
-        }
-        let probe = CallIntent {
-            bucket: "",
-            key_fingerprint: None,
-            batch_id: None,
-            task_id: None,
-            purpose: CallPurpose::Generate,
-            input_tokens: 0,
+        let breaker_open = shared.engine.breaker_open();
+        let pool_wait = |tokens: u64| -> Result<Option<(Timestamp, WaitReason)>, StoreError> {
+            let intent = CallIntent {
+                bucket: "",
+                key_fingerprint: None,
+                batch_id: None,
+                task_id: None,
+                purpose: CallPurpose::Generate,
+                input_tokens: tokens,
+            };
+            Ok(match self.pool.acquire(&self.store, now, &intent, false)? {
+                Grant::Wait { until, why } => Some((until, why)),
+                _ => None,
+            })
         };
-        let grant = self.pool.acquire(&self.store, now, &probe, false)?;
-        let model_work = self.store.has_pending_model_work(batch_id)?;
-        match grant {
-            Grant::Wait { until, why } if model_work => {
-                // While the quota is spent a task's retry backoff ending changes nothing: the
-                // wait, and the time shown, is the bucket's own.
-                let until = match why {
-                    WaitReason::Pacing => backoff.map_or(until, |b| b.min(until).max(now)),
-                    _ => until,
-                };
-                let quota_spent = why == WaitReason::DailyQuotaSpent;
-                let (state, reason) = match why {
-                    WaitReason::DailyQuotaSpent => (
-                        BatchState::WaitingReset,
-                        format!(
-                            "daily quota used on every key; resuming at {}",
-                            local_and_pacific(until)
-                        ),
-                    ),
-                    WaitReason::NotResetYet => (
-                        BatchState::WaitingReset,
-                        format!(
-                            "provider has not reset yet (refused for the day early in the quota \
-                             day); trying again at {}",
-                            local_and_pacific(until)
-                        ),
-                    ),
-                    WaitReason::NoUsableKey => (
-                        BatchState::WaitingReset,
-                        "every key is disabled; fix or re-enable a key (`fintel keys`)".to_string(),
-                    ),
-                    WaitReason::Pacing => {
-                        (BatchState::Running, "pacing per-minute limits".to_string())
-                    }
-                };
-                Ok(Idle {
-                    until,
-                    state,
-                    reason: Some(reason),
-                    quota_spent,
-                })
-            }
-            _ => Ok(Idle {
-                until: backoff.unwrap_or(now + duration_to_span(Duration::from_secs(1))),
-                state: BatchState::Running,
-                reason: Some("waiting to retry".to_string()),
-                quota_spent: false,
-            }),
-        }
+        let (pool, cap_wait) = if breaker_open {
+            (None, None)
+        } else {
+            let cap_wait = match self.store.next_cap_wait(batch_id, now)? {
+                Some((not_before, tokens)) => Some(CapWait {
+                    not_before,
+                    tokens,
+                    wait: pool_wait(tokens)?,
+                }),
+                None => None,
+            };
+            (pool_wait(0)?, cap_wait)
+        };
+        Ok(idle::idle_state(&IdleInputs {
+            now,
+            breaker_open,
+            probe_at,
+            backoff: self.store.next_backoff_end(batch_id, now)?,
+            model_work: self.store.has_pending_model_work(batch_id)?,
+            pool_wait: pool,
+            cap_wait,
+        }))
     }
 }
 

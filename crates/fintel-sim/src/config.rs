@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::weather::WeatherConfig;
 use crate::SimError;
 
 /// Everything the simulator needs to know. Every field has a default, so a TOML file only
@@ -21,6 +22,9 @@ pub struct SimConfig {
     pub sec: SecConfig,
     /// The simulated Gemini API.
     pub gemini: GeminiConfig,
+    /// The provider's weather over days (`[weather]`); absent: fair weather.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weather: Option<WeatherConfig>,
 }
 
 impl Default for SimConfig {
@@ -29,6 +33,7 @@ impl Default for SimConfig {
             seed: 42,
             sec: SecConfig::default(),
             gemini: GeminiConfig::default(),
+            weather: None,
         }
     }
 }
@@ -388,6 +393,9 @@ impl SimConfig {
             if w.from >= w.to {
                 return bad(format!("outage window {} .. {} is empty", w.from, w.to));
             }
+        }
+        if let Some(weather) = &self.weather {
+            weather.validate().map_err(SimError::Config)?;
         }
         Ok(())
     }

@@ -13,6 +13,10 @@
 //!   every generateContent answer 503 from now for N seconds of the injected clock, beside the
 //!   configured `gemini.outages` windows.
 //!
+//! * Weather (`[weather]`, [`WeatherConfig`]): a baseline of 503s, outages counted from a
+//!   start, late daily resets, real token counts = estimate x a factor per document, MAX_TOKENS
+//!   truncations, invalid JSON and slow answers, all on the injected clock.
+//!
 //! All time comes from the injected [`fintel_time::SharedClock`]; all randomness from the seed.
 //!
 //! # Behaviour a caller must know
@@ -54,6 +58,7 @@ mod rng;
 mod server;
 mod stats;
 mod universe;
+mod weather;
 
 pub use answer::value_for_schema;
 pub use config::{
@@ -67,6 +72,7 @@ pub use rng::DetRng;
 pub use server::{router, start, SimHandle, SimState};
 pub use stats::{DateCounters, FaultCounters, GeminiCounters, GeminiStats, SecStats, SimStats};
 pub use universe::{companies_csv, AnnualForm, Company, Filing, FiscalYearEnd, Universe};
+pub use weather::{Weather, WeatherConfig, WeatherFault, WeatherOutage};
 
 /// Errors of the simulator's setup (requests never fail this way: they get HTTP answers).
 #[derive(Debug, thiserror::Error)]

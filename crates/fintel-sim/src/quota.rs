@@ -9,6 +9,8 @@ use fintel_time::{pacific_date, span_between};
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 
+use crate::weather::Weather;
+
 /// The limits of one project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuotaLimits {
@@ -53,6 +55,8 @@ pub struct ProjectQuota {
     requests_today: u32,
     /// Recorded requests of roughly the last minute: (instant, input tokens).
     recent: VecDeque<(Timestamp, u64)>,
+    /// Late resets: the quota day is the weather's, not the plain Pacific date.
+    weather: Option<Weather>,
 }
 
 const WINDOW_SECONDS: i64 = 60;
@@ -65,7 +69,14 @@ impl ProjectQuota {
             day: None,
             requests_today: 0,
             recent: VecDeque::new(),
+            weather: None,
         }
+    }
+
+    /// The same ledger whose day resets when `weather` says (late resets).
+    pub fn with_weather(mut self, weather: Option<Weather>) -> Self {
+        self.weather = weather;
+        self
     }
 
     /// The limits.
@@ -89,7 +100,10 @@ impl ProjectQuota {
     /// Forgets what no longer counts at `now`: the previous Pacific day's requests and the
     /// minute window's old entries.
     fn roll(&mut self, now: Timestamp) {
-        let today = pacific_date(now);
+        let today = match &self.weather {
+            Some(w) => w.quota_day(now),
+            None => pacific_date(now),
+        };
         if self.day != Some(today) {
             self.day = Some(today);
             self.requests_today = 0;

@@ -34,6 +34,7 @@ use crate::quota::{ProjectQuota, QuotaLimitKind, QuotaLimits};
 use crate::rng::DetRng;
 use crate::stats::{GeminiEvent, GeminiStats, SecPathClass, SecRecorder, SimStats};
 use crate::universe::Universe;
+use crate::weather::{Weather, WeatherFault};
 use crate::SimError;
 
 /// Shared state of one simulator: configuration, clock, universe and the mutable ledgers.
@@ -43,6 +44,8 @@ pub struct SimState {
     universe: Universe,
     fixtures: Option<SecFixtures>,
     key_project: HashMap<String, usize>,
+    /// `[weather]`, if configured.
+    weather: Option<Weather>,
     inner: Mutex<Inner>,
 }
 
@@ -75,17 +78,24 @@ impl SimState {
             None => None,
         };
         let universe = Universe::generate(&config);
+        let weather = config
+            .weather
+            .clone()
+            .map(|w| Weather::new(w, clock.now(), config.seed));
         let mut key_project = HashMap::new();
         let mut quotas = Vec::new();
         for (i, p) in config.gemini.projects.iter().enumerate() {
             for k in &p.keys {
                 key_project.insert(k.clone(), i);
             }
-            quotas.push(ProjectQuota::new(QuotaLimits {
-                requests_per_day: p.requests_per_day,
-                requests_per_minute: p.requests_per_minute,
-                input_tokens_per_minute: p.input_tokens_per_minute,
-            }));
+            quotas.push(
+                ProjectQuota::new(QuotaLimits {
+                    requests_per_day: p.requests_per_day,
+                    requests_per_minute: p.requests_per_minute,
+                    input_tokens_per_minute: p.input_tokens_per_minute,
+                })
+                .with_weather(weather.clone()),
+            );
         }
         let outages = config.gemini.outages.clone();
         Ok(Arc::new(SimState {
@@ -94,6 +104,7 @@ impl SimState {
             universe,
             fixtures,
             key_project,
+            weather,
             inner: Mutex::new(Inner {
                 quotas,
                 outages,
@@ -129,6 +140,32 @@ impl SimState {
     /// The synthetic universe served.
     pub fn universe(&self) -> &Universe {
         &self.universe
+    }
+
+    /// The weather, if configured.
+    pub fn weather(&self) -> Option<&Weather> {
+        self.weather.as_ref()
+    }
+
+    /// The quota day a request at `now` counts in: the Pacific date, or the weather's when a
+    /// reset is late.
+    fn quota_day(&self, now: jiff::Timestamp) -> String {
+        match &self.weather {
+            Some(w) => w.quota_day(now).to_string(),
+            None => pacific_date(now).to_string(),
+        }
+    }
+
+    /// The real token count of a request body whose estimate is `estimate`: the estimate in
+    /// fair weather, else times the document's factor.
+    fn real_tokens(&self, estimate: u64, body: &[u8]) -> u64 {
+        match &self.weather {
+            Some(w) => match serde_json::from_slice::<Value>(body) {
+                Ok(v) => w.real_tokens(estimate, &v),
+                Err(_) => estimate,
+            },
+            None => estimate,
+        }
     }
 
     /// Adds an outage window: every generateContent request in it answers 503.
@@ -478,6 +515,7 @@ async fn gemini_post(
             let result = authenticate(&state, api_key(&headers, &query))
                 .and_then(|_| find_model(&state, model, "countTokens"))
                 .and_then(|m| gemini::count_tokens_request(&body, m))
+                .map(|estimate| state.real_tokens(estimate, &body))
                 .map(|tokens| {
                     state.lock().gemini.count_tokens += 1;
                     gemini::count_tokens_body(tokens)
@@ -498,7 +536,12 @@ const MAX_REQUEST_BYTES: usize = 20 * 1024 * 1024;
 enum Outcome {
     Reply(ErrorReply),
     Unavailable,
-    Answer { body: Value, slow: bool },
+    Answer {
+        body: Value,
+        slow: bool,
+        /// Held until the injected clock reaches this instant (a weather slow answer).
+        until: Option<jiff::Timestamp>,
+    },
     Reset,
 }
 
@@ -520,14 +563,17 @@ fn decide_generate(
     let config = &state.config.gemini;
     let project = config.projects[project_index].name.as_str();
     let now = state.clock.now();
-    let date = pacific_date(now).to_string();
+    let date = state.quota_day(now);
     let mut inner = state.lock();
     let inner = &mut *inner;
     let bump = |g: &mut GeminiStats, e| g.bump(&date, project, &key, e);
     bump(&mut inner.gemini, GeminiEvent::Received);
 
     let request = match gemini::parse_generate_request(body, model) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.tokens = state.real_tokens(r.tokens, body);
+            r
+        }
         Err(e) => {
             bump(&mut inner.gemini, GeminiEvent::InvalidRequest);
             return Outcome::Reply(e);
@@ -546,7 +592,9 @@ fn decide_generate(
             model.input_token_limit,
         ));
     }
-    if inner.outages.iter().any(|w| w.from <= now && now < w.to) {
+    if inner.outages.iter().any(|w| w.from <= now && now < w.to)
+        || state.weather.as_ref().is_some_and(|w| w.in_outage(now))
+    {
         bump(&mut inner.gemini, GeminiEvent::Outage);
         return Outcome::Unavailable;
     }
@@ -620,6 +668,22 @@ fn decide_generate(
     } else {
         Fault::None
     };
+    // The weather's faults come on top of the configured ones, from their own draw.
+    let mut slow_until = None;
+    let fault = match (fault, state.weather.as_ref()) {
+        (Fault::None, Some(w)) => match w.fault(request.content_hash, attempt) {
+            Some(WeatherFault::Unavailable) => Fault::Unavailable,
+            Some(WeatherFault::MaxTokens) => Fault::MaxTokens,
+            Some(WeatherFault::InvalidJson) => Fault::InvalidJson,
+            Some(WeatherFault::Slow(d)) => {
+                bump(&mut inner.gemini, GeminiEvent::Slow);
+                slow_until = Some(now + fintel_time::duration_to_span(d));
+                Fault::None
+            }
+            None => Fault::None,
+        },
+        (f, _) => f,
+    };
     match fault {
         Fault::Unavailable => {
             bump(&mut inner.gemini, GeminiEvent::Unavailable);
@@ -683,7 +747,11 @@ fn decide_generate(
         thoughts,
         &gemini::response_id(request.content_hash, attempt),
     );
-    Outcome::Answer { body, slow }
+    Outcome::Answer {
+        body,
+        slow,
+        until: slow_until,
+    }
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
@@ -709,7 +777,13 @@ async fn deliver(state: &SimState, outcome: Outcome, killer: Option<ConnectionKi
             tokio::time::sleep(Duration::from_millis(delay)).await;
             reply(errors::unavailable())
         }
-        Outcome::Answer { body, slow } => {
+        Outcome::Answer { body, slow, until } => {
+            if let Some(until) = until {
+                // A slow answer in the weather: held for clock time, whatever the clock's pace.
+                while state.clock.now() < until {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
             let extra = if slow {
                 state.config.gemini.faults.slow_ms
             } else {

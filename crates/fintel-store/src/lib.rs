@@ -10,6 +10,7 @@
 //! server database could take the same statements later.
 
 mod batches;
+mod bucket_state;
 mod ledger;
 mod maintenance;
 mod outlook;
@@ -29,6 +30,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags};
 
 pub use batches::*;
+pub use bucket_state::{bucket_state, BucketState};
 pub use ledger::*;
 pub use maintenance::*;
 pub use outlook::tasks_per_company;

@@ -270,6 +270,12 @@ CREATE TABLE daily_refusals (
     PRIMARY KEY (bucket, quota_date)
 );
 "#,
+    // A pending task waiting for a bucket whose token cap fits its request (the buckets with
+    // quota left are too small for it): the request's size, so the batch and `fintel keys`
+    // can say what it waits for. Cleared by any other release or retry.
+    r#"
+ALTER TABLE tasks ADD COLUMN waiting_tokens INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -274,9 +274,72 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.transition(
             "UPDATE tasks SET state = 'pending', lease_owner = NULL, not_before = ?3, \
-             updated_at = ?4 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+             waiting_tokens = NULL, updated_at = ?4 \
+             WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
             params![task_id, owner, not_before.map(millis), millis(now)],
         )
+    }
+
+    /// Returns a task to pending until `not_before` because its request of `tokens` input
+    /// tokens fits only buckets that cannot send now (the buckets with quota left have smaller
+    /// token caps): the size is kept so the wait can be shown for what it is.
+    pub fn release_task_waiting_for_cap(
+        &self,
+        task_id: i64,
+        owner: &str,
+        not_before: Timestamp,
+        tokens: u64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.transition(
+            "UPDATE tasks SET state = 'pending', lease_owner = NULL, not_before = ?3, \
+             waiting_tokens = ?4, updated_at = ?5 \
+             WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+            params![
+                task_id,
+                owner,
+                millis(not_before),
+                i64::try_from(tokens).unwrap_or(i64::MAX),
+                millis(now)
+            ],
+        )
+    }
+
+    /// Of the batch's pending tasks waiting for a bucket whose token cap fits them, the next to
+    /// try again: when, and its request's size (the smallest when several wait until the same
+    /// instant).
+    pub fn next_cap_wait(
+        &self,
+        batch_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<(Timestamp, u64)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT not_before, waiting_tokens FROM tasks WHERE batch_id = ?1 \
+                 AND state = 'pending' AND waiting_tokens IS NOT NULL AND not_before > ?2 \
+                 ORDER BY not_before, waiting_tokens LIMIT 1",
+                params![batch_id, millis(now)],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?
+            .map(|(t, n)| (crate::from_millis(t), n.max(0) as u64)))
+    }
+
+    /// Sizes of the requests pending tasks (of any batch) wait to send on a bucket whose token
+    /// cap fits them, largest first: what `fintel keys` compares each bucket's cap with.
+    pub fn waiting_request_tokens(&self, now: Timestamp) -> Result<Vec<u64>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT waiting_tokens FROM tasks WHERE state = 'pending' \
+             AND waiting_tokens IS NOT NULL AND not_before > ?1 ORDER BY waiting_tokens DESC",
+        )?;
+        let rows = stmt.query_map([millis(now)], |r| r.get::<_, i64>(0))?;
+        let mut out = Vec::new();
+        for n in rows {
+            out.push(n?.max(0) as u64);
+        }
+        Ok(out)
     }
 
     /// Records a failed attempt and schedules the next one at `not_before`.
@@ -290,7 +353,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.transition(
             "UPDATE tasks SET state = 'pending', lease_owner = NULL, attempts = attempts + 1, \
-             not_before = ?3, reason = ?4, updated_at = ?5 \
+             not_before = ?3, reason = ?4, waiting_tokens = NULL, updated_at = ?5 \
              WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
             params![task_id, owner, millis(not_before), reason, millis(now)],
         )

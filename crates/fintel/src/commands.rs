@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use fintel_edgar::{filings_report, FilingsQuery, FormFamily, YearRequest};
 use fintel_engine::{create_batch, input, BatchRequest, BatchSettings, FilingSource, YearsSpec};
 use fintel_filing::{text_report, FormKind, TextOptions};
-use fintel_store::BucketLimits;
+use fintel_store::{bucket_state, BucketLimits, BucketState};
 use fintel_time::{local_and_pacific, next_reset, pacific_date, FakeClock, SharedClock};
 use fintel_workflows::Registry;
 use serde_json::json;
@@ -63,6 +63,10 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
     let (buckets, _merges) = crate::projects::effective_buckets(app, store.as_deref())?;
     let projects = crate::projects::bucket_projects(&buckets, store.as_deref())?;
     let refusals = crate::projects::refusals_today(&buckets, store.as_deref(), now)?;
+    let waiting_tokens = match &store {
+        Some(s) => s.waiting_request_tokens(now)?,
+        None => Vec::new(),
+    };
     let mut rows = Vec::new();
     for b in &buckets {
         let usage_now = match &store {
@@ -80,33 +84,42 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
                 json!({"label": k.label(), "disabled": why})
             })
             .collect();
-        let elsewhere = refusals.spent_elsewhere.get(&b.name);
-        let state = if !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null()) {
-            "disabled".to_string()
-        } else if let Some((answered, limit)) = elsewhere {
-            format!("spent elsewhere (refused after {answered} of {limit} until reset)")
-        } else if usage_now.exhausted_until.is_some() {
-            "exhausted until reset".to_string()
-        } else if usage_now.used_today >= b.limits.requests_per_day {
-            if usage_now.uncertain_today > 0
-                && usage_now.used_today - usage_now.uncertain_today < b.limits.requests_per_day
-            {
-                format!(
-                    "verifying: {} uncertain request(s) today; asking the provider one at a time",
-                    usage_now.uncertain_today
-                )
-            } else {
+        let elsewhere = refusals.spent_elsewhere.get(&b.name).copied();
+        let all_disabled = !b.keys.is_empty() && keys.iter().all(|k| !k["disabled"].is_null());
+        let state = match bucket_state(
+            &usage_now,
+            Some(b.limits),
+            all_disabled,
+            &waiting_tokens,
+            elsewhere,
+        ) {
+            BucketState::Disabled => "disabled".to_string(),
+            BucketState::SpentElsewhere { answered, limit } => {
+                format!("spent elsewhere (refused after {answered} of {limit} until reset)")
+            }
+            BucketState::ExhaustedByProvider { .. } | BucketState::Exhausted => {
                 "exhausted until reset".to_string()
             }
-        } else if let (Some(t), true) = (usage_now.backoff_until, usage_now.backoff_level > 0) {
-            format!(
+            BucketState::Verifying { uncertain } => format!(
+                "verifying: {uncertain} uncertain request(s) today; asking the provider one at a time"
+            ),
+            BucketState::NotResetYet { next_try } => format!(
                 "waiting_reset: provider has not reset yet; next try at {}",
-                local_and_pacific(t)
-            )
-        } else if let Some(t) = usage_now.backoff_until {
-            format!("backing off until {}", local_and_pacific(t))
-        } else {
-            "available".to_string()
+                local_and_pacific(next_try)
+            ),
+            BucketState::BackingOff { until } => {
+                format!("backing off until {}", local_and_pacific(until))
+            }
+            BucketState::CapTooSmall {
+                waiting,
+                largest,
+                cap,
+            } => format!(
+                "cap too small: {waiting} waiting request(s) of up to {largest} tokens are over \
+                 this bucket's {cap} tokens per minute and wait for a key that fits them; \
+                 smaller requests still go here"
+            ),
+            BucketState::Unconfigured | BucketState::Available => "available".to_string(),
         };
         rows.push(json!({
             "bucket": b.name,

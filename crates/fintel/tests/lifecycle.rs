@@ -4,7 +4,7 @@
 //! delete under a waiting process, a cancel that stays cancelled unless `--reopen`, a resume
 //! on the batch's own model, and four processes killed with `kill -9` at random until done.
 
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fintel_sim::ModelConfig;
@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod support;
 
+use support::procs::*;
 use support::*;
 
 fn json(out: &Output) -> Value {
@@ -22,68 +23,6 @@ fn json(out: &Output) -> Value {
             text(&out.stderr)
         )
     })
-}
-
-fn sql_string(env: &Env, sql: &str) -> Option<String> {
-    rusqlite::Connection::open(env.db())
-        .ok()
-        .and_then(|c| c.query_row(sql, [], |r| r.get(0)).ok())
-}
-
-fn sql_i64(env: &Env, sql: &str) -> i64 {
-    rusqlite::Connection::open(env.db())
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
-
-fn batch_id(env: &Env) -> Option<String> {
-    sql_string(
-        env,
-        "SELECT id FROM batches ORDER BY created_at DESC LIMIT 1",
-    )
-}
-
-fn batch_state(env: &Env) -> Option<String> {
-    sql_string(
-        env,
-        "SELECT state FROM batches ORDER BY created_at DESC LIMIT 1",
-    )
-}
-
-/// Polls `condition` until it holds; panics after `timeout` (a safety net, not a timing).
-async fn until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A child process killed when the test ends, passed or not: a batch waiting for a reset
-/// hours away must not outlive a failed assertion.
-struct Guarded(Child);
-
-impl std::ops::Deref for Guarded {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Guarded {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 fn spawn_quiet(env: &Env, args: &[&str], rpd: &str) -> Guarded {
@@ -311,13 +250,8 @@ async fn four_processes_killed_at_random_until_done_lose_nothing_and_never_exit_
     for _ in 0..3 {
         procs.push(Some(spawn(&join)));
     }
-    let mut seed: u64 = 0x2545f4914f6cdd1d;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = XorShift(0x2545f4914f6cdd1d);
+    let mut next = move || rng.next();
     let (mut kills, mut restarts) = (0u32, 0u32);
     let mut exit_codes: Vec<i32> = Vec::new();
     let mut bad_exits: Vec<String> = Vec::new();

@@ -65,13 +65,12 @@ impl EngineInner {
         let key = self.e.pool.any_usable_key(self.store())?;
         match self.e.provider.count_tokens(key.as_ref(), request).await {
             Ok(Some(count)) => {
-                self.store().save_token_count(
-                    &digest,
-                    &request.model,
-                    count.total_tokens,
-                    self.now(),
-                )?;
-                Ok(Some(count.total_tokens))
+                // countTokens counts the prompt; generateContent adds the response schema,
+                // so its estimate is added to make the count what the request will cost.
+                let total = count.total_tokens + schema_tokens(request);
+                self.store()
+                    .save_token_count(&digest, &request.model, total, self.now())?;
+                Ok(Some(total))
             }
             // The count is an aid: without it the estimate is used, and a size refusal refits.
             Ok(None) | Err(_) => Ok(None),
@@ -143,14 +142,26 @@ impl EngineInner {
                                 )?,
                                 Grant::Granted { .. }
                             );
-                        let not_before = claimable_now.then_some(until);
                         if why != WaitReason::Pacing {
                             // Hours waiting for quota are not hours of failing: a streak of
                             // transient failures spans only time spent trying.
                             self.store().end_transient_streak(task.id)?;
                         }
-                        self.store()
-                            .release_task(task.id, self.owner(), not_before, now)?;
+                        if claimable_now && why != WaitReason::Pacing {
+                            // Only buckets too small for it have quota: the task waits for one
+                            // it fits, and its size says so to the batch and `fintel keys`.
+                            self.store().release_task_waiting_for_cap(
+                                task.id,
+                                self.owner(),
+                                until,
+                                input_tokens,
+                                now,
+                            )?;
+                        } else {
+                            let not_before = claimable_now.then_some(until);
+                            self.store()
+                                .release_task(task.id, self.owner(), not_before, now)?;
+                        }
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
                     }
                 };
@@ -339,6 +350,15 @@ pub(super) const MAX_FITS: u32 = 3;
 pub(super) fn shrink_to(budget: u64, real: u64, limit: u64) -> u64 {
     let scaled = (budget as u128 * limit as u128 * 9 / (real.max(1) as u128 * 10)) as u64;
     scaled.min(budget.saturating_sub(1)).max(1)
+}
+
+/// The estimated input tokens of a request's response schema (characters / 4), which
+/// countTokens leaves out.
+fn schema_tokens(request: &GenerateRequest) -> u64 {
+    if request.response_schema.is_null() {
+        return 0;
+    }
+    fintel_llm::estimate_text_tokens(&request.response_schema.to_string())
 }
 
 /// SHA-256 of everything a request's input token count depends on.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use fintel_store::{BucketLimits, BucketUsage};
+use fintel_store::{bucket_state, BucketLimits, BucketState, BucketUsage};
 use maud::{html, Markup};
 
 use crate::format;
@@ -27,79 +27,66 @@ struct BucketView {
     project: Option<String>,
     /// Refused for the day after (answered, of limit) requests: spent elsewhere.
     spent_elsewhere: Option<(u32, u32)>,
+    /// Sizes of the requests waiting for a bucket whose token cap fits them.
+    waiting_tokens: Vec<u64>,
 }
 
 impl BucketView {
     /// The state word and its explanation.
     fn state(&self) -> (&'static str, String) {
-        let u = &self.usage;
-        if !self.keys.is_empty() && self.keys.iter().all(|(_, d)| d.is_some()) {
-            return (
-                "disabled",
+        let all_disabled = !self.keys.is_empty() && self.keys.iter().all(|(_, d)| d.is_some());
+        let state = bucket_state(
+            &self.usage,
+            self.limits,
+            all_disabled,
+            &self.waiting_tokens,
+            self.spent_elsewhere,
+        );
+        let why = match state {
+            BucketState::Disabled => {
                 "every key of this bucket is disabled; fix the key, then `fintel keys enable LABEL`"
-                    .into(),
-            );
-        }
-        if let Some((answered, limit)) = self.spent_elsewhere {
-            return (
-                "spent-elsewhere",
-                format!(
-                    "refused for the day after only {answered} of {limit} requests: the \
-                     project's quota was spent through another key of the same Google Cloud \
-                     project or another program; group keys of one project in fintel.toml \
-                     ([[buckets]])"
-                ),
-            );
-        }
-        if let Some(t) = u.exhausted_until {
-            return (
-                "exhausted",
-                format!(
-                    "the provider reported the day's quota spent; next request after {}",
-                    format::local(t)
-                ),
-            );
-        }
-        if let Some(l) = self.limits.filter(|l| u.used_today >= l.requests_per_day) {
-            if u.uncertain_today > 0 && u.used_today - u.uncertain_today < l.requests_per_day {
-                return (
-                    "verifying",
-                    format!(
-                        "{} of today's requests ended in a server error or timeout and may not \
-                         have counted; asking the provider one request at a time until it says \
-                         the day is spent",
-                        u.uncertain_today
-                    ),
-                );
+                    .to_string()
             }
-            return (
-                "exhausted",
-                "today's requests are used; waiting for the reset".into(),
-            );
-        }
-        if let Some(t) = u.backoff_until {
-            if u.backoff_level > 0 {
-                return (
-                    "waiting-reset",
-                    format!(
-                        "provider has not reset yet (refused for the day early in the quota \
-                         day); next try at {}",
-                        format::local(t)
-                    ),
-                );
+            BucketState::SpentElsewhere { answered, limit } => format!(
+                "refused for the day after only {answered} of {limit} requests: the project's \
+                 quota was spent through another key of the same Google Cloud project or \
+                 another program; group keys of one project in fintel.toml ([[buckets]])"
+            ),
+            BucketState::ExhaustedByProvider { until } => format!(
+                "the provider reported the day's quota spent; next request after {}",
+                format::local(until)
+            ),
+            BucketState::Exhausted => "today's requests are used; waiting for the reset".into(),
+            BucketState::Verifying { uncertain } => format!(
+                "{uncertain} of today's requests ended in a server error or timeout and may not \
+                 have counted; asking the provider one request at a time until it says the day \
+                 is spent"
+            ),
+            BucketState::NotResetYet { next_try } => format!(
+                "provider has not reset yet (refused for the day early in the quota day); next \
+                 try at {}",
+                format::local(next_try)
+            ),
+            BucketState::BackingOff { until } => {
+                format!("per-minute limit; next try at {}", format::local(until))
             }
-            return (
-                "backing-off",
-                format!("per-minute limit; next try at {}", format::local(t)),
-            );
-        }
-        if self.limits.is_none() {
-            return (
-                "idle",
-                "not in the current configuration: used earlier, no limits known".into(),
-            );
-        }
-        ("available", "can send now".into())
+            BucketState::CapTooSmall {
+                waiting,
+                largest,
+                cap,
+            } => format!(
+                "{waiting} waiting request(s) of up to {} input tokens are over this bucket's cap \
+                 of {} tokens per minute and wait for a bucket that fits them; smaller requests \
+                 still go here",
+                format::thousands(largest),
+                format::thousands(cap)
+            ),
+            BucketState::Unconfigured => {
+                "not in the current configuration: used earlier, no limits known".into()
+            }
+            BucketState::Available => "can send now".into(),
+        };
+        (state.code(), why)
     }
 }
 
@@ -119,6 +106,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                 .collect();
             let refusals = store.daily_refusals_on(&quota_date)?;
             let merges = store.project_merges()?;
+            let waiting_tokens = store.waiting_request_tokens(now)?;
             let mut views: Vec<BucketView> = Vec::new();
             for b in &configured {
                 // A configured bucket merged with others (its keys share a project) is shown
@@ -169,6 +157,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                     keys,
                     limits: Some(b.limits),
                     project,
+                    waiting_tokens: waiting_tokens.clone(),
                 });
             }
             // Buckets the database knows from earlier runs but the configuration no longer has.
@@ -190,6 +179,7 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                     keys,
                     limits: None,
                     usage,
+                    waiting_tokens: Vec::new(),
                 });
             }
             Ok((views, merges))

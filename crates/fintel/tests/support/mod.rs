@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use fintel_sim::{ProjectConfig, SimConfig, SimHandle};
 
+pub mod procs;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_fintel");
 
 /// The harness's simulator: 40 small companies and one key with limits no test reaches

@@ -12,6 +12,7 @@ pub mod input;
 pub mod keys;
 pub mod lifecycle;
 pub mod outcome;
+pub mod pack;
 pub mod ports;
 pub mod runner;
 pub mod settings;

@@ -329,7 +329,9 @@ mod tests {
 
     #[test]
     fn years_group_into_runs_of_consecutive_years() {
-        let table: &[(&[i32], usize, &[&[i32]])] = &[
+        // (pending years, pack size) -> packs
+        type Row<'a> = (&'a [i32], usize, &'a [&'a [i32]]);
+        let table: &[Row<'_>] = &[
             // Seven years by two: the oldest is left alone.
             (
                 &[2018, 2019, 2020, 2021, 2022, 2023, 2024],

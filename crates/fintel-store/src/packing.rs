@@ -137,6 +137,19 @@ impl Store {
         Ok(())
     }
 
+    /// Marks tasks never to be packed again (their pack could not be sent even fitted).
+    pub fn set_pack_alone(&self, task_ids: &[i64]) -> Result<(), StoreError> {
+        let placeholders = vec!["?"; task_ids.len()].join(", ");
+        if task_ids.is_empty() {
+            return Ok(());
+        }
+        self.conn().execute(
+            &format!("UPDATE tasks SET pack_alone = 1 WHERE id IN ({placeholders})"),
+            params_from_iter(task_ids.iter()),
+        )?;
+        Ok(())
+    }
+
     /// The ledger rows (call ids) linked to a task, oldest first.
     pub fn calls_linked_to(&self, task_id: i64) -> Result<Vec<i64>, StoreError> {
         let conn = self.conn();

@@ -122,6 +122,7 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
                 force: args.force,
                 include_amendments: args.include_amendments,
                 skip_unknown: args.skip_unknown,
+                ..BatchSettings::default()
             },
         },
         app.clock.now(),

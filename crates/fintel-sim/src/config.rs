@@ -51,6 +51,10 @@ pub struct SecConfig {
     pub large_document_share: f64,
     /// Largest synthetic annual report, in bytes.
     pub large_document_max_bytes: usize,
+    /// Draw annual report sizes from the measured distribution of real 10-Ks (25k-150k
+    /// tokens of text, median about 90k; [`crate::sizes`]) instead of `document_bytes` and
+    /// the large share.
+    pub measured_sizes: bool,
     /// Filings in `filings.recent` of a submissions page; older filings go to
     /// `CIK##########-submissions-001.json`. SEC uses 1,000; the smaller default makes every
     /// company with a long history exercise paging without huge bodies.
@@ -70,6 +74,7 @@ impl Default for SecConfig {
             document_bytes: 150_000,
             large_document_share: 0.03,
             large_document_max_bytes: 4_000_000,
+            measured_sizes: false,
             recent_page_limit: 100,
             fixtures_dir: None,
         }
@@ -219,6 +224,9 @@ pub struct FaultConfig {
     pub max_tokens: f64,
     /// 200 with finishReason SAFETY and no content.
     pub safety: f64,
+    /// A packed request (one `fyYYYY` property per fiscal year) is answered with its oldest
+    /// year's part invalid. Drawn apart from the faults above, for packed requests only.
+    pub invalid_packed_part: f64,
 }
 
 impl Default for FaultConfig {
@@ -231,6 +239,7 @@ impl Default for FaultConfig {
             invalid_json: 0.0,
             max_tokens: 0.0,
             safety: 0.0,
+            invalid_packed_part: 0.0,
         }
     }
 }
@@ -359,6 +368,12 @@ impl SimConfig {
             return bad(format!(
                 "gemini.latency.min_ms ({}) is above max_ms ({})",
                 g.latency.min_ms, g.latency.max_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&g.faults.invalid_packed_part) {
+            return bad(format!(
+                "gemini.faults.invalid_packed_part = {} must be a probability between 0 and 1",
+                g.faults.invalid_packed_part
             ));
         }
         let mut total = 0.0;

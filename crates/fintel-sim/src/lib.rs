@@ -49,9 +49,11 @@ mod document;
 mod errors;
 mod fixtures;
 mod gemini;
+mod packed;
 mod quota;
 mod rng;
 mod server;
+pub mod sizes;
 mod stats;
 mod universe;
 

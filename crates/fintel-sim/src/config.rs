@@ -93,6 +93,9 @@ pub struct GeminiConfig {
     pub latency: LatencyConfig,
     /// Probabilities of injected faults.
     pub faults: FaultConfig,
+    /// Share of packed requests (one `fyYYYY` property per fiscal year) answered with their
+    /// oldest year's part invalid ([`crate::packed`]), drawn apart from `faults`.
+    pub invalid_packed_part: f64,
     /// Windows during which every generateContent answers 503.
     pub outages: Vec<OutageWindow>,
     /// Keys refused with 400 API_KEY_INVALID even if a project lists them.
@@ -127,6 +130,7 @@ impl Default for GeminiConfig {
             models: vec![ModelConfig::default()],
             latency: LatencyConfig::default(),
             faults: FaultConfig::default(),
+            invalid_packed_part: 0.0,
             outages: Vec::new(),
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),
@@ -224,9 +228,6 @@ pub struct FaultConfig {
     pub max_tokens: f64,
     /// 200 with finishReason SAFETY and no content.
     pub safety: f64,
-    /// A packed request (one `fyYYYY` property per fiscal year) is answered with its oldest
-    /// year's part invalid. Drawn apart from the faults above, for packed requests only.
-    pub invalid_packed_part: f64,
 }
 
 impl Default for FaultConfig {
@@ -239,7 +240,6 @@ impl Default for FaultConfig {
             invalid_json: 0.0,
             max_tokens: 0.0,
             safety: 0.0,
-            invalid_packed_part: 0.0,
         }
     }
 }
@@ -370,10 +370,10 @@ impl SimConfig {
                 g.latency.min_ms, g.latency.max_ms
             ));
         }
-        if !(0.0..=1.0).contains(&g.faults.invalid_packed_part) {
+        if !(0.0..=1.0).contains(&g.invalid_packed_part) {
             return bad(format!(
-                "gemini.faults.invalid_packed_part = {} must be a probability between 0 and 1",
-                g.faults.invalid_packed_part
+                "gemini.invalid_packed_part = {} must be a probability between 0 and 1",
+                g.invalid_packed_part
             ));
         }
         let mut total = 0.0;

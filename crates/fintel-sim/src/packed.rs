@@ -83,4 +83,14 @@ mod tests {
         assert_eq!(spoil_oldest_part(&mut single, &part), None);
         assert_eq!(single, json!({"a": "x"}));
     }
+
+    #[test]
+    fn a_share_of_spoiled_parts_outside_0_to_1_is_refused() {
+        let mut config = crate::SimConfig::default();
+        config.gemini.invalid_packed_part = 1.5;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("gemini.invalid_packed_part = 1.5"), "{err}");
+        config.gemini.invalid_packed_part = 1.0;
+        config.validate().unwrap();
+    }
 }

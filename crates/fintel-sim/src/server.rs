@@ -633,7 +633,7 @@ fn decide_generate(
         Some(schema) => {
             let mut answer = crate::answer::value_for_schema(schema, &mut answer_rng);
             if DetRng::new(state.config.seed, &[request.content_hash, 0xBAD])
-                .chance(faults.invalid_packed_part)
+                .chance(config.invalid_packed_part)
             {
                 crate::packed::spoil_oldest_part(&mut answer, schema);
             }

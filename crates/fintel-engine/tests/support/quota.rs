@@ -295,7 +295,7 @@ impl Provider for QuotaProvider {
             });
         };
         let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
-        let tokens = (prompt.len() as u64).div_ceil(4);
+        let tokens = request_tokens(prompt);
         self.admit(project, tokens)?;
         if self.weather.kill_every.is_some() {
             // The answer takes a moment, so a kill can catch the call in flight.
@@ -303,7 +303,7 @@ impl Provider for QuotaProvider {
         }
         self.answered(prompt);
         Ok(Generation {
-            text: json!({"summary": "simulated analysis", "score": 7}).to_string(),
+            text: answer_for(&request.response_schema).to_string(),
             usage: Usage {
                 prompt_tokens: tokens,
                 output_tokens: 20,
@@ -326,10 +326,67 @@ impl Provider for QuotaProvider {
     async fn count_tokens(
         &self,
         _: Option<&ApiKey>,
-        _: &GenerateRequest,
+        request: &GenerateRequest,
     ) -> Result<Option<TokenCount>, CallError> {
-        Ok(None)
+        // Free, and not a generation request: no quota, as countTokens at Gemini.
+        let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
+        Ok(Some(TokenCount {
+            total_tokens: request_tokens(prompt)
+                + (request.response_schema.to_string().len() as u64).div_ceil(4),
+        }))
     }
+}
+
+/// A document's size stands in its text as `[[doc-tokens N]]` (the simulation does not build
+/// 100k-token strings): a request's tokens are those of its documents plus its own text.
+fn request_tokens(prompt: &str) -> u64 {
+    let mut documents = 0;
+    let mut rest = prompt;
+    while let Some(at) = rest.find("[[doc-tokens ") {
+        let after = &rest[at + "[[doc-tokens ".len()..];
+        let end = after.find("]]").unwrap_or(after.len());
+        documents += after[..end].trim().parse::<u64>().unwrap_or(0);
+        rest = &after[end..];
+    }
+    documents + (prompt.len() as u64).div_ceil(4)
+}
+
+/// A valid answer: per fiscal year for a packed schema (`fyYYYY` properties), else one.
+fn answer_for(schema: &Value) -> Value {
+    let one = json!({"summary": "simulated analysis", "score": 7});
+    match schema.get("propertyOrdering").and_then(Value::as_array) {
+        Some(years) => Value::Object(
+            years
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|y| (y.to_string(), one.clone()))
+                .collect(),
+        ),
+        None => one,
+    }
+}
+
+/// Tokens of text of 20 real 10-Ks (the measurement; the simulator's `sizes` module
+/// holds the same numbers, which this crate cannot depend on).
+const MEASURED_10K_TOKENS: [u64; 20] = [
+    24_700, 31_000, 43_000, 47_000, 50_000, 51_000, 54_000, 73_000, 84_000, 88_000, 91_000,
+    92_000, 100_000, 104_000, 113_000, 116_000, 117_000, 129_000, 133_000, 152_000,
+];
+
+/// The whole size of a (company, year)'s document, drawn from the measured distribution by a
+/// hash of both (so every run and every fitting sees the same size).
+pub fn measured_document_tokens(seed: u64, cik: u64, year: i32) -> u64 {
+    let mut x = seed ^ cik.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (year as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+    let last = (MEASURED_10K_TOKENS.len() - 1) as f64;
+    let position = unit * last;
+    let i = (position.floor() as usize).min(MEASURED_10K_TOKENS.len() - 2);
+    let frac = position - i as f64;
+    let (lo, hi) = (MEASURED_10K_TOKENS[i] as f64, MEASURED_10K_TOKENS[i + 1] as f64);
+    (lo + (hi - lo) * frac).round() as u64
 }
 
 /// One engine's door to the shared simulated provider: counts the requests that engine sent.
@@ -370,6 +427,8 @@ impl Provider for EngineTap {
 /// every requested year is one model task.
 pub struct GapFreeSec {
     pub companies: usize,
+    /// Documents of the measured sizes (seeded), fitted to the budget; else a few tokens.
+    pub measured_sizes: Option<u64>,
 }
 
 #[async_trait]
@@ -441,13 +500,29 @@ impl FilingSource for GapFreeSec {
         filing: &FilingRef,
         budget_tokens: u64,
     ) -> Result<PreparedDocument, SourceError> {
-        let text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut cut = false;
+        let tokens = match self.measured_sizes {
+            Some(seed) => {
+                let year: i32 = filing
+                    .period
+                    .as_deref()
+                    .and_then(|p| p.get(..4)?.parse().ok())
+                    .unwrap_or_default();
+                let whole = measured_document_tokens(seed, cik, year);
+                cut = whole > budget_tokens;
+                let fitted = whole.min(budget_tokens);
+                text.push_str(&format!(" [[doc-tokens {fitted}]]"));
+                fitted
+            }
+            None => (text.len() as u64).div_ceil(4).min(budget_tokens),
+        };
         Ok(PreparedDocument {
-            tokens: (text.len() as u64).div_ceil(4).min(budget_tokens),
+            tokens,
             text,
             url: filing.document_url.clone(),
             sha256: "ab".repeat(32),
-            fitting: json!({"cut": false}),
+            fitting: json!({"cut": cut}),
             fiscal_year_label: None,
             facts: None,
         })
@@ -545,6 +620,11 @@ pub struct SimConfig {
     pub max_retries: u32,
     pub start: Timestamp,
     pub weather: Weather,
+    /// Request packing of the batch.
+    pub pack: fintel_engine::pack::Pack,
+    /// Documents drawn from the measured size distribution (25k-150k tokens) instead of a
+    /// few tokens each.
+    pub measured_sizes: bool,
 }
 
 impl SimConfig {
@@ -564,6 +644,8 @@ impl SimConfig {
             max_retries: 5,
             start: sim_start(),
             weather: Weather::default(),
+            pack: fintel_engine::pack::Pack::Off,
+            measured_sizes: false,
         }
     }
 
@@ -629,6 +711,8 @@ pub struct SimReport {
     /// The first `resets.len()` quota resets after the start (Pacific midnight + buffer).
     pub resets: Vec<Timestamp>,
     pub wall: Duration,
+    /// Results that came from packed calls.
+    pub packed_results: u64,
 }
 
 impl SimReport {
@@ -728,6 +812,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     );
     let source = Arc::new(GapFreeSec {
         companies: config.companies,
+        measured_sizes: config.measured_sizes.then_some(config.seed),
     });
     let analysis = Arc::new(SimAnalysis);
     let first_store = Arc::new(Store::open(&db).expect("open the database"));
@@ -746,6 +831,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             priority: 0,
             settings: BatchSettings {
                 max_retries: config.max_retries,
+                pack: config.pack,
                 ..BatchSettings::default()
             },
         },
@@ -842,6 +928,14 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     let wall = wall.elapsed();
     let finished_at = clock.now();
     let counts = first_store.task_counts(&batch_id).expect("task counts");
+    let packed_results: i64 = first_store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("packed results");
     let mut resets = Vec::new();
     let mut at = config.start;
     for _ in 0..64 {
@@ -858,5 +952,6 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
         kills,
         resets,
         wall,
+        packed_results: packed_results as u64,
     }
 }

@@ -2,7 +2,8 @@
 //! companies x 7 years on 25 buckets of 20 requests/day and 5/minute, started at 00:05 Pacific,
 //! on a virtual clock against a simulated provider that enforces the limits by its own counts.
 //!
-//! Run with `cargo run --release -p fintel-engine --example quota_sim [-- --faults 0.05]`, or
+//! Run with `cargo run --release -p fintel-engine --example quota_sim [-- --faults 0.05]`
+//! (`-- --pack off|2|3|auto` for request packing on documents of the measured sizes), or
 //! `-- --weather` for the weather soak (200 companies x 7 years on 10 buckets of 20/day through
 //! outages, late resets, 2% 503s and kill -9 with restarts). It
 //! prints simulated days to finish, requests sent, requests over a limit, extra requests from
@@ -31,12 +32,24 @@ fn main() -> ExitCode {
             ("--companies", Some(v)) => v.parse().map(|n| config.companies = n).is_ok(),
             ("--engines", Some(v)) => v.parse().map(|n| config.engines = n).is_ok(),
             ("--seed", Some(v)) => v.parse().map(|n| config.seed = n).is_ok(),
+            // Packing is about document sizes: they come from the measured distribution.
+            ("--pack", Some(v)) => match v.parse::<fintel_engine::pack::Pack>() {
+                Ok(pack) => {
+                    config.pack = pack;
+                    config.measured_sizes = true;
+                    true
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    false
+                }
+            },
             _ => false,
         };
         if !parsed {
             eprintln!(
                 "unexpected argument {arg:?}; usage: quota_sim [--weather] [--faults RATE] \
-                 [--companies N] [--engines N] [--seed N]"
+                 [--companies N] [--engines N] [--seed N] [--pack off|2|3|auto]"
             );
             return ExitCode::from(2);
         }
@@ -65,6 +78,16 @@ fn main() -> ExitCode {
         config.engines,
         config.start
     );
+    if config.measured_sizes {
+        println!(
+            "packing:             --pack {}, documents of the measured sizes (25k-150k tokens), \
+             {} results packed, {} requests for {} yearly tasks",
+            config.pack,
+            report.packed_results,
+            p.accepted,
+            config.model_tasks()
+        );
+    }
     println!(
         "outcome:             {:?}, {:?}",
         report.outcomes, report.counts

@@ -231,6 +231,17 @@ impl KeyPool {
             .unwrap_or(0)
     }
 
+    /// The largest request every bucket accepts (the smallest tokens-per-minute cap): what a
+    /// packed request is fitted to, so any bucket may take it.
+    pub fn min_request_tokens(&self) -> u64 {
+        self.layout()
+            .buckets
+            .iter()
+            .map(|b| b.limits.input_tokens_per_minute)
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Records every key (fingerprint and masked label only) in the database.
     pub fn register(&self, store: &Store) -> Result<(), StoreError> {
         // Under the buckets in effect, so that a key of a merged bucket stays in it.

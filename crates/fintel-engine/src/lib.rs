@@ -14,6 +14,7 @@ pub mod input;
 pub mod keys;
 pub mod lifecycle;
 pub mod outcome;
+pub mod pack;
 pub mod ports;
 pub mod projects;
 pub mod runner;

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 mod model_call;
+mod packed;
 
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
@@ -241,13 +242,13 @@ impl Engine {
                 else {
                     break;
                 };
-                let Some(task) = store.claim_next(&batch.id, &self.owner, now, model_allowed)?
-                else {
+                let claimed = shared.engine.claim(now, model_allowed)?;
+                if claimed.is_empty() {
                     nothing_claimable = true;
                     break;
-                };
+                }
                 let inner = shared.engine.clone();
-                inflight.spawn(async move { inner.execute_guarded(task).await });
+                inflight.spawn(async move { inner.execute_claim(claimed).await });
                 if probe {
                     // While a breaker is open, exactly one probe is in flight.
                     break;

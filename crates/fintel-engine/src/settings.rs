@@ -90,6 +90,9 @@ pub struct BatchSettings {
     pub force: bool,
     pub include_amendments: bool,
     pub skip_unknown: bool,
+    /// Request packing (SPEC.md section 12); batches stored before it existed read as off.
+    #[serde(default)]
+    pub pack: crate::pack::Pack,
 }
 
 impl Default for BatchSettings {
@@ -99,6 +102,7 @@ impl Default for BatchSettings {
             force: false,
             include_amendments: false,
             skip_unknown: false,
+            pack: crate::pack::Pack::Off,
         }
     }
 }

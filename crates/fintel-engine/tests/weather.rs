@@ -638,6 +638,7 @@ impl Provider for SchemaBlindCounter {
                 limit_tokens: Some(TOKEN_CAP),
                 retry_after: Some(Duration::from_secs(26)),
                 message: "GenerateContentInputTokensPerModelPerMinute-FreeTier exceeded".into(),
+                project: None,
             });
         }
         Ok(Generation {

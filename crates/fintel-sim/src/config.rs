@@ -56,6 +56,10 @@ pub struct SecConfig {
     pub large_document_share: f64,
     /// Largest synthetic annual report, in bytes.
     pub large_document_max_bytes: usize,
+    /// Draw annual report sizes from the measured distribution of real 10-Ks (25k-150k
+    /// tokens of text, median about 90k; [`crate::sizes`]) instead of `document_bytes` and
+    /// the large share.
+    pub measured_sizes: bool,
     /// Filings in `filings.recent` of a submissions page; older filings go to
     /// `CIK##########-submissions-001.json`. SEC uses 1,000; the smaller default makes every
     /// company with a long history exercise paging without huge bodies.
@@ -75,6 +79,7 @@ impl Default for SecConfig {
             document_bytes: 150_000,
             large_document_share: 0.03,
             large_document_max_bytes: 4_000_000,
+            measured_sizes: false,
             recent_page_limit: 100,
             fixtures_dir: None,
         }
@@ -93,6 +98,9 @@ pub struct GeminiConfig {
     pub latency: LatencyConfig,
     /// Probabilities of injected faults.
     pub faults: FaultConfig,
+    /// Share of packed requests (one `fyYYYY` property per fiscal year) answered with their
+    /// oldest year's part invalid ([`crate::packed`]), drawn apart from `faults`.
+    pub invalid_packed_part: f64,
     /// Windows during which every generateContent answers 503.
     pub outages: Vec<OutageWindow>,
     /// Keys refused with 400 API_KEY_INVALID even if a project lists them.
@@ -127,6 +135,7 @@ impl Default for GeminiConfig {
             models: vec![ModelConfig::default()],
             latency: LatencyConfig::default(),
             faults: FaultConfig::default(),
+            invalid_packed_part: 0.0,
             outages: Vec::new(),
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),
@@ -373,6 +382,12 @@ impl SimConfig {
             return bad(format!(
                 "gemini.latency.min_ms ({}) is above max_ms ({})",
                 g.latency.min_ms, g.latency.max_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&g.invalid_packed_part) {
+            return bad(format!(
+                "gemini.invalid_packed_part = {} must be a probability between 0 and 1",
+                g.invalid_packed_part
             ));
         }
         let mut total = 0.0;

@@ -699,7 +699,15 @@ fn decide_generate(
     // The answer depends only on the content, so a retry of the same call gets the same text.
     let mut answer_rng = DetRng::new(state.config.seed, &[request.content_hash, 0xA45]);
     let text = match &request.schema {
-        Some(schema) => crate::answer::value_for_schema(schema, &mut answer_rng).to_string(),
+        Some(schema) => {
+            let mut answer = crate::answer::value_for_schema(schema, &mut answer_rng);
+            if DetRng::new(state.config.seed, &[request.content_hash, 0xBAD])
+                .chance(config.invalid_packed_part)
+            {
+                crate::packed::spoil_oldest_part(&mut answer, schema);
+            }
+            answer.to_string()
+        }
         None => "The annual report describes steady revenue growth, stable margins and the principal risks named by management.".to_string(),
     };
     let mut finish = Finish::Stop;

@@ -285,6 +285,9 @@ fn ymd(d: Date) -> String {
 }
 
 fn document_size(config: &SecConfig, rng: &mut DetRng) -> usize {
+    if config.measured_sizes {
+        return crate::sizes::measured_document_bytes(rng);
+    }
     if rng.chance(config.large_document_share) {
         let lo = 1_000_000.min(config.large_document_max_bytes);
         rng.range_inclusive(lo as i64, config.large_document_max_bytes as i64) as usize

@@ -276,6 +276,23 @@ CREATE TABLE daily_refusals (
     r#"
 ALTER TABLE tasks ADD COLUMN waiting_tokens INTEGER;
 "#,
+    // Request packing (SPEC.md section 12): a year whose packed part was bad goes alone from
+    // then on (`pack_alone`); a result records the packed call it came from and the fiscal
+    // years packed with it; `ledger_tasks` links one packed call's ledger row to every task
+    // it carried.
+    r#"
+ALTER TABLE tasks ADD COLUMN pack_alone INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN call_id INTEGER;
+ALTER TABLE results ADD COLUMN packed_with TEXT;
+ALTER TABLE superseded_results ADD COLUMN call_id INTEGER;
+ALTER TABLE superseded_results ADD COLUMN packed_with TEXT;
+CREATE TABLE ledger_tasks (
+    call_id INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+    task_id INTEGER NOT NULL,
+    PRIMARY KEY (call_id, task_id)
+);
+CREATE INDEX ledger_tasks_task ON ledger_tasks (task_id);
+"#,
 ];
 
 /// The schema version this build writes.

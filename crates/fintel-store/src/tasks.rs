@@ -23,7 +23,7 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         Ok(match s {
             "resolve" => TaskKind::Resolve,
             "year" => TaskKind::Year,
@@ -118,13 +118,14 @@ pub struct YearOutcomes {
 const RESULT_FIELDS: &str = "result_key, cik, ticker, company_name, fiscal_year, \
      fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
      prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
-     document_sha256, fitting, started_at, created_at";
+     document_sha256, fitting, started_at, created_at, call_id, packed_with";
 
-const CLAIM_COLUMNS: &str = "t.id, t.batch_id, t.company_id, t.kind, t.fiscal_year, t.attempts, \
+pub(crate) const CLAIM_COLUMNS: &str =
+    "t.id, t.batch_id, t.company_id, t.kind, t.fiscal_year, t.attempts, \
      c.ticker, c.cik, c.company_name, t.accession, t.form, t.period, t.filed, t.document_url, \
      t.transition";
 
-fn claimed_from_row(r: &Row<'_>) -> rusqlite::Result<(ClaimedTask, String)> {
+pub(crate) fn claimed_from_row(r: &Row<'_>) -> rusqlite::Result<(ClaimedTask, String)> {
     let accession: Option<String> = r.get(9)?;
     let filing = match accession {
         Some(accession) => Some(FilingRef {
@@ -424,84 +425,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // The lease first: a process that lost it must not even touch the results.
-        let leased: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-                params![task_id, owner],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if leased.is_none() {
-            return Err(StoreError::LeaseLost);
-        }
-        if result.supersede {
-            // Keep the answer being replaced: it was paid for.
-            tx.execute(
-                &format!(
-                    "INSERT INTO superseded_results (result_id, superseded_at, {RESULT_FIELDS}) \
-                     SELECT id, ?2, {RESULT_FIELDS} FROM results WHERE result_key = ?1"
-                ),
-                params![result.result_key, millis(now)],
-            )?;
-        }
-        tx.execute(
-            "INSERT INTO results (result_key, cik, ticker, company_name, fiscal_year, \
-               fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
-               prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
-               document_sha256, fitting, started_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-               ?17, ?18, ?19, ?20, ?21, ?22) \
-             ON CONFLICT (result_key) DO UPDATE SET ticker = excluded.ticker, \
-               company_name = excluded.company_name, fiscal_year = excluded.fiscal_year, \
-               fiscal_year_label = excluded.fiscal_year_label, form = excluded.form, \
-               accession = excluded.accession, json = excluded.json, \
-               prompt_tokens = excluded.prompt_tokens, output_tokens = excluded.output_tokens, \
-               thinking_tokens = excluded.thinking_tokens, attempts = excluded.attempts, \
-               calls = excluded.calls, document_url = excluded.document_url, \
-               document_sha256 = excluded.document_sha256, fitting = excluded.fitting, \
-               started_at = excluded.started_at, created_at = excluded.created_at \
-             WHERE ?23",
-            params![
-                result.result_key,
-                result.cik,
-                result.ticker,
-                result.company_name,
-                result.fiscal_year,
-                result.fiscal_year_label,
-                result.form,
-                result.accession,
-                result.analysis_type,
-                result.analysis_version,
-                result.model,
-                result.json,
-                result.prompt_tokens,
-                result.output_tokens,
-                result.thinking_tokens,
-                result.attempts,
-                result.calls,
-                result.document_url,
-                result.document_sha256,
-                result.fitting,
-                result.started_at.map(millis),
-                millis(now),
-                result.supersede,
-            ],
-        )?;
-        let result_id: i64 = tx.query_row(
-            "SELECT id FROM results WHERE result_key = ?1",
-            [&result.result_key],
-            |r| r.get(0),
-        )?;
-        let n = tx.execute(
-            "UPDATE tasks SET state = 'completed', lease_owner = NULL, result_id = ?3, \
-             reason = NULL, updated_at = ?4, finished_at = ?4 \
-             WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-            params![task_id, owner, result_id, millis(now)],
-        )?;
-        if n == 0 {
-            return Err(StoreError::LeaseLost);
-        }
+        let result_id = write_result(&tx, task_id, owner, result, None, now)?;
         tx.commit()?;
         Ok(result_id)
     }
@@ -675,4 +599,107 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))?;
         Ok(n as u64)
     }
+}
+
+/// Writes a result and completes its task inside `tx` (see [`Store::complete_with_result`]),
+/// with the provenance of a packed call if it came from one.
+pub(crate) fn write_result(
+    tx: &rusqlite::Transaction<'_>,
+    task_id: i64,
+    owner: &str,
+    result: &NewResult,
+    packed: Option<&crate::PackedProvenance>,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    // The lease first: a process that lost it must not even touch the results.
+    let leased: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM tasks WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+            params![task_id, owner],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if leased.is_none() {
+        return Err(StoreError::LeaseLost);
+    }
+    if result.supersede {
+        // Keep the answer being replaced: it was paid for.
+        tx.execute(
+            &format!(
+                "INSERT INTO superseded_results (result_id, superseded_at, {RESULT_FIELDS}) \
+                 SELECT id, ?2, {RESULT_FIELDS} FROM results WHERE result_key = ?1"
+            ),
+            params![result.result_key, millis(now)],
+        )?;
+    }
+    let written = tx.execute(
+        "INSERT INTO results (result_key, cik, ticker, company_name, fiscal_year, \
+           fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
+           prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
+           document_sha256, fitting, started_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+           ?17, ?18, ?19, ?20, ?21, ?22) \
+         ON CONFLICT (result_key) DO UPDATE SET ticker = excluded.ticker, \
+           company_name = excluded.company_name, fiscal_year = excluded.fiscal_year, \
+           fiscal_year_label = excluded.fiscal_year_label, form = excluded.form, \
+           accession = excluded.accession, json = excluded.json, \
+           prompt_tokens = excluded.prompt_tokens, output_tokens = excluded.output_tokens, \
+           thinking_tokens = excluded.thinking_tokens, attempts = excluded.attempts, \
+           calls = excluded.calls, document_url = excluded.document_url, \
+           document_sha256 = excluded.document_sha256, fitting = excluded.fitting, \
+           started_at = excluded.started_at, created_at = excluded.created_at \
+         WHERE ?23",
+        params![
+            result.result_key,
+            result.cik,
+            result.ticker,
+            result.company_name,
+            result.fiscal_year,
+            result.fiscal_year_label,
+            result.form,
+            result.accession,
+            result.analysis_type,
+            result.analysis_version,
+            result.model,
+            result.json,
+            result.prompt_tokens,
+            result.output_tokens,
+            result.thinking_tokens,
+            result.attempts,
+            result.calls,
+            result.document_url,
+            result.document_sha256,
+            result.fitting,
+            result.started_at.map(millis),
+            millis(now),
+            result.supersede,
+        ],
+    )?;
+    let result_id: i64 = tx.query_row(
+        "SELECT id FROM results WHERE result_key = ?1",
+        [&result.result_key],
+        |r| r.get(0),
+    )?;
+    if written > 0 {
+        // A packed answer records its call and the years it came with; any other answer that
+        // (re)writes the row clears them.
+        tx.execute(
+            "UPDATE results SET call_id = ?2, packed_with = ?3 WHERE id = ?1",
+            params![
+                result_id,
+                packed.map(|p| p.call_id),
+                packed.map(|p| p.packed_with())
+            ],
+        )?;
+    }
+    let n = tx.execute(
+        "UPDATE tasks SET state = 'completed', lease_owner = NULL, result_id = ?3, \
+         reason = NULL, updated_at = ?4, finished_at = ?4 \
+         WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+        params![task_id, owner, result_id, millis(now)],
+    )?;
+    if n == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(result_id)
 }

@@ -48,6 +48,11 @@ pub async fn batch(app: &App, args: BatchArgs) -> Result<u8> {
                 "give either a companies file (new batch) or --resume (existing batch), not both",
             ));
         }
+        if let Some(pack) = args.pack {
+            return Err(usage(format!(
+                "--pack {pack} goes with a new batch: a resumed batch keeps the pack mode it was                  created with (`fintel batch status ID` shows it)"
+            )));
+        }
         return resume_batch(app, &id, &args).await;
     }
     if args.join || args.reopen {
@@ -88,7 +93,8 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
     let rows = input::parse_companies(&file.display().to_string(), &text)?;
     // The plan first: unknown tickers get their "did you mean", and on a terminal the user
     // sees what the batch will cost before anything is created.
-    let plan = crate::planning::make_plan(app, &rows, &years, &workflow).await?;
+    let pack = args.pack.unwrap_or(app.config.pack);
+    let plan = crate::planning::make_plan(app, &rows, &years, &workflow, pack).await?;
     if !plan.unknown.is_empty() && !args.skip_unknown {
         return Err(crate::planning::unknown_error(&plan.unknown));
     }
@@ -122,6 +128,7 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
                 force: args.force,
                 include_amendments: args.include_amendments,
                 skip_unknown: args.skip_unknown,
+                pack,
             },
         },
         app.clock.now(),

@@ -135,6 +135,11 @@ pub struct BatchArgs {
     /// Let amended annual reports (10-K/A) be picked over originals
     #[arg(long)]
     pub include_amendments: bool,
+    /// Request packing: `off` (one fiscal year per request), `2` or `3` (that many
+    /// consecutive years of a company per request, each document cut to its share), `auto`
+    /// (up to 3 where every document fits whole) [default: [run] pack, else off]
+    #[arg(long, value_name = "off|2|3|auto")]
+    pub pack: Option<fintel_engine::pack::Pack>,
     /// Start without showing the plan and asking (fintel asks only on a terminal); also
     /// confirms more than 30 years
     #[arg(long, short = 'y')]
@@ -228,6 +233,11 @@ pub struct AnalyzeArgs {
     /// Ask the model again even where a stored result has the same key
     #[arg(long)]
     pub force: bool,
+    /// Request packing: `off` (one fiscal year per request), `2` or `3` (that many
+    /// consecutive years of a company per request, each document cut to its share), `auto`
+    /// (up to 3 where every document fits whole) [default: [run] pack, else off]
+    #[arg(long, value_name = "off|2|3|auto")]
+    pub pack: Option<fintel_engine::pack::Pack>,
     /// Confirm more than 30 years
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -450,6 +460,11 @@ pub struct PlanArgs {
     /// Model whose stored results count [env: FINTEL_MODEL]
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
+    /// Request packing: `off` (one fiscal year per request), `2` or `3` (that many
+    /// consecutive years of a company per request, each document cut to its share), `auto`
+    /// (up to 3 where every document fits whole) [default: [run] pack, else off]
+    #[arg(long, value_name = "off|2|3|auto")]
+    pub pack: Option<fintel_engine::pack::Pack>,
     /// Count unknown tickers as the batch would skip them, instead of refusing the file
     #[arg(long)]
     pub skip_unknown: bool,

@@ -388,6 +388,7 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
             priority: 0,
             settings: BatchSettings {
                 force: args.force,
+                pack: args.pack.unwrap_or(app.config.pack),
                 ..BatchSettings::default()
             },
         },
@@ -582,6 +583,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         // The demo writes a few megabytes: only a nearly full disk should pause it.
         min_free_disk_bytes: base.min_free_disk_bytes.min(64 << 20),
         backup_retention: base.backup_retention,
+        pack: base.pack,
         webhook_url: None,
         notifier: fintel_notify::Notifier::disabled(),
     };
@@ -692,7 +694,8 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         &args.file.display().to_string(),
         &String::from_utf8_lossy(&bytes),
     )?;
-    let plan = crate::planning::make_plan(app, &rows, &years, &workflow).await?;
+    let pack = args.pack.unwrap_or(app.config.pack);
+    let plan = crate::planning::make_plan(app, &rows, &years, &workflow, pack).await?;
     if !plan.unknown.is_empty() && !args.skip_unknown {
         return Err(crate::planning::unknown_error(&plan.unknown));
     }
@@ -705,6 +708,7 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         "requests_total": plan.requests_total,
         "already_stored": plan.already_stored,
         "requests_needed": plan.requests_needed,
+        "pack": plan.pack.to_string(),
         "requests_per_day": plan.requests_per_day,
         "quota_days": if plan.requests_needed == 0 { 0 } else { plan.eta.map_or(0, |e| e.quota_days) },
         "expected_finish_quota_day": finish.map(|t| pacific_date(t).to_string()),

@@ -94,6 +94,8 @@ struct RunFile {
     grace_seconds: Option<u64>,
     min_free_disk_mb: Option<u64>,
     backup_retention: Option<usize>,
+    /// `"off"`, `2`, `3` or `"auto"` (a number or a string).
+    pack: Option<toml::Value>,
 }
 
 /// Which API the model is reached through.
@@ -129,6 +131,8 @@ pub struct Config {
     pub min_free_disk_bytes: u64,
     /// Daily backups kept.
     pub backup_retention: usize,
+    /// Request packing of new batches when the command line does not say (`[run] pack`).
+    pub pack: fintel_engine::pack::Pack,
     /// The webhook URL, kept to be masked in logs (Discord's carry a token).
     pub webhook_url: Option<String>,
     /// Where batch notifications go (disabled without a URL), checked when loading.
@@ -280,6 +284,7 @@ impl Config {
                 }
                 other => other.unwrap_or(7),
             },
+            pack: pack_setting(run.pack.as_ref())?,
             webhook_url,
             notifier,
             data_dir,
@@ -345,6 +350,7 @@ impl Config {
                 "grace_seconds": self.grace.as_secs(),
                 "min_free_disk_bytes": self.min_free_disk_bytes,
                 "backup_retention": self.backup_retention,
+                "pack": self.pack.to_string(),
             },
             "notify": {
                 "webhook_url": self.notifier.masked_url(),
@@ -352,6 +358,19 @@ impl Config {
             },
         })
     }
+}
+
+/// `[run] pack` from the file: a number (`2`) or a string (`"auto"`), checked now so a typo
+/// is found before any batch is created.
+fn pack_setting(value: Option<&toml::Value>) -> Result<fintel_engine::pack::Pack> {
+    let text = match value {
+        None => return Ok(fintel_engine::pack::Pack::Off),
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(toml::Value::Integer(n)) => n.to_string(),
+        Some(other) => other.to_string(),
+    };
+    text.parse()
+        .map_err(|e| usage(format!("[run] pack in fintel.toml: {e}")))
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {

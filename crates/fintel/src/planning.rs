@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use fintel_engine::{input::InputRow, YearsSpec};
+use fintel_engine::{input::InputRow, pack::Pack, YearsSpec};
 use fintel_time::{quota_eta, QuotaEta};
 use fintel_workflows::Workflow;
 
@@ -141,6 +141,11 @@ pub struct Plan {
     /// `None` without buckets.
     pub assumption: Option<String>,
     pub eta: Option<QuotaEta>,
+    /// The pack mode the requests are counted with.
+    pub pack: Pack,
+    /// For a batch unpacked and longer than a quota day: its requests and quota days with
+    /// `--pack 2`, to say what packing would save.
+    pub with_pack_2: Option<(u64, u64)>,
 }
 
 impl Plan {
@@ -163,13 +168,18 @@ impl Plan {
             _ if self.requests_needed == 0 => {
                 s.push_str("nothing to ask the model: every result is stored already\n")
             }
-            Some(eta) => s.push_str(&format!(
-                "at {} requests/day over {} bucket(s): {} quota day(s), {}\n",
-                self.requests_per_day,
-                self.buckets,
-                eta.quota_days,
-                crate::outlook::describe(eta, None, eta.finish)
-            )),
+            Some(eta) => {
+                s.push_str(&format!(
+                    "at {} requests/day over {} bucket(s): {} quota day(s), {}\n",
+                    self.requests_per_day,
+                    self.buckets,
+                    eta.quota_days,
+                    crate::outlook::describe(eta, None, eta.finish)
+                ));
+                if let Some(line) = self.packing_line() {
+                    s.push_str(&line);
+                }
+            }
             None => s.push_str("no usable key: set GOOGLE_API_KEY_1.. to get a finish date\n"),
         }
         if let (Some(assumption), true) = (&self.assumption, self.requests_total > 0) {
@@ -177,6 +187,55 @@ impl Plan {
             s.push('\n');
         }
         s
+    }
+}
+
+impl Plan {
+    /// What `--pack 2` would save, or with packing on how the requests were counted.
+    fn packing_line(&self) -> Option<String> {
+        let eta = self.eta.as_ref()?;
+        match (self.pack, self.with_pack_2) {
+            (Pack::Off, Some((requests, days))) => Some(format!(
+                "{} requests, {} days; with --pack 2: {} requests, {} days (two consecutive \
+                 fiscal years per request; see `fintel batch --help`)\n",
+                thousands(self.requests_needed),
+                eta.quota_days,
+                thousands(requests),
+                days
+            )),
+            (Pack::Off, None) => None,
+            (Pack::Auto, _) => Some(
+                "packed with --pack auto: counted as if every document paired by three; \
+                 documents too large for a share go alone, so it may take more\n"
+                    .to_string(),
+            ),
+            (Pack::Years(n), _) => Some(format!(
+                "packed with --pack {n}: {n} consecutive fiscal years per request\n"
+            )),
+        }
+    }
+}
+
+/// `7000` as `7,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Model requests of one company with `left` of its `per_company` tasks still to run (the
+/// last of them the aggregate when `multi_year`), packed by `pack`.
+pub fn company_requests(left: u64, multi_year: bool, pack: Pack) -> u64 {
+    if multi_year && left > 0 {
+        pack.requests_for(left - 1) + 1
+    } else {
+        pack.requests_for(left)
     }
 }
 
@@ -188,6 +247,7 @@ pub async fn make_plan(
     rows: &[InputRow],
     years: &YearsSpec,
     workflow: &Workflow,
+    pack: Pack,
 ) -> Result<Plan> {
     let list = app
         .edgar()?
@@ -229,6 +289,8 @@ pub async fn make_plan(
     };
     let store = app.existing_store()?;
     let mut stored = 0u64;
+    // Tasks left per company: packing groups each company's own years.
+    let mut left_per_company: Vec<u64> = vec![per_company; ciks.len()];
     if let Some(store) = &store {
         let conn = store.conn();
         let mut stmt = conn.prepare(
@@ -245,14 +307,34 @@ pub async fn make_plan(
                 ),
                 |r| r.get(0),
             )?;
-            stored += (n.max(0) as u64).min(per_company);
+            let done = (n.max(0) as u64).min(per_company);
+            stored += done;
+            if let Some(i) = ciks.iter().position(|c| c == cik) {
+                left_per_company[i] = per_company - done;
+            }
         }
     }
-    let requests_total = ciks.len() as u64 * per_company;
-    let requests_needed = requests_total - stored;
+    let multi = workflow.is_multi_year();
+    let requests_with = |p: Pack| -> u64 {
+        left_per_company
+            .iter()
+            .map(|&left| company_requests(left, multi, p))
+            .sum()
+    };
+    let requests_total = ciks.len() as u64 * company_requests(per_company, multi, pack);
+    let requests_needed = requests_with(pack);
     let now = app.clock.now();
     let (buckets, _) = crate::projects::effective_buckets(app, store.as_deref())?;
     let capacities = crate::outlook::capacities(&buckets, store.as_deref(), now)?;
+    let eta = quota_eta(requests_needed, &capacities, now, app.config.reset_buffer);
+    let with_pack_2 = match (&eta, pack) {
+        (Some(e), Pack::Off) if e.quota_days > 1 && needs_model => {
+            let packed = requests_with(Pack::Years(2));
+            quota_eta(packed, &capacities, now, app.config.reset_buffer)
+                .map(|p| (packed, p.quota_days))
+        }
+        _ => None,
+    };
     Ok(Plan {
         companies: ciks.len(),
         unknown,
@@ -265,7 +347,9 @@ pub async fn make_plan(
         buckets: buckets.len(),
         keys: buckets.iter().map(|b| b.keys.len()).sum(),
         assumption: (!buckets.is_empty()).then(|| crate::projects::capacity_line(&buckets)),
-        eta: quota_eta(requests_needed, &capacities, now, app.config.reset_buffer),
+        eta,
+        pack,
+        with_pack_2,
     })
 }
 

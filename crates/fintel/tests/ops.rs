@@ -1255,6 +1255,7 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("requests_total", T::Num),
             ("already_stored", T::Num),
             ("requests_needed", T::Num),
+            ("pack", T::Str),
             ("requests_per_day", T::Num),
             ("quota_days", T::Num),
             ("expected_finish_quota_day", T::OptStr),

@@ -90,6 +90,7 @@ fn sim_config(companies: usize) -> SimConfig {
             requests_per_day: REQUESTS_PER_DAY,
             requests_per_minute: REQUESTS_PER_MINUTE,
             input_tokens_per_minute: TOKENS_PER_MINUTE,
+            ..ProjectConfig::default()
         })
         .collect();
     config.weather = Some(weather());
@@ -353,6 +354,7 @@ async fn a_request_waiting_for_a_key_it_fits_is_a_visible_wait_in_the_batch_and_
                 requests_per_day: 100,
                 requests_per_minute: 100,
                 input_tokens_per_minute: 4_000,
+                ..ProjectConfig::default()
             },
             ProjectConfig {
                 name: "big".into(),
@@ -360,6 +362,7 @@ async fn a_request_waiting_for_a_key_it_fits_is_a_visible_wait_in_the_batch_and_
                 requests_per_day: 1,
                 requests_per_minute: 100,
                 input_tokens_per_minute: 100_000_000,
+                ..ProjectConfig::default()
             },
         ];
     })

@@ -88,6 +88,31 @@ impl EngineInner {
         measured: bool,
         started: Timestamp,
     ) -> Result<ModelOutcome, EngineError> {
+        self.call_model_with(
+            task,
+            step,
+            input_tokens,
+            measured,
+            started,
+            Check::Schema,
+            &[],
+        )
+        .await
+    }
+
+    /// [`Self::call_model`] with the answer checked by `check`, and every ledger row linked to
+    /// `carried` as well (the tasks of a packed call; `task` leads it and takes the outcome).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn call_model_with(
+        &self,
+        task: &ClaimedTask,
+        step: &StepRequest,
+        input_tokens: u64,
+        measured: bool,
+        started: Timestamp,
+        check: Check,
+        carried: &[i64],
+    ) -> Result<ModelOutcome, EngineError> {
         let mut request = self.build_request(step);
         let mut usage = CallUsage::default();
         let mut repaired = false;
@@ -165,7 +190,11 @@ impl EngineInner {
                         return Ok(ModelOutcome::Ended(TaskEnd::Deferred));
                     }
                 };
+            if !carried.is_empty() {
+                self.store().link_call_tasks(call_id, carried)?;
+            }
             usage.calls += 1;
+            usage.last_call = Some(call_id);
             let sent = std::time::Instant::now();
             let answer = self.e.provider.generate(key.as_ref(), &request).await;
             let latency = sent.elapsed().as_millis() as u64;
@@ -185,7 +214,7 @@ impl EngineInner {
                     self.e.pool.on_success(self.store(), &bucket, now)?;
                     self.store().end_transient_streak(task.id)?;
                     usage.add(&gen.usage);
-                    match fintel_llm::validate_output(&step.schema, &gen.text) {
+                    match check.apply(&step.schema, &gen.text) {
                         Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
                         Err(problem) => CallError::BadOutput {
                             reason: format!("model output invalid: {problem}"),
@@ -399,6 +428,30 @@ pub(super) fn outcome_name(e: &CallError) -> &'static str {
 pub(super) struct CallUsage {
     pub(super) tokens: fintel_llm::Usage,
     pub(super) calls: u32,
+    /// The ledger row of the last call, the one that answered.
+    pub(super) last_call: Option<i64>,
+}
+
+/// How an answer is checked before it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Check {
+    /// Against the whole response schema.
+    Schema,
+    /// Only that it is a JSON object: a packed answer's parts are validated one by one
+    /// afterwards, so one bad year does not cost the others.
+    JsonObject,
+}
+
+impl Check {
+    fn apply(self, schema: &Value, text: &str) -> Result<Value, fintel_llm::OutputProblem> {
+        match self {
+            Check::Schema => fintel_llm::validate_output(schema, text),
+            Check::JsonObject => {
+                let _ = schema;
+                fintel_llm::validate_output(&serde_json::json!({"type": "object"}), text)
+            }
+        }
+    }
 }
 
 impl CallUsage {

@@ -24,6 +24,9 @@ pub struct FakeSec {
     pub companies: usize,
     pub transient_every: Option<u64>,
     pub calls: AtomicU64,
+    /// Tokens of a (CIK, fiscal year)'s whole document, if not the default few: its text is
+    /// that long (four characters a token) and fitting cuts it to the budget.
+    pub doc_tokens: Option<Arc<dyn Fn(u64, i32) -> u64 + Send + Sync>>,
 }
 
 impl FakeSec {
@@ -32,6 +35,7 @@ impl FakeSec {
             companies,
             transient_every: None,
             calls: AtomicU64::new(0),
+            doc_tokens: None,
         }
     }
 }
@@ -119,13 +123,28 @@ impl FilingSource for FakeSec {
                 return Err(SourceError::Transient("SEC answered 503".into()));
             }
         }
-        let text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut cut = false;
+        if let Some(size) = &self.doc_tokens {
+            let year: i32 = filing
+                .period
+                .as_deref()
+                .and_then(|p| p.get(..4)?.parse().ok())
+                .unwrap_or_default();
+            let whole = size(cik, year);
+            cut = whole > budget_tokens;
+            let tokens = whole.min(budget_tokens) as usize;
+            while text.len() < tokens * 4 {
+                text.push_str(" revenue grew");
+            }
+            text.truncate(tokens * 4);
+        }
         Ok(PreparedDocument {
             tokens: (text.len() as u64 / 4).min(budget_tokens),
             text,
             url: filing.document_url.clone(),
             sha256: "ab".repeat(32),
-            fitting: json!({"cut": false}),
+            fitting: json!({"cut": cut}),
             fiscal_year_label: None,
             facts: Some(json!({"revenue": 1})),
         })
@@ -147,6 +166,11 @@ pub struct FakeProvider {
     pub hang_at: AtomicU64,
     /// Every call hangs.
     pub hang_all: bool,
+    /// For a packed request (`fyYYYY` properties): whether the n-th packed answer naming a
+    /// fiscal year gives that year an invalid part (no `score`).
+    pub bad_part: Option<Arc<dyn Fn(i32, u32) -> bool + Send + Sync>>,
+    /// Packed answers per fiscal year so far.
+    pub packed_answers: Mutex<HashMap<i32, u32>>,
 }
 
 impl FakeProvider {
@@ -158,6 +182,8 @@ impl FakeProvider {
             total: AtomicU64::new(0),
             hang_at: AtomicU64::new(0),
             hang_all: false,
+            bad_part: None,
+            packed_answers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -209,8 +235,41 @@ impl Provider for FakeProvider {
                 return Err(e);
             }
         }
+        let years: Vec<i32> = request
+            .response_schema
+            .get("propertyOrdering")
+            .and_then(Value::as_array)
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str()?.strip_prefix("fy")?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = if years.is_empty() {
+            json!({"summary": format!("analysis of: {prompt}"), "score": 7})
+        } else {
+            // A packed request: one part per year, each the type's own answer.
+            let mut parts = serde_json::Map::new();
+            for y in years {
+                let n = {
+                    let mut answers = self.packed_answers.lock().unwrap();
+                    let n = answers.entry(y).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                let bad = self.bad_part.as_ref().is_some_and(|f| f(y, n));
+                let part = if bad {
+                    json!({"summary": format!("FY{y} without a score")})
+                } else {
+                    json!({"summary": format!("FY{y} packed"), "score": 7})
+                };
+                parts.insert(format!("fy{y}"), part);
+            }
+            Value::Object(parts)
+        };
         Ok(Generation {
-            text: json!({"summary": format!("analysis of: {prompt}"), "score": 7}).to_string(),
+            text: text.to_string(),
             usage: Usage {
                 prompt_tokens: 100,
                 output_tokens: 20,

@@ -349,7 +349,7 @@ impl Provider for QuotaProvider {
             });
         };
         let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
-        let tokens = (prompt.len() as u64).div_ceil(4);
+        let tokens = request_tokens(prompt);
         self.admit(project, tokens)?;
         if self.weather.kill_every.is_some() {
             // The answer takes a moment, so a kill can catch the call in flight.
@@ -357,7 +357,7 @@ impl Provider for QuotaProvider {
         }
         self.answered(prompt);
         Ok(Generation {
-            text: json!({"summary": "simulated analysis", "score": 7}).to_string(),
+            text: answer_for(&request.response_schema).to_string(),
             usage: Usage {
                 prompt_tokens: tokens,
                 output_tokens: 20,
@@ -380,10 +380,67 @@ impl Provider for QuotaProvider {
     async fn count_tokens(
         &self,
         _: Option<&ApiKey>,
-        _: &GenerateRequest,
+        request: &GenerateRequest,
     ) -> Result<Option<TokenCount>, CallError> {
-        Ok(None)
+        // Free, and not a generation request: no quota, as countTokens at Gemini.
+        let prompt = request.turns.first().map(|t| t.text.as_str()).unwrap_or("");
+        Ok(Some(TokenCount {
+            total_tokens: request_tokens(prompt)
+                + (request.response_schema.to_string().len() as u64).div_ceil(4),
+        }))
     }
+}
+
+/// A document's size stands in its text as `[[doc-tokens N]]` (the simulation does not build
+/// 100k-token strings): a request's tokens are those of its documents plus its own text.
+fn request_tokens(prompt: &str) -> u64 {
+    let mut documents = 0;
+    let mut rest = prompt;
+    while let Some(at) = rest.find("[[doc-tokens ") {
+        let after = &rest[at + "[[doc-tokens ".len()..];
+        let end = after.find("]]").unwrap_or(after.len());
+        documents += after[..end].trim().parse::<u64>().unwrap_or(0);
+        rest = &after[end..];
+    }
+    documents + (prompt.len() as u64).div_ceil(4)
+}
+
+/// A valid answer: per fiscal year for a packed schema (`fyYYYY` properties), else one.
+fn answer_for(schema: &Value) -> Value {
+    let one = json!({"summary": "simulated analysis", "score": 7});
+    match schema.get("propertyOrdering").and_then(Value::as_array) {
+        Some(years) => Value::Object(
+            years
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|y| (y.to_string(), one.clone()))
+                .collect(),
+        ),
+        None => one,
+    }
+}
+
+/// Tokens of text of 20 real 10-Ks (the measurement; the simulator's `sizes` module
+/// holds the same numbers, which this crate cannot depend on).
+const MEASURED_10K_TOKENS: [u64; 20] = [
+    24_700, 31_000, 43_000, 47_000, 50_000, 51_000, 54_000, 73_000, 84_000, 88_000, 91_000,
+    92_000, 100_000, 104_000, 113_000, 116_000, 117_000, 129_000, 133_000, 152_000,
+];
+
+/// The whole size of a (company, year)'s document, drawn from the measured distribution by a
+/// hash of both (so every run and every fitting sees the same size).
+pub fn measured_document_tokens(seed: u64, cik: u64, year: i32) -> u64 {
+    let mut x = seed ^ cik.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (year as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^= x >> 33;
+    let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+    let last = (MEASURED_10K_TOKENS.len() - 1) as f64;
+    let position = unit * last;
+    let i = (position.floor() as usize).min(MEASURED_10K_TOKENS.len() - 2);
+    let frac = position - i as f64;
+    let (lo, hi) = (MEASURED_10K_TOKENS[i] as f64, MEASURED_10K_TOKENS[i + 1] as f64);
+    (lo + (hi - lo) * frac).round() as u64
 }
 
 /// One engine's door to the shared simulated provider: counts the requests that engine sent.
@@ -424,6 +481,8 @@ impl Provider for EngineTap {
 /// every requested year is one model task.
 pub struct GapFreeSec {
     pub companies: usize,
+    /// Documents of the measured sizes (seeded), fitted to the budget; else a few tokens.
+    pub measured_sizes: Option<u64>,
 }
 
 #[async_trait]
@@ -495,13 +554,29 @@ impl FilingSource for GapFreeSec {
         filing: &FilingRef,
         budget_tokens: u64,
     ) -> Result<PreparedDocument, SourceError> {
-        let text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut text = format!("Annual report of {cik} for {}", filing.accession);
+        let mut cut = false;
+        let tokens = match self.measured_sizes {
+            Some(seed) => {
+                let year: i32 = filing
+                    .period
+                    .as_deref()
+                    .and_then(|p| p.get(..4)?.parse().ok())
+                    .unwrap_or_default();
+                let whole = measured_document_tokens(seed, cik, year);
+                cut = whole > budget_tokens;
+                let fitted = whole.min(budget_tokens);
+                text.push_str(&format!(" [[doc-tokens {fitted}]]"));
+                fitted
+            }
+            None => (text.len() as u64).div_ceil(4).min(budget_tokens),
+        };
         Ok(PreparedDocument {
-            tokens: (text.len() as u64).div_ceil(4).min(budget_tokens),
+            tokens,
             text,
             url: filing.document_url.clone(),
             sha256: "ab".repeat(32),
-            fitting: json!({"cut": false}),
+            fitting: json!({"cut": cut}),
             fiscal_year_label: None,
             facts: None,
         })
@@ -604,6 +679,11 @@ pub struct SimConfig {
     pub key_projects: Option<Vec<usize>>,
     /// Whether the provider's refusals name the project (`ErrorInfo` consumer).
     pub name_consumer: bool,
+    /// Request packing of the batch.
+    pub pack: fintel_engine::pack::Pack,
+    /// Documents drawn from the measured size distribution (25k-150k tokens) instead of a
+    /// few tokens each.
+    pub measured_sizes: bool,
 }
 
 impl SimConfig {
@@ -625,6 +705,8 @@ impl SimConfig {
             weather: Weather::default(),
             key_projects: None,
             name_consumer: false,
+            pack: fintel_engine::pack::Pack::Off,
+            measured_sizes: false,
         }
     }
 
@@ -696,6 +778,8 @@ pub struct SimReport {
     pub merges: Vec<fintel_store::ProjectMerge>,
     /// The buckets the first engine used at the end.
     pub final_buckets: Vec<Bucket>,
+    /// Results that came from packed calls.
+    pub packed_results: u64,
 }
 
 /// An observer that keeps what it is told.
@@ -833,6 +917,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     let said = Arc::new(Recorder::default());
     let source = Arc::new(GapFreeSec {
         companies: config.companies,
+        measured_sizes: config.measured_sizes.then_some(config.seed),
     });
     let analysis = Arc::new(SimAnalysis);
     let first_store = Arc::new(Store::open(&db).expect("open the database"));
@@ -851,6 +936,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             priority: 0,
             settings: BatchSettings {
                 max_retries: config.max_retries,
+                pack: config.pack,
                 ..BatchSettings::default()
             },
         },
@@ -947,6 +1033,14 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     let wall = wall.elapsed();
     let finished_at = clock.now();
     let counts = first_store.task_counts(&batch_id).expect("task counts");
+    let packed_results: i64 = first_store
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("packed results");
     let mut resets = Vec::new();
     let mut at = config.start;
     for _ in 0..64 {
@@ -971,5 +1065,6 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             pool.refresh(&first_store).expect("plan the buckets");
             pool.buckets()
         },
+        packed_results: packed_results as u64,
     }
 }

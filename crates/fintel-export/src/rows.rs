@@ -34,6 +34,7 @@ pub const IDENTIFYING_COLUMNS: &[&str] = &[
     "document_url",
     "document_sha256",
     "fitting",
+    "packed_with",
     "created_at",
 ];
 
@@ -56,8 +57,8 @@ pub(crate) struct Row {
 
 const SELECT_COLUMNS: &str = "ticker, cik, company_name, fiscal_year, fiscal_year_label, form, \
     accession, analysis_type, analysis_version, model, status, reason, attempts, prompt_tokens, \
-    output_tokens, thinking_tokens, document_url, document_sha256, fitting, created_at, json, \
-    result_key";
+    output_tokens, thinking_tokens, document_url, document_sha256, fitting, packed_with, created_at, \
+    json, result_key";
 
 pub(crate) fn load(store: &Store, query: &ExportQuery) -> Result<Vec<Row>, ExportError> {
     let batch_id = match &query.batch_id {
@@ -81,7 +82,7 @@ pub(crate) fn load(store: &Store, query: &ExportQuery) -> Result<Vec<Row>, Expor
                  MAX(t.attempts, COALESCE(r.attempts, 0)) AS attempts, r.prompt_tokens, \
                  r.output_tokens, r.thinking_tokens, \
                  COALESCE(r.document_url, t.document_url) AS document_url, r.document_sha256, \
-                 r.fitting, r.created_at, r.json, r.result_key \
+                 r.fitting, r.packed_with, r.created_at, r.json, r.result_key \
                FROM tasks t JOIN companies c ON c.id = t.company_id \
                  JOIN batches b ON b.id = t.batch_id LEFT JOIN results r ON r.id = t.result_id \
                WHERE t.batch_id = ?1 \

@@ -36,6 +36,8 @@ pub struct ResultView {
     pub document_url: Option<String>,
     pub document_sha256: Option<String>,
     pub fitting: Option<String>,
+    /// The fiscal years answered by the same packed request (`2021,2022`), if it was one.
+    pub packed_with: Option<String>,
     /// When the result was stored (RFC 3339, UTC).
     pub created_at: String,
     /// The result, its fields in reading order ([`crate::present::arrange`]).
@@ -69,6 +71,8 @@ pub struct StoredResult {
     pub document_url: Option<String>,
     pub document_sha256: Option<String>,
     pub fitting: Option<String>,
+    /// The fiscal years answered by the same packed request (`2021,2022`), if it was one.
+    pub packed_with: Option<String>,
     pub created_at: Timestamp,
     /// The result, its fields in reading order ([`crate::present::arrange`]).
     pub json: Result<Value, String>,
@@ -153,7 +157,7 @@ impl<'c> Schemas<'c> {
 const STORED_RESULT_COLUMNS: &str = "r.id, r.result_key, r.ticker, r.cik, r.company_name, \
      r.fiscal_year, r.fiscal_year_label, r.form, r.accession, r.analysis_type, \
      r.analysis_version, r.model, r.prompt_tokens, r.output_tokens, r.thinking_tokens, \
-     r.attempts, r.document_url, r.document_sha256, r.fitting, r.created_at, r.json";
+     r.attempts, r.document_url, r.document_sha256, r.fitting, r.created_at, r.json, r.packed_with";
 
 fn stored_result(r: &Row<'_>) -> rusqlite::Result<StoredResult> {
     let masked = |i: usize| -> rusqlite::Result<Option<String>> {
@@ -186,6 +190,7 @@ fn stored_result(r: &Row<'_>) -> rusqlite::Result<StoredResult> {
         document_url: masked(16)?,
         document_sha256: masked(17)?,
         fitting: masked(18)?,
+        packed_with: r.get(21)?,
         created_at: from_millis(r.get(19)?),
         json,
         schema: None,
@@ -300,6 +305,7 @@ pub fn results_view(
                 document_url: r.document_url,
                 document_sha256: r.document_sha256,
                 fitting: r.fitting,
+                packed_with: r.packed_with,
                 created_at: r.created_at.to_string(),
                 result,
                 schema: r.schema,

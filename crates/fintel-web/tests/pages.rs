@@ -474,6 +474,22 @@ async fn results_pages_render_analyses_as_sections_with_financials_and_provenanc
         )));
         assert!(page.contains("gemini-2.5-flash"));
     }
+    // A result answered by a packed request says which years shared it; the others do not.
+    f.store()
+        .conn()
+        .execute(
+            "UPDATE results SET packed_with = '2023,2024' WHERE id = ?1",
+            [f.acme_2024_result],
+        )
+        .unwrap();
+    let page = get(&app, "/companies/ACME").await.body;
+    assert_eq!(
+        page.matches("<dt>packed</dt><dd>one request answered fiscal years 2023, 2024</dd>")
+            .count(),
+        1,
+        "{page}"
+    );
+
     let a = get(&app, "/companies/EVIL").await;
     assert_eq!(a.status, 200);
     assert_no_live_markup(&a.body, "hostile result");

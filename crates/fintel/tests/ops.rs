@@ -1359,6 +1359,7 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("document_url", T::OptStr),
             ("document_sha256", T::OptStr),
             ("fitting", T::OptStr),
+            ("packed_with", T::OptStr),
             ("created_at", T::Str),
             ("result", T::Obj),
         ],

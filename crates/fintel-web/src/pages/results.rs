@@ -209,6 +209,9 @@ fn result_card(r: &ResultRow) -> Markup {
                         (format::thousands(r.thinking_tokens)) " thinking"
                     }
                     dt { "attempts" } dd { (r.attempts) }
+                    @if let Some(years) = &r.packed_with {
+                        dt { "packed" } dd { "one request answered fiscal years " (years.replace(',', ", ")) }
+                    }
                     dt { "stored" } dd { (time(r.created_at)) }
                 }
             }

@@ -754,6 +754,20 @@ impl SimConfig {
     pub fn model_tasks(&self) -> u64 {
         (self.companies * self.years.len()) as u64
     }
+
+    /// Requests the model tasks take with nothing retried: one per task, or with `--pack N`
+    /// one per N consecutive years of a company; `None` for `auto`, which depends on which
+    /// documents fit whole.
+    pub fn model_requests(&self) -> Option<u64> {
+        let years = self.years.len() as u64;
+        match self.pack {
+            fintel_engine::pack::Pack::Off => Some(self.model_tasks()),
+            fintel_engine::pack::Pack::Years(n) => {
+                Some(self.companies as u64 * years.div_ceil(u64::from(n.max(1))))
+            }
+            fintel_engine::pack::Pack::Auto => None,
+        }
+    }
 }
 
 /// What a simulation showed.
@@ -827,21 +841,28 @@ impl SimReport {
         self.resets[n - 1]
     }
 
-    /// The arithmetic limit for the model tasks alone (one request each, nothing retried).
+    /// The arithmetic limit for the model tasks alone (nothing retried).
     pub fn fault_free_limit(&self) -> Timestamp {
         let n = self
-            .config
-            .model_tasks()
+            .model_requests()
             .div_ceil(self.config.daily_capacity())
             .max(1) as usize;
         self.resets[n - 1]
     }
 
-    /// Requests beyond one per model task: retries of faulted requests.
+    /// The requests the model tasks need with nothing retried (for `--pack auto`, the
+    /// requests accepted: which years pair is decided by their sizes).
+    pub fn model_requests(&self) -> u64 {
+        self.config
+            .model_requests()
+            .unwrap_or(self.provider.accepted)
+    }
+
+    /// Requests beyond those the model tasks need: retries of faulted requests.
     pub fn extra_requests(&self) -> u64 {
         self.provider
             .accepted
-            .saturating_sub(self.config.model_tasks())
+            .saturating_sub(self.model_requests())
     }
 
     /// Virtual days from the start to the end of the run.
@@ -861,10 +882,10 @@ impl SimReport {
             + 1
     }
 
-    /// The arithmetic minimum: ceil(requests / daily capacity) for one request per task.
+    /// The arithmetic minimum: ceil(requests / daily capacity) for the requests the model
+    /// tasks need.
     pub fn minimum_quota_days(&self) -> u64 {
-        self.config
-            .model_tasks()
+        self.model_requests()
             .div_ceil(self.config.daily_capacity())
             .max(1)
     }

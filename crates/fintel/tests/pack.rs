@@ -193,7 +193,10 @@ async fn a_packed_answer_with_one_invalid_year_stores_the_valid_year_and_retries
         })
         .count();
     assert_eq!(packed_pairs, 8, "{exported}");
-    assert_eq!(rows.iter().filter(|r| r["packed_with"].is_null()).count(), 8);
+    assert_eq!(
+        rows.iter().filter(|r| r["packed_with"].is_null()).count(),
+        8
+    );
     // 8 packed calls and 8 single ones; the ledger agrees with the simulator.
     let stats = env.sim.as_ref().unwrap().stats();
     assert_eq!(stats.gemini.total.received, 16);

@@ -423,14 +423,16 @@ fn answer_for(schema: &Value) -> Value {
 /// Tokens of text of 20 real 10-Ks (the measurement; the simulator's `sizes` module
 /// holds the same numbers, which this crate cannot depend on).
 const MEASURED_10K_TOKENS: [u64; 20] = [
-    24_700, 31_000, 43_000, 47_000, 50_000, 51_000, 54_000, 73_000, 84_000, 88_000, 91_000,
-    92_000, 100_000, 104_000, 113_000, 116_000, 117_000, 129_000, 133_000, 152_000,
+    24_700, 31_000, 43_000, 47_000, 50_000, 51_000, 54_000, 73_000, 84_000, 88_000, 91_000, 92_000,
+    100_000, 104_000, 113_000, 116_000, 117_000, 129_000, 133_000, 152_000,
 ];
 
 /// The whole size of a (company, year)'s document, drawn from the measured distribution by a
 /// hash of both (so every run and every fitting sees the same size).
 pub fn measured_document_tokens(seed: u64, cik: u64, year: i32) -> u64 {
-    let mut x = seed ^ cik.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (year as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut x = seed
+        ^ cik.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (year as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;
@@ -439,7 +441,10 @@ pub fn measured_document_tokens(seed: u64, cik: u64, year: i32) -> u64 {
     let position = unit * last;
     let i = (position.floor() as usize).min(MEASURED_10K_TOKENS.len() - 2);
     let frac = position - i as f64;
-    let (lo, hi) = (MEASURED_10K_TOKENS[i] as f64, MEASURED_10K_TOKENS[i + 1] as f64);
+    let (lo, hi) = (
+        MEASURED_10K_TOKENS[i] as f64,
+        MEASURED_10K_TOKENS[i + 1] as f64,
+    );
     (lo + (hi - lo) * frac).round() as u64
 }
 
@@ -860,9 +865,7 @@ impl SimReport {
 
     /// Requests beyond those the model tasks need: retries of faulted requests.
     pub fn extra_requests(&self) -> u64 {
-        self.provider
-            .accepted
-            .saturating_sub(self.model_requests())
+        self.provider.accepted.saturating_sub(self.model_requests())
     }
 
     /// Virtual days from the start to the end of the run.

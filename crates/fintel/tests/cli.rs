@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use support::procs::kill_9_and_resume;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -488,42 +489,14 @@ async fn a_batch_with_5_percent_transient_faults_completes_with_exactly_the_expe
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_loses_nothing_and_repeats_only_calls_in_flight() {
     let env = Env::new(200).await;
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
-    let mut kills: i64 = 0;
-    for round in 0..60 {
-        if kills == 20 {
-            break;
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let args: &[&str] = if round == 0 {
-            &["batch", "companies.csv", "--years", "6"]
-        } else {
-            &["batch", "--resume"]
-        };
-        let mut child = env
-            .cmd(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if round == 0 {
-            // The first kill comes once the batch exists, so there is something to resume.
-            let start = Instant::now();
-            while env.completed_results() == 0 {
-                assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(150 + seed % 300)).await;
-        if child.try_wait().unwrap().is_some() {
-            break; // the batch finished between kills
-        }
-        signal(&child, "-KILL");
-        kills += 1;
-        let _ = child.wait();
-    }
+    let kills = kill_9_and_resume(
+        &env,
+        &["batch", "companies.csv", "--years", "6"],
+        0x9e3779b97f4a7c15,
+        150,
+        20,
+    )
+    .await;
     assert!(
         kills >= 10,
         "only {kills} kills happened before the batch finished"

@@ -2,19 +2,10 @@
 //! `[run] pack` on the command line (bad values refused clearly), the plan with packing, and
 //! packed batches that are killed and resumed.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 mod support;
 
+use support::procs::{kill_9_and_resume, sql_i64};
 use support::*;
-
-fn query_i64(env: &Env, sql: &str) -> i64 {
-    rusqlite::Connection::open(env.db())
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_pack_values_are_refused_clearly_and_create_nothing() {
@@ -148,10 +139,10 @@ async fn a_packed_answer_with_one_invalid_year_stores_the_valid_year_and_retries
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let years = query_i64(&env, "SELECT COUNT(*) FROM tasks WHERE kind = 'year'");
+    let years = sql_i64(&env, "SELECT COUNT(*) FROM tasks WHERE kind = 'year'");
     assert_eq!(years, 16);
     assert_eq!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM tasks WHERE kind = 'year' AND state = 'completed'"
         ),
@@ -160,7 +151,7 @@ async fn a_packed_answer_with_one_invalid_year_stores_the_valid_year_and_retries
     assert_eq!(env.completed_results(), 16);
     // The newer year of each company came from its packed call.
     assert_eq!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL \
              AND packed_with = (fiscal_year - 1) || ',' || fiscal_year"
@@ -169,7 +160,7 @@ async fn a_packed_answer_with_one_invalid_year_stores_the_valid_year_and_retries
     );
     // The older one was retried alone, one attempt counted, never packed again.
     assert_eq!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM tasks t JOIN results r ON r.id = t.result_id \
              WHERE r.packed_with IS NULL AND t.attempts = 1 AND t.pack_alone = 1"
@@ -200,8 +191,8 @@ async fn a_packed_answer_with_one_invalid_year_stores_the_valid_year_and_retries
     // 8 packed calls and 8 single ones; the ledger agrees with the simulator.
     let stats = env.sim.as_ref().unwrap().stats();
     assert_eq!(stats.gemini.total.received, 16);
-    assert_eq!(query_i64(&env, "SELECT COUNT(*) FROM calls"), 16);
-    assert_eq!(query_i64(&env, "SELECT COUNT(*) FROM ledger_tasks"), 16);
+    assert_eq!(sql_i64(&env, "SELECT COUNT(*) FROM calls"), 16);
+    assert_eq!(sql_i64(&env, "SELECT COUNT(*) FROM ledger_tasks"), 16);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,7 +216,7 @@ async fn auto_packs_measured_documents_only_where_they_fit_whole() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.completed_results(), 12);
-    let packed = query_i64(
+    let packed = sql_i64(
         &env,
         "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL",
     );
@@ -238,10 +229,10 @@ async fn auto_packs_measured_documents_only_where_they_fit_whole() {
         "{} requests for 12 years",
         stats.gemini.total.received
     );
-    assert!(query_i64(&env, "SELECT MAX(input_tokens) FROM calls") <= 250_000);
+    assert!(sql_i64(&env, "SELECT MAX(input_tokens) FROM calls") <= 250_000);
     // `auto` never cuts a document to pack it.
     assert_eq!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL \
              AND fitting LIKE '%\"was_cut\":true%'"
@@ -255,41 +246,14 @@ async fn auto_packs_measured_documents_only_where_they_fit_whole() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_packed_batch_killed_at_random_and_resumed_stores_each_year_once() {
     let env = Env::new(150).await;
-    let mut seed: u64 = 0x2545f4914f6cdd1d;
-    let mut kills: i64 = 0;
-    for round in 0..40 {
-        if kills == 10 {
-            break;
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let args: &[&str] = if round == 0 {
-            &["batch", "companies.csv", "--years", "6", "--pack", "2"]
-        } else {
-            &["batch", "--resume"]
-        };
-        let mut child = env
-            .cmd(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if round == 0 {
-            let start = Instant::now();
-            while env.completed_results() == 0 {
-                assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100 + seed % 300)).await;
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        signal(&child, "-KILL");
-        kills += 1;
-        let _ = child.wait();
-    }
+    let kills = kill_9_and_resume(
+        &env,
+        &["batch", "companies.csv", "--years", "6", "--pack", "2"],
+        0x2545f4914f6cdd1d,
+        100,
+        10,
+    )
+    .await;
     assert!(
         kills >= 5,
         "only {kills} kills happened before the batch finished"
@@ -298,19 +262,19 @@ async fn a_packed_batch_killed_at_random_and_resumed_stores_each_year_once() {
     let finished =
         out.status.code() == Some(0) || text(&out.stderr).contains("no incomplete batch");
     assert!(finished, "{}", text(&out.stderr));
-    let years = query_i64(&env, "SELECT COUNT(*) FROM tasks WHERE kind = 'year'");
-    let completed = query_i64(
+    let years = sql_i64(&env, "SELECT COUNT(*) FROM tasks WHERE kind = 'year'");
+    let completed = sql_i64(
         &env,
         "SELECT COUNT(*) FROM tasks WHERE kind = 'year' AND state = 'completed'",
     );
-    let skipped = query_i64(
+    let skipped = sql_i64(
         &env,
         "SELECT COUNT(*) FROM tasks WHERE kind = 'year' AND state = 'skipped'",
     );
     assert_eq!(completed + skipped, years, "every task ended");
     assert_eq!(env.completed_results(), completed, "one result per year");
     assert_eq!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM (SELECT cik, fiscal_year FROM results \
              GROUP BY cik, fiscal_year HAVING COUNT(*) > 1)"
@@ -318,7 +282,7 @@ async fn a_packed_batch_killed_at_random_and_resumed_stores_each_year_once() {
         0
     );
     assert!(
-        query_i64(
+        sql_i64(
             &env,
             "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL"
         ) >= completed - 8,
@@ -328,15 +292,15 @@ async fn a_packed_batch_killed_at_random_and_resumed_stores_each_year_once() {
     // without an outcome, or (killed between the answer and its commit) answered with no
     // result from it. Only those may be repeated, and at most FINTEL_CONCURRENCY (2) packed
     // calls are in flight at once.
-    let answered = query_i64(&env, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok'");
-    let answers_lost = query_i64(
+    let answered = sql_i64(&env, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok'");
+    let answers_lost = sql_i64(
         &env,
         "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' \
            AND id IN (SELECT call_id FROM ledger_tasks) \
            AND id NOT IN (SELECT call_id FROM results WHERE call_id IS NOT NULL)",
     );
     let in_flight_at_kills =
-        query_i64(&env, "SELECT COUNT(*) FROM calls WHERE outcome IS NULL") + answers_lost;
+        sql_i64(&env, "SELECT COUNT(*) FROM calls WHERE outcome IS NULL") + answers_lost;
     let stats = env.sim.as_ref().unwrap().stats();
     // Every request the provider received and whose answer was not stored.
     let repeated = stats.gemini.total.received as i64 - answered + answers_lost;

@@ -92,6 +92,51 @@ impl XorShift {
     }
 }
 
+/// Runs `first` (a command that creates a batch), then `batch --resume`, each `kill -9`ed
+/// after `base_ms` plus up to 300 ms (seeded), until `max_kills` kills or the batch ends
+/// between two; returns the kills. The first kill waits for a stored result, so there is
+/// something to resume.
+pub async fn kill_9_and_resume(
+    env: &Env,
+    first: &[&str],
+    seed: u64,
+    base_ms: u64,
+    max_kills: i64,
+) -> i64 {
+    let mut moments = XorShift(seed);
+    let mut kills = 0;
+    for round in 0..max_kills * 3 {
+        if kills == max_kills {
+            break;
+        }
+        let args: &[&str] = if round == 0 {
+            first
+        } else {
+            &["batch", "--resume"]
+        };
+        let mut child = env
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if round == 0 {
+            until("a first stored result", Duration::from_secs(60), || {
+                env.completed_results() > 0
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(base_ms + moments.next() % 300)).await;
+        if child.try_wait().unwrap().is_some() {
+            break; // the batch finished between kills
+        }
+        super::signal(&child, "-KILL");
+        kills += 1;
+        let _ = child.wait();
+    }
+    kills
+}
+
 /// `FINTEL_FAKE_CLOCK` for a process started now on `clock`: the same instant and speed, so
 /// the binary's time trails the simulator's only by its start-up.
 pub fn fake_clock_var(clock: &FakeClock) -> String {

@@ -882,6 +882,32 @@ impl EngineInner {
             .unwrap_or_default()
     }
 
+    /// The result key of a year of this batch's analysis and model.
+    fn year_result_key(&self, cik: u64, accession: &str) -> String {
+        let analysis = &self.e.analysis;
+        result_key(
+            cik,
+            accession,
+            analysis.name(),
+            analysis.version(),
+            &self.model_label(),
+        )
+    }
+
+    /// Completes `task` with the stored result of `key` when there is one and the batch does
+    /// not force a redo: a year answered by any batch, packed or not, is never asked again.
+    fn reuse_stored(&self, task: &ClaimedTask, key: &str) -> Result<bool, EngineError> {
+        if self.batch_settings.force {
+            return Ok(false);
+        }
+        let Some(id) = self.store().find_result(key)? else {
+            return Ok(false);
+        };
+        self.store()
+            .complete_with_existing(task.id, self.owner(), id, self.now())?;
+        Ok(true)
+    }
+
     async fn year(&self, task: &ClaimedTask, started: Timestamp) -> Result<TaskEnd, EngineError> {
         let (Some(cik), Some(filing), Some(year)) = (task.cik, &task.filing, task.fiscal_year)
         else {
@@ -889,19 +915,9 @@ impl EngineInner {
         };
         let analysis = &self.e.analysis;
         let model = self.model_label();
-        let key = result_key(
-            cik,
-            &filing.accession,
-            analysis.name(),
-            analysis.version(),
-            &model,
-        );
-        if !self.batch_settings.force {
-            if let Some(id) = self.store().find_result(&key)? {
-                self.store()
-                    .complete_with_existing(task.id, self.owner(), id, self.now())?;
-                return Ok(TaskEnd::Done);
-            }
+        let key = self.year_result_key(cik, &filing.accession);
+        if self.reuse_stored(task, &key)? {
+            return Ok(TaskEnd::Done);
         }
         let mut budget = self.document_budget();
         // Fittings after the first preparation, and whether this document has shown itself

@@ -21,7 +21,7 @@ use crate::pack::{
     split_answer, Pack, PackedDocument, PartFate, PartOutcome,
 };
 use crate::ports::{PreparedDocument, StepRequest, YearInput};
-use crate::{lifecycle, result_key, EngineError};
+use crate::{lifecycle, EngineError};
 
 /// One year of a pack, with its document once prepared.
 struct Member {
@@ -151,8 +151,6 @@ impl EngineInner {
         tasks: Vec<ClaimedTask>,
         started: Timestamp,
     ) -> Result<TaskEnd, EngineError> {
-        let analysis = self.e.analysis.clone();
-        let model = self.model_label();
         // Years already answered (by any batch) are reused, exactly as unpacked.
         let mut members = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -162,19 +160,9 @@ impl EngineInner {
                 self.skip(&task, "no filing recorded for this year")?;
                 continue;
             };
-            let key = result_key(
-                cik,
-                &filing.accession,
-                analysis.name(),
-                analysis.version(),
-                &model,
-            );
-            if !self.batch_settings.force {
-                if let Some(id) = self.store().find_result(&key)? {
-                    self.store()
-                        .complete_with_existing(task.id, self.owner(), id, self.now())?;
-                    continue;
-                }
+            let key = self.year_result_key(cik, &filing.accession);
+            if self.reuse_stored(&task, &key)? {
+                continue;
             }
             members.push(Member {
                 task,

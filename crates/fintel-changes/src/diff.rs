@@ -244,8 +244,8 @@ mod tests {
         };
         for round in 0..300 {
             let alphabet = 1 + u64::from(next(6));
-            let a: Vec<u32> = (0..next(40)).map(|_| next(alphabet as u64)).collect();
-            let b: Vec<u32> = (0..next(40)).map(|_| next(alphabet as u64)).collect();
+            let a: Vec<u32> = (0..next(40)).map(|_| next(alphabet)).collect();
+            let b: Vec<u32> = (0..next(40)).map(|_| next(alphabet)).collect();
             let want = a.len() + b.len() - 2 * lcs(&a, &b);
             assert_eq!(edit_distance(&a, &b), want, "round {round}: {a:?} {b:?}");
         }

@@ -27,9 +27,13 @@ fn reference_available() -> bool {
         .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("CI=true but python3 with scikit-learn is not available: pip install scikit-learn");
+            panic!(
+                "CI=true but python3 with scikit-learn is not available: pip install scikit-learn"
+            );
         }
-        eprintln!("skipped: the reference needs python3 with scikit-learn (pip install scikit-learn)");
+        eprintln!(
+            "skipped: the reference needs python3 with scikit-learn (pip install scikit-learn)"
+        );
     }
     ok
 }
@@ -136,7 +140,11 @@ fn agrees_with_the_reference_on_fixtures_edited() {
     let mut sections_compared = 0;
     for fixture in fixtures(&dir) {
         let original = fixture.doc();
-        cases.extend(regions(&format!("{} unchanged", fixture.name), &original, &original));
+        cases.extend(regions(
+            &format!("{} unchanged", fixture.name),
+            &original,
+            &original,
+        ));
         for edit in EDITS {
             let edited = fixture.edited(edit);
             let found = regions(&format!("{} {edit:?}", fixture.name), &original, &edited);
@@ -144,7 +152,10 @@ fn agrees_with_the_reference_on_fixtures_edited() {
             cases.extend(found);
         }
     }
-    assert!(sections_compared >= 40, "only {sections_compared} sections compared");
+    assert!(
+        sections_compared >= 40,
+        "only {sections_compared} sections compared"
+    );
     check(cases);
 }
 
@@ -163,7 +174,11 @@ fn agrees_with_the_reference_across_companies() {
             .unwrap_or_else(|| panic!("fixture {prefix} missing"))
             .doc()
     };
-    let mut cases = regions("medicis vs commonwealth", &find("medicis"), &find("commonwealth"));
+    let mut cases = regions(
+        "medicis vs commonwealth",
+        &find("medicis"),
+        &find("commonwealth"),
+    );
     cases.extend(regions("aapl vs wfc", &find("aapl"), &find("wfc")));
     cases.extend(regions("aegon vs loncor", &find("aegon"), &find("loncor")));
     check(cases);
@@ -179,10 +194,22 @@ fn agrees_with_the_reference_on_careless_text() {
         ("one side empty", "", "Risk rose."),
         ("numbers only", "$ | 1,234 | 5,678", "2024 | 2023"),
         ("stop words only", "It is what it is.", "It is."),
-        ("crlf", "One risk.\r\nTwo risks.\r\n", "One risk.\nTwo risks.\nThree."),
+        (
+            "crlf",
+            "One risk.\r\nTwo risks.\r\n",
+            "One risk.\nTwo risks.\nThree.",
+        ),
         ("terminators", "Hi.. there!? Yes . . no", "Hi.. there! Yes"),
-        ("unicode", "Café résumé naïve — “quoted” risk.", "Cafe resume naive risk."),
-        ("repeats", "A risk.\nA risk.\nA risk.\nOther.", "A risk.\nOther.\nA risk."),
+        (
+            "unicode",
+            "Café résumé naïve — “quoted” risk.",
+            "Cafe resume naive risk.",
+        ),
+        (
+            "repeats",
+            "A risk.\nA risk.\nA risk.\nOther.",
+            "A risk.\nOther.\nA risk.",
+        ),
     ]
     .iter()
     .map(|(n, a, b)| (n.to_string(), a.to_string(), b.to_string()))

@@ -76,8 +76,11 @@ pub const EDITS: [Edit; 5] = [
 /// Lines that must stay for the section finder to find the same items.
 fn is_heading(line: &str) -> bool {
     let lower = line.trim_start().to_ascii_lowercase();
-    lower.starts_with("item") || lower.starts_with("signature") || lower.contains("form 10-k")
-        || lower.contains("form 20-f") || lower.starts_with("part ")
+    lower.starts_with("item")
+        || lower.starts_with("signature")
+        || lower.contains("form 10-k")
+        || lower.contains("form 20-f")
+        || lower.starts_with("part ")
 }
 
 const NEW_SENTENCES: &[&str] = &[
@@ -95,9 +98,7 @@ impl Edit {
             Edit::Removed => removed(text),
             Edit::Reworded => reworded(text),
             Edit::Moved => moved(text),
-            Edit::Everything => {
-                moved(&reworded(&removed(&added(text)))).replace('\n', "\r\n")
-            }
+            Edit::Everything => moved(&reworded(&removed(&added(text)))).replace('\n', "\r\n"),
         }
     }
 }
@@ -131,7 +132,9 @@ fn reworded(text: &str) -> String {
             if i % 17 != 8 || is_heading(line) {
                 return line.to_string();
             }
-            let line = line.replacen(" the ", " such ", 1).replacen(" may ", " could ", 1);
+            let line = line
+                .replacen(" the ", " such ", 1)
+                .replacen(" may ", " could ", 1);
             match line.strip_suffix('.') {
                 Some(stem) => format!("{stem}, as previously disclosed."),
                 None => format!("{line} (as revised)"),

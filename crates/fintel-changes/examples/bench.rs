@@ -90,9 +90,8 @@ fn main() {
 
     // The sample for the reference: every distinct pair once (fixture x edit), all regions.
     let mut regions: Vec<(String, String)> = Vec::new();
-    for (f, original) in originals.iter().enumerate() {
-        for e in 0..EDITS.len() {
-            let new = &edited[f][e];
+    for (original, versions) in originals.iter().zip(&edited) {
+        for new in versions {
             regions.push((original.text().to_string(), new.text().to_string()));
             if original.form() == new.form() {
                 for &id in compared_sections(original.form()) {

@@ -16,13 +16,21 @@ use support::*;
 
 /// 00:10 Pacific on an ordinary Monday: a whole quota day ahead.
 const START: &str = "2026-03-02T08:10:00Z";
-/// Simulated seconds per real second: a minute of pacing passes in a tenth of a second.
-const SPEED: f64 = 600.0;
+/// Simulated seconds per real second where pacing matters: a minute passes in a second, and
+/// an answer's 100 ms of real latency is 6 simulated seconds, so the other tasks prepare and
+/// send their requests while one waits for its answer, as calls in flight do.
+const PACED_SPEED: f64 = 60.0;
+/// Simulated seconds per real second for an hour's outage.
+const OUTAGE_SPEED: f64 = 600.0;
 
 /// A simulator reading a fast clock, with one company to analyse.
-async fn fast_env(adjust: impl FnOnce(&mut SimConfig)) -> (Env, Arc<FakeClock>) {
-    let clock = Arc::new(FakeClock::new(START.parse().unwrap(), SPEED));
-    let mut config = sim_config(0);
+async fn fast_env(
+    speed: f64,
+    latency_ms: u64,
+    adjust: impl FnOnce(&mut SimConfig),
+) -> (Env, Arc<FakeClock>) {
+    let clock = Arc::new(FakeClock::new(START.parse().unwrap(), speed));
+    let mut config = sim_config(latency_ms);
     adjust(&mut config);
     let env = Env::start(config, clock.clone()).await;
     std::fs::write(env.dir.path().join("one.csv"), fintel_sim::companies_csv(1)).unwrap();
@@ -59,7 +67,7 @@ const PACED: &[(&str, &str)] = &[
 fn paced(config: &mut SimConfig) {
     config.gemini.projects[0].requests_per_day = 20;
     // fintel paces at 2 a minute; the simulator allows one more, so that two processes'
-    // clocks running 600 times faster than real time never make fintel's last request of a
+    // clocks running 60 times faster than real time never make fintel's last request of a
     // minute arrive in the simulator's previous one.
     config.gemini.projects[0].requests_per_minute = 3;
 }
@@ -92,7 +100,7 @@ fn year_attempts(env: &Env) -> i64 {
 async fn a_lower_thinking_retry_waiting_for_a_per_minute_limit_of_2_keeps_its_thinking() {
     // The model is cut off at fintel's default thinking budget (8,192) and answers with a
     // quarter of it: 4 years take 8 requests, 4 of them cut off, each year one attempt.
-    let (env, clock) = fast_env(|c| {
+    let (env, clock) = fast_env(PACED_SPEED, 100, |c| {
         paced(c);
         c.gemini.max_tokens_above_thinking = Some(4_096);
     })
@@ -108,7 +116,10 @@ async fn a_lower_thinking_retry_waiting_for_a_per_minute_limit_of_2_keeps_its_th
         8
     );
     assert_eq!(
-        sql_i64(&env, "SELECT COUNT(*) FROM calls WHERE outcome = 'truncated'"),
+        sql_i64(
+            &env,
+            "SELECT COUNT(*) FROM calls WHERE outcome = 'truncated'"
+        ),
         4
     );
     assert_eq!(
@@ -123,7 +134,7 @@ async fn a_lower_thinking_retry_waiting_for_a_per_minute_limit_of_2_keeps_its_th
 async fn a_repair_waiting_for_a_per_minute_limit_of_2_is_sent_after_the_wait() {
     // Every request carrying a filing is answered with invalid JSON, every repair (which
     // carries the answer and the schema, never the filing) well: 4 years, 8 requests.
-    let (env, clock) = fast_env(|c| {
+    let (env, clock) = fast_env(PACED_SPEED, 100, |c| {
         paced(c);
         c.sec.document_bytes = 120_000;
         c.gemini.invalid_json_above_tokens = Some(6_000);
@@ -153,7 +164,7 @@ async fn a_repair_waiting_for_a_per_minute_limit_of_2_is_sent_after_the_wait() {
 async fn a_packed_answer_never_usable_sends_every_year_of_its_pack_alone() {
     // Two packs of two years, each answered with invalid JSON and its repair too; every year
     // then goes alone, charged one attempt, and is answered: 2 x 2 + 4 requests, none failed.
-    let (env, clock) = fast_env(|c| c.gemini.unusable_packed = true).await;
+    let (env, clock) = fast_env(OUTAGE_SPEED, 0, |c| c.gemini.unusable_packed = true).await;
     run_batch(&env, &clock, "one.csv", &["--pack", "2"], &[]);
     let stats = env.sim.as_ref().unwrap().stats().gemini.total;
     assert_eq!(env.completed_results(), 4);
@@ -185,8 +196,12 @@ async fn a_packed_answer_never_usable_sends_every_year_of_its_pack_alone() {
 async fn an_outage_refunds_every_year_of_a_pack() {
     // Five companies of two packed years while the provider is down for an hour: the breaker
     // opens on the fifth pack's failure and refunds every year of every pack.
-    let (env, clock) = fast_env(|_| {}).await;
-    std::fs::write(env.dir.path().join("five.csv"), fintel_sim::companies_csv(5)).unwrap();
+    let (env, clock) = fast_env(OUTAGE_SPEED, 0, |_| {}).await;
+    std::fs::write(
+        env.dir.path().join("five.csv"),
+        fintel_sim::companies_csv(5),
+    )
+    .unwrap();
     env.sim
         .as_ref()
         .unwrap()

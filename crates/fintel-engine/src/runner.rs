@@ -555,13 +555,15 @@ impl Engine {
                 return Ok(Some((false, false)));
             }
         }
+        // Asked for the smallest request paced moments ago, if any: one that size or larger
+        // cannot go before its wait ends, so no claim is made only to be put back.
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
-            input_tokens: 0,
+            input_tokens: self.pool.pacing_hold(now),
         };
         let model_allowed = matches!(
             self.pool.acquire(&self.store, now, &intent, false)?,
@@ -605,7 +607,7 @@ impl Engine {
                 }),
                 None => None,
             };
-            (pool_wait(0)?, cap_wait)
+            (pool_wait(self.pool.pacing_hold(now))?, cap_wait)
         };
         Ok(idle::idle_state(&IdleInputs {
             now,

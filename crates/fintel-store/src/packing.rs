@@ -67,6 +67,9 @@ impl Store {
         // `lead` is materialised, so the rows this statement turns to running cannot change
         // which task leads. A candidate year y joins only if every year between it and the
         // lead's is a candidate too (consecutive years, no gap, no done year in between).
+        // The candidates are the lead company's few tasks: without statistics SQLite would
+        // take the batch-wide (batch, kind, state) index and read every pending year of the
+        // batch on every claim.
         let mut stmt = conn.prepare(
             "WITH lead AS MATERIALIZED ( \
                SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone FROM tasks t \
@@ -79,8 +82,8 @@ impl Store {
                ORDER BY t.priority DESC, t.kind = 'aggregate', t.company_id, t.fiscal_year DESC \
                LIMIT 1), \
              cand AS MATERIALIZED ( \
-               SELECT y.id, y.fiscal_year FROM tasks y JOIN lead l \
-                 ON y.company_id = l.company_id \
+               SELECT y.id, y.fiscal_year FROM lead l \
+                 JOIN tasks y INDEXED BY tasks_company ON y.company_id = l.company_id \
                WHERE l.kind = 'year' AND l.pack_alone = 0 AND ?5 > 1 \
                  AND y.batch_id = ?1 AND y.kind = 'year' AND y.state = 'pending' \
                  AND y.pack_alone = 0 AND y.needs_model = 1 \

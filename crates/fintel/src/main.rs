@@ -12,6 +12,7 @@ mod exit;
 mod live;
 mod logging;
 mod lookup;
+mod models;
 mod notifications;
 mod outlook;
 mod pipes;
@@ -108,6 +109,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         config,
         clock,
         model_output_limit: Default::default(),
+        chosen_model: Default::default(),
     };
     let Some(command) = cli.command else {
         eprintln!(

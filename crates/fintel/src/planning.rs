@@ -295,16 +295,11 @@ pub async fn make_plan(
         let conn = store.conn();
         let mut stmt = conn.prepare(
             "SELECT COUNT(*) FROM results WHERE cik = ?1 AND analysis_type = ?2 \
-             AND analysis_version = ?3 AND model = ?4",
+             AND analysis_version = ?3 AND (?4 IS NULL OR model = ?4)",
         )?;
         for cik in &ciks {
             let n: i64 = stmt.query_row(
-                (
-                    *cik as i64,
-                    &workflow.name,
-                    &workflow.version,
-                    &app.config.model,
-                ),
+                (*cik as i64, &workflow.name, &workflow.version, app.model()),
                 |r| r.get(0),
             )?;
             let done = (n.max(0) as u64).min(per_company);

@@ -827,10 +827,14 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
     } else {
         None
     };
+    let result_models = store.batch_result_models(&batch.id)?;
+    let switches = store.model_switches(&batch.id)?;
     if args.json {
         let mut v = batch_json(&store, &batch)?;
         v["estimated_finish"] = json!(eta.map(|e| e.finish.to_string()));
         v["reasons"] = json!(reasons);
+        v["result_models"] = json!(result_models);
+        v["model_switches"] = json!(switches);
         if args.failed {
             v["failed"] = json!(failed);
         }
@@ -862,6 +866,17 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         "  analysis   {} (model {})",
         batch.analysis_type, batch.model
     );
+    for s in &switches {
+        println!(
+            "  switched   {}: model {} -> {}",
+            local_and_pacific(s.at),
+            s.from_model,
+            s.to_model
+        );
+    }
+    if let Some(note) = crate::models::mixed_models_note(&result_models) {
+        println!("  models     {note} (each result keeps its own model)");
+    }
     println!("  created    {}", local_and_pacific(batch.created_at));
     println!(
         "  tasks      {} total: {} completed, {} skipped, {} failed, {} pending, {} running",

@@ -540,7 +540,7 @@ async fn gemini_list(
     if start + page_size < served.len() {
         body["nextPageToken"] = Value::String(format!("sim-page-{}", start + page_size));
     }
-    state.lock().gemini.model_gets += 1;
+    state.lock().gemini.model_lists += 1;
     Json(body).into_response()
 }
 

@@ -112,12 +112,24 @@ impl Store {
 
     /// The models the batch's stored results come from, with how many each, most first.
     pub fn batch_result_models(&self, batch_id: &str) -> Result<Vec<ModelResults>, StoreError> {
+        self.result_models(Some(batch_id), None)
+    }
+
+    /// The models stored results come from (of one batch and one analysis type where given),
+    /// with how many each, most first: what an export or a screen is made of.
+    pub fn result_models(
+        &self,
+        batch_id: Option<&str>,
+        analysis_type: Option<&str>,
+    ) -> Result<Vec<ModelResults>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT r.model, COUNT(*) FROM tasks t JOIN results r ON r.id = t.result_id \
-             WHERE t.batch_id = ?1 GROUP BY r.model ORDER BY COUNT(*) DESC, r.model",
+            "SELECT r.model, COUNT(*) FROM results r \
+             WHERE (?1 IS NULL OR r.id IN (SELECT result_id FROM tasks WHERE batch_id = ?1)) \
+               AND (?2 IS NULL OR r.analysis_type = ?2) \
+             GROUP BY r.model ORDER BY COUNT(*) DESC, r.model",
         )?;
-        let rows = stmt.query_map([batch_id], |r| {
+        let rows = stmt.query_map(params![batch_id, analysis_type], |r| {
             Ok(ModelResults {
                 model: r.get(0)?,
                 results: r.get::<_, i64>(1)?.max(0) as u64,

@@ -227,6 +227,38 @@ async fn a_model_retired_mid_batch_stops_it_and_switch_model_finishes_it() {
         "{shown}"
     );
 
+    // Exports and the screen say so too.
+    let out = env.run(&[
+        "export",
+        "--batch-id",
+        &id,
+        "--format",
+        "csv",
+        "--output",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("results come from 2 models"), "{err}");
+    let csv = text(&out.stdout);
+    assert!(csv.contains("gemini-3-flash") && csv.contains("gemini-3.1-flash"));
+    let out = env.run(&[
+        "screen",
+        "--analysis-type",
+        "fundamental",
+        "--sort",
+        "score",
+        "--batch-id",
+        &id,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("results come from 2 models"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A completed batch has nothing left to switch.
     let out = env.run(&["batch", "--resume", &id, "--switch-model", "gemini-3-flash"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::openai::OpenAiSimConfig;
 use crate::weather::WeatherConfig;
 use crate::SimError;
 
@@ -25,6 +26,9 @@ pub struct SimConfig {
     /// The provider's weather over days (`[weather]`); absent: fair weather.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weather: Option<WeatherConfig>,
+    /// An OpenAI-compatible server beside Gemini (`[openai]`); absent: none is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openai: Option<OpenAiSimConfig>,
 }
 
 impl Default for SimConfig {
@@ -34,6 +38,7 @@ impl Default for SimConfig {
             sec: SecConfig::default(),
             gemini: GeminiConfig::default(),
             weather: None,
+            openai: None,
         }
     }
 }
@@ -447,6 +452,9 @@ impl SimConfig {
         if let Some(weather) = &self.weather {
             weather.validate().map_err(SimError::Config)?;
         }
+        if let Some(openai) = &self.openai {
+            openai.validate().map_err(SimError::Config)?;
+        }
         Ok(())
     }
 }
@@ -488,6 +496,25 @@ to = "2026-03-08T11:00:00Z"
         assert_eq!(config.gemini.projects[0].requests_per_day, 3);
         assert_eq!(config.gemini.faults.unavailable, 0.1);
         assert_eq!(config.sec.companies, 1_000);
+    }
+
+    #[test]
+    fn an_openai_block_names_its_flavor_and_is_checked() {
+        let config = SimConfig::from_toml_str(
+            "[openai]\nflavor = \"llamacpp\"\ncontext_tokens = 2048\nslots = 1\nanswer_ms = 250\n",
+        )
+        .unwrap();
+        let openai = config.openai.unwrap();
+        assert_eq!(openai.flavor, crate::openai::Flavor::LlamaCpp);
+        assert_eq!((openai.context_tokens, openai.slots), (2_048, 1));
+        let err = SimConfig::from_toml_str("[openai]\nflavor = \"lmstudio\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant"), "{err}");
+        let err = SimConfig::from_toml_str("[openai]\nslots = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("openai.slots"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! * Gemini: `POST /v1beta/models/{model}:generateContent`, `:countTokens`,
 //!   `GET /v1beta/models/{model}`, with per-project quotas ([`ProjectQuota`]), the real error
 //!   bodies, injected faults and answers valid against the request's schema.
+//! * OpenAI-compatible (`[openai]`, [`OpenAiSimConfig`]): `GET /v1/models`,
+//!   `POST /v1/chat/completions`, and per [`Flavor`] the extras and context errors of
+//!   llama.cpp (`/props`, `/tokenize`), Ollama (`/api/show`, silent truncation) and vLLM
+//!   (`max_model_len`), with a number of slots and slow answers.
 //! * Counters: `GET /__sim/stats` ([`SimStats`]), `POST /__sim/reset-stats`.
 //! * Outages on demand: `POST /__sim/outage?seconds=N` (or [`SimHandle::start_outage`]) makes
 //!   every generateContent answer 503 from now for N seconds of the injected clock, beside the
@@ -53,6 +57,7 @@ mod document;
 mod errors;
 mod fixtures;
 mod gemini;
+mod openai;
 mod packed;
 mod quota;
 mod rng;
@@ -69,6 +74,7 @@ pub use config::{
 };
 pub use document::{annual_report_html, filing_html, financials, Financials};
 pub use gemini::estimate_tokens;
+pub use openai::{Flavor, OpenAiSimConfig, OpenAiStats};
 pub use quota::{ProjectQuota, QuotaLimitKind, QuotaLimits, QuotaRefusal};
 pub use rng::DetRng;
 pub use server::{router, start, SimHandle, SimState};

@@ -30,6 +30,7 @@ use crate::document::{annual_report_html, filing_html};
 use crate::errors::{self, ErrorReply};
 use crate::fixtures::{SecFixtures, APPLE_CIK};
 use crate::gemini::{self, Finish};
+use crate::openai::{self, OpenAiInner, OpenAiStats};
 use crate::quota::{ProjectQuota, QuotaLimitKind, QuotaLimits};
 use crate::rng::DetRng;
 use crate::stats::{GeminiEvent, GeminiStats, SecPathClass, SecRecorder, SimStats};
@@ -46,6 +47,8 @@ pub struct SimState {
     key_project: HashMap<String, usize>,
     /// `[weather]`, if configured.
     weather: Option<Weather>,
+    /// The slots of the OpenAI-compatible side (`openai.slots`).
+    openai_slots: Arc<tokio::sync::Semaphore>,
     inner: Mutex<Inner>,
 }
 
@@ -61,6 +64,7 @@ struct Inner {
     model_answers: HashMap<String, u64>,
     gemini: GeminiStats,
     sec: SecRecorder,
+    openai: OpenAiInner,
 }
 
 impl std::fmt::Debug for SimState {
@@ -100,6 +104,7 @@ impl SimState {
             );
         }
         let outages = config.gemini.outages.clone();
+        let openai_slots = crate::openai::slots_semaphore(config.openai.as_ref());
         Ok(Arc::new(SimState {
             config,
             clock,
@@ -107,6 +112,7 @@ impl SimState {
             fixtures,
             key_project,
             weather,
+            openai_slots,
             inner: Mutex::new(Inner {
                 quotas,
                 outages,
@@ -115,6 +121,7 @@ impl SimState {
                 model_answers: HashMap::new(),
                 gemini: GeminiStats::default(),
                 sec: SecRecorder::default(),
+                openai: OpenAiInner::default(),
             }),
         }))
     }
@@ -130,6 +137,7 @@ impl SimState {
         SimStats {
             gemini: inner.gemini.clone(),
             sec: inner.sec.stats.clone(),
+            openai: inner.openai.stats.clone(),
         }
     }
 
@@ -138,6 +146,27 @@ impl SimState {
         let mut inner = self.lock();
         inner.gemini = GeminiStats::default();
         inner.sec = SecRecorder::default();
+        inner.openai.stats = OpenAiStats::default();
+    }
+
+    /// The configuration served.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The injected clock's now.
+    pub(crate) fn clock_now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// Runs `f` on the OpenAI side's state under the lock.
+    pub(crate) fn with_openai<T>(&self, f: impl FnOnce(&mut OpenAiInner) -> T) -> T {
+        f(&mut self.lock().openai)
+    }
+
+    /// The OpenAI side's slots.
+    pub(crate) fn openai_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.openai_slots.clone()
     }
 
     /// The synthetic universe served.
@@ -200,6 +229,12 @@ pub fn router(state: Arc<SimState>) -> Router {
         )
         .route("/v1beta/models", get(gemini_list))
         .route("/v1beta/models/{*rest}", get(gemini_get).post(gemini_post))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/props", get(openai::props))
+        .route("/health", get(openai::health))
+        .route("/tokenize", post(openai::tokenize))
+        .route("/api/show", post(openai::show))
         .route("/__sim/stats", get(stats))
         .route("/__sim/reset-stats", post(reset_stats))
         .route("/__sim/outage", post(start_outage))

@@ -118,6 +118,9 @@ pub struct SimStats {
     pub gemini: GeminiStats,
     /// SEC counters.
     pub sec: SecStats,
+    /// OpenAI-compatible counters (zero unless `[openai]` is configured).
+    #[serde(default)]
+    pub openai: crate::openai::OpenAiStats,
 }
 
 /// Which counter an event increments.

@@ -518,7 +518,8 @@ pub fn parse_openai_model_list(requested: &str, body: &str) -> Result<ModelInfo,
                 .collect();
             let shown = ids.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
             let more = ids.len().saturating_sub(20);
-            Err(CallError::Configuration {
+            // Not listed is not served: the same row as a 404 for the model.
+            Err(CallError::ModelUnavailable {
                 message: if ids.is_empty() {
                     format!("model {wanted:?} is not offered: the server lists no models")
                 } else if more > 0 {
@@ -817,7 +818,7 @@ mod tests {
         assert_eq!(info.name, "gemini-2.5-flash");
         assert_eq!(info.input_token_limit, None);
         match parse_openai_model_list("gpt-9", &gemini.to_string()) {
-            Err(CallError::Configuration { message }) => {
+            Err(CallError::ModelUnavailable { message }) => {
                 assert!(
                     message.contains("\"gpt-9\" is not offered")
                         && message.contains("gemini-2.5-flash"),

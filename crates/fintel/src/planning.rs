@@ -240,7 +240,8 @@ pub fn company_requests(left: u64, multi_year: bool, pack: Pack) -> u64 {
 }
 
 /// Looks the rows up in SEC's list and counts the model requests left after stored results
-/// (same analysis version and model), against the quota of the buckets in effect (configured,
+/// (same analysis version and model; of any model while none is configured or chosen yet),
+/// against the quota of the buckets in effect (configured,
 /// merged where keys were learned to share a project).
 pub async fn make_plan(
     app: &App,

@@ -264,3 +264,36 @@ async fn a_model_retired_mid_batch_stops_it_and_switch_model_finishes_it() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(switches(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openai_compatible_server_with_one_model_gets_that_model_chosen() {
+    let env = Env::with(0, |c| {
+        c.openai = Some(fintel_sim::OpenAiSimConfig {
+            models: vec!["smollm2-135m".into()],
+            ..Default::default()
+        })
+    })
+    .await;
+    let openai = |args: &[&str]| {
+        env.cmd(args)
+            .env("FINTEL_PROVIDER", "openai")
+            .env("FINTEL_OPENAI_URL", &env.url)
+            .output()
+            .unwrap()
+    };
+    let out = openai(&["doctor", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["model"], "smollm2-135m", "{doc}");
+    assert_eq!(
+        doc["model_chosen"]["reason"],
+        "the only model the server serves"
+    );
+    let out = openai(&["batch", "companies.csv", "--years", "1"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("model: smollm2-135m (chosen: the only model the server serves"),
+        "{err}"
+    );
+    assert_eq!(result_models(&env)[0].0, "smollm2-135m");
+}

@@ -55,7 +55,8 @@ pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
         | CallError::BadOutput { .. }
         | CallError::Truncated { .. }
         | CallError::Refused { .. }
-        | CallError::Configuration { .. } => LedgerOutcome::Answered,
+        | CallError::Configuration { .. }
+        | CallError::ModelUnavailable { .. } => LedgerOutcome::Answered,
     }
 }
 
@@ -100,6 +101,9 @@ pub enum CallAction {
     Skip { reason: String },
     /// Every task would fail the same way: stop the batch (exit 4), failing no task.
     Stop { message: String },
+    /// The batch's model, which pre-flight found served, is no longer: stop the batch (exit
+    /// 4), failing no task, so the user can start a new batch or switch this one's model.
+    ModelRetired { message: String },
 }
 
 /// Decides what a failed call means. Quota refusals never count as attempts.
@@ -162,6 +166,9 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
             reason: format!("refused by the model: {reason}"),
         },
         CallError::Configuration { message } => CallAction::Stop {
+            message: message.clone(),
+        },
+        CallError::ModelUnavailable { message } => CallAction::ModelRetired {
             message: message.clone(),
         },
     }
@@ -236,9 +243,12 @@ pub enum RetryStateChange {
 pub fn retry_state_after(action: &CallAction) -> RetryStateChange {
     match action {
         CallAction::Repair | CallAction::LessThinking => RetryStateChange::Save,
-        CallAction::Refit { .. } | CallAction::CountAttempt | CallAction::Skip { .. } => {
-            RetryStateChange::Clear
-        }
+        // A retired model's attempt goes on, if at all, with another model: its repair or
+        // lowered thinking was for the old one.
+        CallAction::Refit { .. }
+        | CallAction::CountAttempt
+        | CallAction::Skip { .. }
+        | CallAction::ModelRetired { .. } => RetryStateChange::Clear,
         CallAction::DailyRefusal
         | CallAction::PaceBucket { .. }
         | CallAction::DisableKey { .. }
@@ -535,6 +545,15 @@ mod tests {
                 ctx(10, false, 0),
                 CallAction::Stop {
                     message: "no quota".into(),
+                },
+            ),
+            (
+                CallError::ModelUnavailable {
+                    message: "models/gemini-3-flash is not found".into(),
+                },
+                ctx(10, false, 0),
+                CallAction::ModelRetired {
+                    message: "models/gemini-3-flash is not found".into(),
                 },
             ),
             (truncated(), ctx(10, false, 0), CallAction::LessThinking),

@@ -44,6 +44,9 @@ pub enum RunOutcome {
     Cancelled,
     /// Nothing can work until the user fixes the configuration; no task was failed for it.
     ConfigurationProblem(String),
+    /// The batch's model is no longer served (the provider's message); no task was failed for
+    /// it. The user starts a new batch or resumes this one with `--switch-model`.
+    ModelRetired(String),
 }
 
 /// What the runner tells the user about, through the binary's progress display.
@@ -132,6 +135,8 @@ enum TaskEnd {
     /// Nothing could be sent now; the task went back to pending untouched.
     Deferred,
     Configuration(String),
+    /// The batch's model is no longer served.
+    ModelRetired(String),
 }
 
 struct Shared {
@@ -210,6 +215,7 @@ impl Engine {
 
         let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
         let mut config_problem: Option<String> = None;
+        let mut model_retired = false;
         let mut probe_at: Option<Timestamp> = None;
         let mut last_heartbeat = self.now();
         let mut last_report = std::time::Instant::now();
@@ -315,7 +321,14 @@ impl Engine {
                 joined = inflight.join_next() => {
                     if let Some(joined) = joined {
                         match joined {
-                            Ok(Ok(TaskEnd::Configuration(msg))) => config_problem = Some(msg),
+                            Ok(Ok(TaskEnd::Configuration(msg))) => {
+                                model_retired = false;
+                                config_problem = Some(msg);
+                            }
+                            Ok(Ok(TaskEnd::ModelRetired(msg))) => {
+                                model_retired = true;
+                                config_problem = Some(msg);
+                            }
                             Ok(Ok(_)) => {}
                             Ok(Err(e)) => return Err(e),
                             Err(e) if e.is_cancelled() => {}
@@ -352,8 +365,15 @@ impl Engine {
         while !inflight.is_empty() {
             tokio::select! {
                 joined = inflight.join_next() => {
-                    if let Some(Ok(Ok(TaskEnd::Configuration(msg)))) = joined {
-                        config_problem.get_or_insert(msg);
+                    match joined {
+                        Some(Ok(Ok(TaskEnd::Configuration(msg)))) => {
+                            config_problem.get_or_insert(msg);
+                        }
+                        Some(Ok(Ok(TaskEnd::ModelRetired(msg)))) if config_problem.is_none() => {
+                            model_retired = true;
+                            config_problem = Some(msg);
+                        }
+                        _ => {}
                     }
                 }
                 _ = &mut grace => {
@@ -384,7 +404,11 @@ impl Engine {
             )?;
         }
         if let Some(msg) = config_problem {
-            return Ok(RunOutcome::ConfigurationProblem(msg));
+            return Ok(if model_retired {
+                RunOutcome::ModelRetired(msg)
+            } else {
+                RunOutcome::ConfigurationProblem(msg)
+            });
         }
         if decision.cancelled {
             return Ok(RunOutcome::Cancelled);

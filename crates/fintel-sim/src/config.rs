@@ -99,6 +99,9 @@ pub struct GeminiConfig {
     pub projects: Vec<ProjectConfig>,
     /// Models served; any other model name gets 404 NOT_FOUND.
     pub models: Vec<ModelConfig>,
+    /// Models per page of `GET v1beta/models` when the request asks for more (or none): the
+    /// API's default page is 50; a small one makes clients follow `nextPageToken`.
+    pub models_page_size: usize,
     /// Real-time delay added to every generateContent answer.
     pub latency: LatencyConfig,
     /// Probabilities of injected faults.
@@ -149,6 +152,7 @@ impl Default for GeminiConfig {
                 },
             ],
             models: vec![ModelConfig::default()],
+            models_page_size: 50,
             latency: LatencyConfig::default(),
             faults: FaultConfig::default(),
             invalid_packed_part: 0.0,
@@ -217,6 +221,35 @@ pub struct ModelConfig {
     pub max_thinking_budget: i64,
     /// Thinking tokens reported in usageMetadata when thinking is on.
     pub thoughts_tokens: u64,
+    /// The model retires after answering this many generateContent requests: from then on it
+    /// is not listed and every request for it is answered 404 NOT_FOUND, as Google answers for
+    /// a model past its shutdown date.
+    pub retire_after_answers: Option<u64>,
+    /// The model retires at this instant of the injected clock (RFC 3339 in TOML).
+    pub retired_at: Option<Timestamp>,
+}
+
+impl ModelConfig {
+    /// A served model named `name` with the default limits.
+    pub fn named(name: &str) -> ModelConfig {
+        ModelConfig {
+            name: name.to_string(),
+            ..ModelConfig::default()
+        }
+    }
+
+    /// Only Gemini 3.x models, as served once every Gemini 2.5 model has retired: a
+    /// generally available Flash, its Flash-Lite and a Pro preview.
+    pub fn gemini_3_only() -> Vec<ModelConfig> {
+        [
+            "gemini-3-pro-preview",
+            "gemini-3-flash-lite",
+            "gemini-3-flash",
+        ]
+        .into_iter()
+        .map(ModelConfig::named)
+        .collect()
+    }
 }
 
 impl Default for ModelConfig {
@@ -228,6 +261,8 @@ impl Default for ModelConfig {
             min_thinking_budget: 0,
             max_thinking_budget: 24_576,
             thoughts_tokens: 512,
+            retire_after_answers: None,
+            retired_at: None,
         }
     }
 }

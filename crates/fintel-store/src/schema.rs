@@ -313,6 +313,19 @@ CREATE TABLE retry_states (
     updated_at       INTEGER NOT NULL
 );
 "#,
+    // A batch whose model was retired goes on with another one
+    // (`--resume ID --switch-model NEW`); each switch is kept, and every result keeps its own
+    // model.
+    r#"
+CREATE TABLE model_switches (
+    id         INTEGER PRIMARY KEY,
+    batch_id   TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    at         INTEGER NOT NULL,
+    from_model TEXT NOT NULL,
+    to_model   TEXT NOT NULL
+);
+CREATE INDEX model_switches_batch ON model_switches (batch_id, at);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -162,6 +162,10 @@ pub struct BatchArgs {
     /// With --resume ID: take up a cancelled batch again (a bare --resume never picks one)
     #[arg(long)]
     pub reopen: bool,
+    /// With --resume ID: go on with this model instead of the batch's (after its model was
+    /// retired); the switch is recorded and every stored result keeps its own model
+    #[arg(long, value_name = "MODEL")]
+    pub switch_model: Option<String>,
     /// List the batches that can be resumed
     #[arg(long)]
     pub list_incomplete: bool,
@@ -171,7 +175,7 @@ pub struct BatchArgs {
     /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
-    /// Model to use [env: FINTEL_MODEL]
+    /// Model to use [env: FINTEL_MODEL; default: chosen from the provider's list]
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
 }

@@ -13,6 +13,7 @@ mod exit;
 mod live;
 mod logging;
 mod lookup;
+mod models;
 mod notifications;
 mod outlook;
 mod pipes;
@@ -109,6 +110,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         config,
         clock,
         model_output_limit: Default::default(),
+        chosen_model: Default::default(),
     };
     let Some(command) = cli.command else {
         eprintln!(

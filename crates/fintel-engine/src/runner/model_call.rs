@@ -406,6 +406,11 @@ impl EngineInner {
                         .release_task(task.id, self.owner(), None, now)?;
                     return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
                 }
+                CallAction::ModelRetired { message } => {
+                    self.store()
+                        .release_task(task.id, self.owner(), None, now)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::ModelRetired(message)));
+                }
             }
         }
     }
@@ -516,6 +521,7 @@ pub(super) fn outcome_name(e: &CallError) -> &'static str {
         CallError::Truncated { .. } => "truncated",
         CallError::Refused { .. } => "refused",
         CallError::Configuration { .. } => "configuration",
+        CallError::ModelUnavailable { .. } => "model_unavailable",
     }
 }
 

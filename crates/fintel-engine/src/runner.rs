@@ -44,6 +44,9 @@ pub enum RunOutcome {
     Cancelled,
     /// Nothing can work until the user fixes the configuration; no task was failed for it.
     ConfigurationProblem(String),
+    /// The batch's model is no longer served (the provider's message); no task was failed for
+    /// it. The user starts a new batch or resumes this one with `--switch-model`.
+    ModelRetired(String),
 }
 
 /// What the runner tells the user about, through the binary's progress display.
@@ -132,6 +135,8 @@ enum TaskEnd {
     /// Nothing could be sent now; the task went back to pending untouched.
     Deferred,
     Configuration(String),
+    /// The batch's model is no longer served.
+    ModelRetired(String),
 }
 
 struct Shared {
@@ -210,6 +215,7 @@ impl Engine {
 
         let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
         let mut config_problem: Option<String> = None;
+        let mut model_retired = false;
         let mut probe_at: Option<Timestamp> = None;
         let mut last_heartbeat = self.now();
         let mut last_report = std::time::Instant::now();
@@ -315,7 +321,14 @@ impl Engine {
                 joined = inflight.join_next() => {
                     if let Some(joined) = joined {
                         match joined {
-                            Ok(Ok(TaskEnd::Configuration(msg))) => config_problem = Some(msg),
+                            Ok(Ok(TaskEnd::Configuration(msg))) => {
+                                model_retired = false;
+                                config_problem = Some(msg);
+                            }
+                            Ok(Ok(TaskEnd::ModelRetired(msg))) => {
+                                model_retired = true;
+                                config_problem = Some(msg);
+                            }
                             Ok(Ok(_)) => {}
                             Ok(Err(e)) => return Err(e),
                             Err(e) if e.is_cancelled() => {}
@@ -352,8 +365,15 @@ impl Engine {
         while !inflight.is_empty() {
             tokio::select! {
                 joined = inflight.join_next() => {
-                    if let Some(Ok(Ok(TaskEnd::Configuration(msg)))) = joined {
-                        config_problem.get_or_insert(msg);
+                    match joined {
+                        Some(Ok(Ok(TaskEnd::Configuration(msg)))) => {
+                            config_problem.get_or_insert(msg);
+                        }
+                        Some(Ok(Ok(TaskEnd::ModelRetired(msg)))) if config_problem.is_none() => {
+                            model_retired = true;
+                            config_problem = Some(msg);
+                        }
+                        _ => {}
                     }
                 }
                 _ = &mut grace => {
@@ -384,7 +404,11 @@ impl Engine {
             )?;
         }
         if let Some(msg) = config_problem {
-            return Ok(RunOutcome::ConfigurationProblem(msg));
+            return Ok(if model_retired {
+                RunOutcome::ModelRetired(msg)
+            } else {
+                RunOutcome::ConfigurationProblem(msg)
+            });
         }
         if decision.cancelled {
             return Ok(RunOutcome::Cancelled);
@@ -555,13 +579,15 @@ impl Engine {
                 return Ok(Some((false, false)));
             }
         }
+        // Asked for the smallest request paced moments ago, if any: one that size or larger
+        // cannot go before its wait ends, so no claim is made only to be put back.
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
-            input_tokens: 0,
+            input_tokens: self.pool.pacing_hold(now),
         };
         let model_allowed = matches!(
             self.pool.acquire(&self.store, now, &intent, false)?,
@@ -605,7 +631,7 @@ impl Engine {
                 }),
                 None => None,
             };
-            (pool_wait(0)?, cap_wait)
+            (pool_wait(self.pool.pacing_hold(now))?, cap_wait)
         };
         Ok(idle::idle_state(&IdleInputs {
             now,
@@ -686,19 +712,35 @@ impl EngineInner {
     /// breaker. While it is open nothing is charged; the failure that opens it refunds every
     /// attempt charged in the streak; a task's last attempt is not used up while other tasks
     /// fail alongside it (an outage forming); otherwise an attempt counts, and the task fails
-    /// once its retries are used up.
+    /// once its retries are used up. `followers` are the other tasks of a packed call `task`
+    /// led: they follow it in the same decision, so their charges are refunded with its own.
     fn transient(
         &self,
         task: &ClaimedTask,
         side: Side,
         reason: &str,
+        followers: &[i64],
     ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
         let mut breakers = self.lock_breakers();
         let breaker = breakers.side(side);
+        let follow = |breaker: &mut crate::backoff::Breaker, charged: bool| {
+            if followers.is_empty() {
+                return Ok::<(), EngineError>(());
+            }
+            self.store()
+                .follow_pack_lead(task.id, task.attempts, followers, self.owner(), now)?;
+            if charged {
+                for id in followers {
+                    breaker.record_charge(*id);
+                }
+            }
+            Ok(())
+        };
         if breaker.is_open() {
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
+            follow(breaker, false)?;
         } else if breaker.record_failure_at(task.id, now) {
             let streak = breaker.streak().len();
             for t in breaker.take_charged() {
@@ -709,6 +751,7 @@ impl EngineInner {
             self.store().end_transient_streak(task.id)?;
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
+            follow(breaker, false)?;
             drop(breakers);
             self.announce_outage(side, streak)?;
         } else {
@@ -733,6 +776,7 @@ impl EngineInner {
                         Some(now + duration_to_span(delay)),
                         now,
                     )?;
+                    follow(breaker, false)?;
                 }
                 TransientStep::Retry => {
                     breaker.record_charge(task.id);
@@ -743,6 +787,7 @@ impl EngineInner {
                         reason,
                         now,
                     )?;
+                    follow(breaker, true)?;
                 }
                 TransientStep::Fail => {
                     breaker.record_charge(task.id);
@@ -758,6 +803,7 @@ impl EngineInner {
                         true,
                         now,
                     )?;
+                    follow(breaker, true)?;
                 }
             }
         }
@@ -829,7 +875,9 @@ impl EngineInner {
 
     fn source_error(&self, task: &ClaimedTask, e: SourceError) -> Result<TaskEnd, EngineError> {
         match e {
-            SourceError::Transient(msg) => self.transient(task, Side::Sec, &format!("SEC: {msg}")),
+            SourceError::Transient(msg) => {
+                self.transient(task, Side::Sec, &format!("SEC: {msg}"), &[])
+            }
             SourceError::Unavailable(msg) => self.skip(task, &msg),
             SourceError::Configuration(msg) => {
                 self.store()
@@ -1031,7 +1079,12 @@ impl EngineInner {
                         "document too large for the model even after fitting it smaller",
                     )
                 }
-                ModelOutcome::Ended(end) => return Ok(end),
+                ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => return Ok(end),
+                // Only a packed call ends so; a single one counts its attempt itself.
+                ModelOutcome::Unusable(reason) => {
+                    self.count_failed_attempt(task, &reason)?;
+                    return Ok(TaskEnd::Done);
+                }
             }
         }
     }
@@ -1137,7 +1190,11 @@ impl EngineInner {
                 task,
                 "the yearly results are too large for the model's context",
             ),
-            ModelOutcome::Ended(end) => Ok(end),
+            ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => Ok(end),
+            ModelOutcome::Unusable(reason) => {
+                self.count_failed_attempt(task, &reason)?;
+                Ok(TaskEnd::Done)
+            }
         }
     }
 

@@ -18,7 +18,8 @@ pub struct EngineSettings {
     pub grace: Duration,
     /// Consecutive transient failures on different tasks that open the outage breaker.
     pub breaker_threshold: usize,
-    /// The model, as named to the provider and stored in result keys.
+    /// The model, as named to the provider and stored in result keys. There is no default
+    /// (models retire): the binary sets the batch's own model.
     pub model: String,
     /// The model's input context in tokens.
     pub context_tokens: u64,
@@ -41,7 +42,7 @@ impl Default for EngineSettings {
             retry_cap: Duration::from_secs(30 * 60),
             grace: Duration::from_secs(30),
             breaker_threshold: 5,
-            model: "gemini-2.5-flash".to_string(),
+            model: String::new(),
             context_tokens: 1_048_576,
             temperature: Some(0.2),
             max_output_tokens: Some(16_384),

@@ -13,6 +13,7 @@ use crate::http::{
     body_preview, build_http_client, checked_model_name, classify_transport_error, parse_base_url,
     secret_header_value, truncate_chars, ClientBuildError, MAX_MESSAGE_CHARS,
 };
+use crate::models::{parse_gemini_model_page, ServedModel, MAX_MODEL_PAGES, MODEL_PAGE_SIZE};
 use crate::types::{
     mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, Role,
     Thinking, TokenCount, Usage,
@@ -158,6 +159,35 @@ impl Provider for GeminiClient {
             return Err(classify_gemini(status, &text, &secrets));
         }
         parse_gemini_model_info(&text).map_err(|e| e.masked(&secrets))
+    }
+
+    /// `GET v1beta/models`, following `nextPageToken` to the last page.
+    async fn list_models(&self, key: Option<&ApiKey>) -> Result<Vec<ServedModel>, CallError> {
+        let url = format!("{}/{}/models", self.base_url, self.api_version);
+        let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
+        let mut models = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_MODEL_PAGES {
+            let mut query = vec![("pageSize", MODEL_PAGE_SIZE.to_string())];
+            if let Some(t) = &token {
+                query.push(("pageToken", t.clone()));
+            }
+            let (status, text) = self.send(key, self.http.get(&url).query(&query)).await?;
+            if !(200..300).contains(&status) {
+                return Err(classify_gemini(status, &text, &secrets));
+            }
+            let page = parse_gemini_model_page(&text).map_err(|e| e.masked(&secrets))?;
+            models.extend(page.models);
+            match page.next_page_token {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => return Ok(models),
+            }
+        }
+        Err(CallError::Configuration {
+            message: format!(
+                "the model list did not end after {MAX_MODEL_PAGES} pages (is the base URL right?)"
+            ),
+        })
     }
 
     async fn count_tokens(
@@ -511,7 +541,7 @@ pub fn parse_gemini_model_info(body: &str) -> Result<ModelInfo, CallError> {
             return Err(CallError::Configuration {
                 message: format!(
                     "model {name} cannot generate content (it supports: {}): choose a Gemini \
-                     text model such as gemini-2.5-flash",
+                     text model (`fintel doctor` lists the served ones)",
                     if methods.is_empty() {
                         "nothing".to_string()
                     } else {
@@ -776,6 +806,9 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
             message: format!("HTTP {status}, {message}"),
             reached_server: true,
         },
+        400 | 404 if is_model_gone(&rpc.message) => CallError::ModelUnavailable {
+            message: format!("HTTP {status}, the model is not served: {message}"),
+        },
         404 => CallError::Configuration {
             message: format!("HTTP 404, the model or endpoint does not exist: {message}"),
         },
@@ -864,6 +897,16 @@ fn permission_denied_reason(rpc: &RpcStatus, message: &str) -> String {
         return format!("key is restricted from calling the Generative Language API: {message}");
     }
     format!("permission denied: {message}")
+}
+
+/// The provider's words for a model it does not (or no longer) serve: "models/X is not
+/// found for API version v1beta", "This model models/X is no longer available to new users",
+/// "Gemini 1.0 Pro Vision has been deprecated on July 12, 2024".
+pub(crate) fn is_model_gone(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    (lower.contains("models/") && lower.contains("is not found"))
+        || lower.contains("no longer available")
+        || lower.contains("has been deprecated")
 }
 
 /// Bodies without ErrorInfo still say plainly when the key is the problem.

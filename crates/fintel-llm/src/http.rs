@@ -84,7 +84,7 @@ pub(crate) fn checked_model_name(model: &str) -> Result<&str, CallError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@');
     if name.is_empty() {
         return Err(CallError::Configuration {
-            message: "no model name given: set the model (e.g. gemini-2.5-flash)".to_string(),
+            message: "no model name given: set FINTEL_MODEL, or leave it unset to let pre-flight choose one the provider serves".to_string(),
         });
     }
     if !name.chars().all(allowed) || name.contains("..") {

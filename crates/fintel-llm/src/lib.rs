@@ -11,6 +11,8 @@
 //!   / [`parse_openai_success`].
 //! - [`validate_output`], [`check_schema`], [`repair_request`]: local checking of an answer
 //!   against the analysis schema and the follow-up request that asks for a corrected one.
+//! - [`models`]: the provider's model list and the rule that chooses one when none is
+//!   configured ([`choose_model`]).
 //! - [`estimate_request_tokens`]: a characters/4 estimate for planning.
 //!
 //! Every message in a [`CallError`] from this crate has the key that was used masked.
@@ -18,6 +20,7 @@
 mod estimate;
 mod gemini;
 mod http;
+pub mod models;
 mod openai;
 mod types;
 mod validate;
@@ -30,6 +33,9 @@ pub use gemini::{
     DEFAULT_GEMINI_URL,
 };
 pub use http::{classify_transport_error, ClientBuildError};
+pub use models::{
+    choose_model, find_served, served_candidates, ModelChoice, ModelFamily, ServedModel,
+};
 pub use openai::{
     classify_openai, interpret_openai_chat, openai_chat_body, parse_openai_model_list,
     parse_openai_success, parse_retry_after, retry_after_from_headers, schema_allows_strict,

@@ -18,6 +18,7 @@ use crate::http::{
     body_preview, build_http_client, classify_transport_error, parse_base_url, secret_header_value,
     truncate_chars, ClientBuildError, MAX_MESSAGE_CHARS,
 };
+use crate::models::{parse_openai_models, ServedModel};
 use crate::types::{
     mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, Role,
     Thinking, TokenCount, Usage,
@@ -183,6 +184,17 @@ impl Provider for OpenAiClient {
             return Err(classify_openai(status, &text, retry_after, &secrets));
         }
         parse_openai_model_list(name, &text).map_err(|e| e.masked(&secrets))
+    }
+
+    /// `GET {api base}/models`: one page on every server fintel knows.
+    async fn list_models(&self, key: Option<&ApiKey>) -> Result<Vec<ServedModel>, CallError> {
+        let url = format!("{}/models", self.api_base);
+        let (status, retry_after, text) = self.send(key, self.http.get(url)).await?;
+        let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
+        if !(200..300).contains(&status) {
+            return Err(classify_openai(status, &text, retry_after, &secrets));
+        }
+        parse_openai_models(&text).map_err(|e| e.masked(&secrets))
     }
 
     /// The protocol has no tokenizer endpoint.
@@ -506,7 +518,8 @@ pub fn parse_openai_model_list(requested: &str, body: &str) -> Result<ModelInfo,
                 .collect();
             let shown = ids.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
             let more = ids.len().saturating_sub(20);
-            Err(CallError::Configuration {
+            // Not listed is not served: the same row as a 404 for the model.
+            Err(CallError::ModelUnavailable {
                 message: if ids.is_empty() {
                     format!("model {wanted:?} is not offered: the server lists no models")
                 } else if more > 0 {
@@ -636,6 +649,13 @@ fn classify_openai_fields(
     let context_too_long = is("context_length_exceeded")
         || lower.contains("maximum context length")
         || (lower.contains("context length") && lower.contains("exceed"));
+    // OpenAI `model_not_found` ("The model `x` does not exist or you do not have access to
+    // it", "... has been deprecated"), vLLM "The model `x` does not exist.", Ollama
+    // "model \"x\" not found, try pulling it first".
+    let model_gone = is("model_not_found")
+        || crate::gemini::is_model_gone(message)
+        || (lower.contains("model")
+            && (lower.contains("does not exist") || lower.contains("not found")));
     match status {
         429 | 402 if is("insufficient_quota") || status == 402 => {
             CallError::KeyExhausted { message: shown }
@@ -673,6 +693,7 @@ fn classify_openai_fields(
             reason: format!("key not permitted: {shown}"),
             project: None,
         },
+        400 | 404 if model_gone => CallError::ModelUnavailable { message: shown },
         404 => CallError::Configuration {
             message: format!(
                 "{shown} (unknown model, or a base URL that does not point at the API)"
@@ -797,7 +818,7 @@ mod tests {
         assert_eq!(info.name, "gemini-2.5-flash");
         assert_eq!(info.input_token_limit, None);
         match parse_openai_model_list("gpt-9", &gemini.to_string()) {
-            Err(CallError::Configuration { message }) => {
+            Err(CallError::ModelUnavailable { message }) => {
                 assert!(
                     message.contains("\"gpt-9\" is not offered")
                         && message.contains("gemini-2.5-flash"),

@@ -316,6 +316,14 @@ pub enum CallError {
     /// every task would fail, so the batch stops with exit 4 and the provider's message.
     #[error("configuration problem: {message}")]
     Configuration { message: String },
+
+    /// 404 NOT_FOUND for the model itself (Gemini "models/X is not found", OpenAI
+    /// `model_not_found`, Ollama "model ... not found"), or the provider saying the model "is no
+    /// longer available" or "has been deprecated". Before a batch starts the model is not
+    /// served (exit 4 with the served ones); once pre-flight found it served, it was retired
+    /// mid-batch (exit 4 offering a new batch or `--switch-model`).
+    #[error("model not served: {message}")]
+    ModelUnavailable { message: String },
 }
 
 impl CallError {
@@ -411,6 +419,9 @@ impl CallError {
             CallError::Configuration { message } => CallError::Configuration {
                 message: m(message),
             },
+            CallError::ModelUnavailable { message } => CallError::ModelUnavailable {
+                message: m(message),
+            },
         }
     }
 }
@@ -432,6 +443,18 @@ pub trait Provider: Send + Sync {
     /// Checks that the key works and the model exists without spending generation quota
     /// (Gemini `GET v1beta/models/{model}`).
     async fn check_model(&self, key: Option<&ApiKey>, model: &str) -> Result<ModelInfo, CallError>;
+
+    /// Every model the provider serves (Gemini `GET v1beta/models`, all pages; OpenAI
+    /// `GET /v1/models`), without spending generation quota. A provider that cannot list
+    /// says so as a configuration problem.
+    async fn list_models(
+        &self,
+        _key: Option<&ApiKey>,
+    ) -> Result<Vec<crate::models::ServedModel>, CallError> {
+        Err(CallError::Configuration {
+            message: format!("the {} provider cannot list its models", self.name()),
+        })
+    }
 
     /// Counts the tokens of a request with the model's own tokenizer, where the provider can.
     async fn count_tokens(

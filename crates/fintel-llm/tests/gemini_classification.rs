@@ -114,7 +114,7 @@ fn check_error_fixture(name: &str, error: &CallError) {
             other => panic!("{name}: {other:?}"),
         },
         "firebase-googleai-unary-failure-unknown-model.json" => match error {
-            CallError::Configuration { message } => {
+            CallError::ModelUnavailable { message } => {
                 assert!(
                     message.contains("models/gemini-5.0-flash is not found"),
                     "{message}"
@@ -718,4 +718,42 @@ fn a_consumer_that_is_not_a_plain_project_is_ignored() {
         assert!(matches!(error, CallError::RateLimited { .. }), "{error:?}");
         assert_eq!(error.project(), None, "{consumer}");
     }
+}
+
+/// A model the provider no longer serves is its own row, apart from other configuration
+/// problems: the bodies are the ones Gemini gave for retired models (quoted in public threads).
+#[test]
+fn retired_and_unknown_models_are_model_unavailable() {
+    let bodies = [
+        (
+            404,
+            r#"{"error":{"code":404,"message":"models/gemini-1.5-flash is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.","status":"NOT_FOUND"}}"#,
+        ),
+        (
+            404,
+            r#"{"error":{"code":404,"message":"This model models/gemini-2.0-flash is no longer available to new users. Please update your code to use a newer model for the latest features and improvements.","status":"NOT_FOUND"}}"#,
+        ),
+        (
+            404,
+            r#"{"error":{"code":404,"message":"Gemini 1.0 Pro Vision has been deprecated on July 12, 2024. Consider switching to different model, for example gemini-1.5-flash.","status":"NOT_FOUND"}}"#,
+        ),
+        (
+            400,
+            r#"{"error":{"code":400,"message":"Gemini 1.0 Pro Vision has been deprecated on July 12, 2024. Consider switching to different model, for example gemini-1.5-flash.","status":"INVALID_ARGUMENT"}}"#,
+        ),
+    ];
+    for (status, body) in bodies {
+        match classify_gemini(status, body, &[]) {
+            CallError::ModelUnavailable { message } => {
+                assert!(message.contains(&format!("HTTP {status}")), "{message}");
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // A 404 for a path that is not a model stays a configuration problem (a wrong base URL).
+    let path = r#"{"error":{"code":404,"message":"Method not found.","status":"NOT_FOUND"}}"#;
+    assert!(matches!(
+        classify_gemini(404, path, &[]),
+        CallError::Configuration { .. }
+    ));
 }

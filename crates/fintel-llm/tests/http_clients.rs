@@ -327,6 +327,71 @@ async fn gemini_check_model_and_count_tokens() {
 }
 
 #[tokio::test]
+async fn gemini_lists_every_page_of_models() {
+    let page1 = json!({"models": [
+        {"name": "models/gemini-3-pro-preview", "version": "3.0", "displayName": "Gemini 3 Pro Preview",
+         "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+         "supportedGenerationMethods": ["generateContent", "countTokens"], "thinking": true},
+        {"name": "models/text-embedding-004", "supportedGenerationMethods": ["embedContent"]}
+    ], "nextPageToken": "page-2-token"});
+    let page2 = json!({"models": [
+        {"name": "models/gemini-3-flash", "version": "3.0", "inputTokenLimit": 1048576,
+         "outputTokenLimit": 65536, "supportedGenerationMethods": ["generateContent"], "thinking": true}
+    ]});
+    let server = TestServer::start(vec![
+        reply(200, page1.to_string()),
+        reply(200, page2.to_string()),
+    ])
+    .await;
+    let models = gemini(&server.url())
+        .list_models(Some(&key()))
+        .await
+        .expect("models");
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gemini-3-pro-preview",
+            "text-embedding-004",
+            "gemini-3-flash"
+        ]
+    );
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].path, "/v1beta/models");
+    assert_eq!(seen[0].query.as_deref(), Some("pageSize=1000"));
+    assert_eq!(seen[0].header("x-goog-api-key"), Some(SECRET));
+    assert_eq!(
+        seen[1].query.as_deref(),
+        Some("pageSize=1000&pageToken=page-2-token")
+    );
+    assert_eq!(
+        fintel_llm::choose_model(fintel_llm::ModelFamily::Gemini, &models)
+            .expect("choice")
+            .model,
+        "gemini-3-flash"
+    );
+}
+
+#[tokio::test]
+async fn a_model_list_that_never_ends_stops() {
+    // The same token every time: read once, not for ever.
+    let page = json!({"models": [{"name": "models/gemini-3-flash"}], "nextPageToken": "again"});
+    let server = TestServer::start(vec![
+        reply(200, page.to_string()),
+        reply(200, page.to_string()),
+    ])
+    .await;
+    let models = gemini(&server.url())
+        .list_models(Some(&key()))
+        .await
+        .expect("models");
+    assert_eq!(models.len(), 2);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
 async fn gemini_without_a_key_or_with_a_bad_model_sends_nothing() {
     let server = TestServer::start(Vec::new()).await;
     let client = gemini(&server.url());
@@ -671,6 +736,19 @@ async fn a_local_server_gets_no_authorization_header() {
     assert_eq!(seen[1].method, "GET");
     assert_eq!(seen[1].path, "/v1/models");
     assert_eq!(seen[1].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn openai_lists_its_models() {
+    let list = json!({"object": "list", "data": [
+        {"id": "smollm2-135m", "object": "model", "owned_by": "llamacpp"}
+    ]});
+    let server = TestServer::start(vec![reply(200, list.to_string())]).await;
+    let client = openai(&server.url(), MaxTokensField::MaxTokens);
+    let models = client.list_models(None).await.expect("models");
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].name, "smollm2-135m");
+    assert_eq!(server.only_request().path, "/v1/models");
 }
 
 #[tokio::test]

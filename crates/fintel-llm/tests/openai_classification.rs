@@ -137,7 +137,7 @@ fn keys_models_and_servers() {
         Some("model_not_found"),
     );
     match classify_openai(404, &no_model, None, &[]) {
-        CallError::Configuration { message } => assert!(
+        CallError::ModelUnavailable { message } => assert!(
             message.contains("model_not_found") && message.contains("gpt-9"),
             "{message}"
         ),
@@ -150,7 +150,7 @@ fn keys_models_and_servers() {
     );
     assert!(matches!(
         classify_openai(404, &ollama_missing, None, &[]),
-        CallError::Configuration { .. }
+        CallError::ModelUnavailable { .. }
     ));
     let bad_param = openai_error(
         "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
@@ -317,5 +317,42 @@ fn length_is_truncated_and_filters_are_refusals() {
     assert!(matches!(
         parse_openai_success(&wrapped),
         Err(CallError::Transient { .. })
+    ));
+}
+
+/// OpenAI `model_not_found` (unknown and deprecated models), vLLM's and Ollama's 404s for a
+/// model they do not serve: the model is not served, not a generic configuration problem.
+#[test]
+fn models_not_served_are_model_unavailable() {
+    let bodies = [
+        (
+            404,
+            r#"{"error":{"message":"The model `gpt-4-32k` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+        ),
+        (
+            404,
+            r#"{"error":{"message":"The model `text-davinci-003` has been deprecated, learn more here: https://platform.openai.com/docs/deprecations","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+        ),
+        (
+            404,
+            r#"{"object":"error","message":"The model `llama3` does not exist.","type":"NotFoundError","param":null,"code":404}"#,
+        ),
+        (
+            404,
+            r#"{"error":{"message":"model \"llama3.1:8b\" not found, try pulling it first","type":"api_error","param":null,"code":null}}"#,
+        ),
+    ];
+    for (status, body) in bodies {
+        match classify_openai(status, body, None, &[]) {
+            CallError::ModelUnavailable { message } => {
+                assert!(message.starts_with("HTTP 404"), "{message}")
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // A 404 page from a base URL that misses the API stays a configuration problem.
+    assert!(matches!(
+        classify_openai(404, "404 page not found", None, &[]),
+        CallError::Configuration { .. }
     ));
 }

@@ -99,6 +99,9 @@ pub struct GeminiConfig {
     pub projects: Vec<ProjectConfig>,
     /// Models served; any other model name gets 404 NOT_FOUND.
     pub models: Vec<ModelConfig>,
+    /// Models per page of `GET v1beta/models` when the request asks for more (or none): the
+    /// API's default page is 50; a small one makes clients follow `nextPageToken`.
+    pub models_page_size: usize,
     /// Real-time delay added to every generateContent answer.
     pub latency: LatencyConfig,
     /// Probabilities of injected faults.
@@ -106,6 +109,17 @@ pub struct GeminiConfig {
     /// Share of packed requests (one `fyYYYY` property per fiscal year) answered with their
     /// oldest year's part invalid ([`crate::packed`]), drawn apart from `faults`.
     pub invalid_packed_part: f64,
+    /// Every packed request, and every repair of one (it keeps the packed schema), is answered
+    /// with invalid JSON: a packed answer that is never usable, while each year asked alone
+    /// is answered well.
+    pub unusable_packed: bool,
+    /// A model that thinks its output away: a request whose thinking budget is above this, or
+    /// not bounded (absent or -1, or a `thinkingLevel` above `low`), is answered MAX_TOKENS,
+    /// one with less thinking well. `None`: thinking never cuts an answer off.
+    pub max_tokens_above_thinking: Option<i64>,
+    /// A request of more input tokens than this (a filing) is answered with invalid JSON,
+    /// a smaller one (a repair, which does not carry the filing) well. `None`: off.
+    pub invalid_json_above_tokens: Option<u64>,
     /// Windows during which every generateContent answers 503.
     pub outages: Vec<OutageWindow>,
     /// Keys refused with 400 API_KEY_INVALID even if a project lists them.
@@ -138,9 +152,13 @@ impl Default for GeminiConfig {
                 },
             ],
             models: vec![ModelConfig::default()],
+            models_page_size: 50,
             latency: LatencyConfig::default(),
             faults: FaultConfig::default(),
             invalid_packed_part: 0.0,
+            unusable_packed: false,
+            max_tokens_above_thinking: None,
+            invalid_json_above_tokens: None,
             outages: Vec::new(),
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),
@@ -203,6 +221,35 @@ pub struct ModelConfig {
     pub max_thinking_budget: i64,
     /// Thinking tokens reported in usageMetadata when thinking is on.
     pub thoughts_tokens: u64,
+    /// The model retires after answering this many generateContent requests: from then on it
+    /// is not listed and every request for it is answered 404 NOT_FOUND, as Google answers for
+    /// a model past its shutdown date.
+    pub retire_after_answers: Option<u64>,
+    /// The model retires at this instant of the injected clock (RFC 3339 in TOML).
+    pub retired_at: Option<Timestamp>,
+}
+
+impl ModelConfig {
+    /// A served model named `name` with the default limits.
+    pub fn named(name: &str) -> ModelConfig {
+        ModelConfig {
+            name: name.to_string(),
+            ..ModelConfig::default()
+        }
+    }
+
+    /// Only Gemini 3.x models, as served once every Gemini 2.5 model has retired: a
+    /// generally available Flash, its Flash-Lite and a Pro preview.
+    pub fn gemini_3_only() -> Vec<ModelConfig> {
+        [
+            "gemini-3-pro-preview",
+            "gemini-3-flash-lite",
+            "gemini-3-flash",
+        ]
+        .into_iter()
+        .map(ModelConfig::named)
+        .collect()
+    }
 }
 
 impl Default for ModelConfig {
@@ -214,6 +261,8 @@ impl Default for ModelConfig {
             min_thinking_budget: 0,
             max_thinking_budget: 24_576,
             thoughts_tokens: 512,
+            retire_after_answers: None,
+            retired_at: None,
         }
     }
 }

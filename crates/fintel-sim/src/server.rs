@@ -60,6 +60,8 @@ struct Inner {
     attempts: HashMap<u64, u32>,
     /// Request contents already answered 200 STOP.
     answered: HashSet<u64>,
+    /// generateContent answers per model, for `retire_after_answers`.
+    model_answers: HashMap<String, u64>,
     gemini: GeminiStats,
     sec: SecRecorder,
     openai: OpenAiInner,
@@ -116,6 +118,7 @@ impl SimState {
                 outages,
                 attempts: HashMap::new(),
                 answered: HashSet::new(),
+                model_answers: HashMap::new(),
                 gemini: GeminiStats::default(),
                 sec: SecRecorder::default(),
                 openai: OpenAiInner::default(),
@@ -224,6 +227,7 @@ pub fn router(state: Arc<SimState>) -> Router {
             "/Archives/edgar/data/{cik}/{folder}/{document}",
             get(archive),
         )
+        .route("/v1beta/models", get(gemini_list))
         .route("/v1beta/models/{*rest}", get(gemini_get).post(gemini_post))
         .route("/v1/models", get(openai::list_models))
         .route("/v1/chat/completions", post(openai::chat_completions))
@@ -486,22 +490,93 @@ fn authenticate(state: &SimState, key: Option<String>) -> Result<(usize, String)
     }
 }
 
+/// Whether `model` has retired by `now`, given its answers so far.
+fn is_retired(model: &ModelConfig, answers: u64, now: jiff::Timestamp) -> bool {
+    model.retire_after_answers.is_some_and(|n| answers >= n)
+        || model.retired_at.is_some_and(|at| now >= at)
+}
+
 fn find_model<'a>(
     state: &'a SimState,
     model: &str,
     method: &str,
 ) -> Result<&'a ModelConfig, ErrorReply> {
     let model = model.strip_prefix("models/").unwrap_or(model);
-    state
-        .config
-        .gemini
-        .models
+    let now = state.clock.now();
+    let mut inner = state.lock();
+    let found = state.config.gemini.models.iter().find(|m| {
+        m.name == model
+            && !is_retired(
+                m,
+                inner.model_answers.get(&m.name).copied().unwrap_or(0),
+                now,
+            )
+    });
+    found.ok_or_else(|| {
+        inner.gemini.unknown_model += 1;
+        errors::model_not_found(model, method)
+    })
+}
+
+/// `GET v1beta/models?pageSize=N&pageToken=T`: the models served and not retired, a page at a
+/// time. The token is the index of the page's first model, opaque to clients as the real one.
+async fn gemini_list(
+    State(state): State<Arc<SimState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authenticate(&state, api_key(&headers, &query)) {
+        return reply(e);
+    }
+    let page_size = query
+        .get("pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(50)
+        .min(state.config.gemini.models_page_size.max(1));
+    let start = match query.get("pageToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => match token
+            .strip_prefix("sim-page-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => {
+                return reply(errors::invalid_argument(&format!(
+                    "Invalid page token: {token}"
+                )))
+            }
+        },
+    };
+    let now = state.clock.now();
+    let served: Vec<&ModelConfig> = {
+        let inner = state.lock();
+        state
+            .config
+            .gemini
+            .models
+            .iter()
+            .filter(|m| {
+                !is_retired(
+                    m,
+                    inner.model_answers.get(&m.name).copied().unwrap_or(0),
+                    now,
+                )
+            })
+            .collect()
+    };
+    let page: Vec<Value> = served
         .iter()
-        .find(|m| m.name == model)
-        .ok_or_else(|| {
-            state.lock().gemini.unknown_model += 1;
-            errors::model_not_found(model, method)
-        })
+        .skip(start)
+        .take(page_size)
+        .map(|m| gemini::model_body(m))
+        .collect();
+    let mut body = serde_json::json!({ "models": page });
+    if start + page_size < served.len() {
+        body["nextPageToken"] = Value::String(format!("sim-page-{}", start + page_size));
+    }
+    state.lock().gemini.model_lists += 1;
+    Json(body).into_response()
 }
 
 async fn gemini_get(
@@ -703,6 +778,30 @@ fn decide_generate(
     } else {
         Fault::None
     };
+    // The answers that depend on the request itself: they come before any drawn fault, so a
+    // test that sets one knows exactly how each request is answered.
+    let packed = request
+        .schema
+        .as_ref()
+        .is_some_and(|s| !crate::packed::packed_years(s).is_empty());
+    let fault = match fault {
+        Fault::None if config.unusable_packed && packed => Fault::InvalidJson,
+        Fault::None
+            if config
+                .invalid_json_above_tokens
+                .is_some_and(|limit| request.tokens > limit) =>
+        {
+            Fault::InvalidJson
+        }
+        Fault::None
+            if config
+                .max_tokens_above_thinking
+                .is_some_and(|limit| request.thinking_bound.is_none_or(|b| b > limit)) =>
+        {
+            Fault::MaxTokens
+        }
+        f => f,
+    };
     // The weather's faults come on top of the configured ones, from their own draw.
     let mut slow_until = None;
     let fault = match (fault, state.weather.as_ref()) {
@@ -771,6 +870,13 @@ fn decide_generate(
             text = Some(truncate_chars(t, (max * 4) as usize));
         }
     }
+    // Retired by another request answered since `find_model` looked: no more answers.
+    let answers = inner.model_answers.entry(model.name.clone()).or_insert(0);
+    if is_retired(model, *answers, now) {
+        inner.gemini.unknown_model += 1;
+        return Outcome::Reply(errors::model_not_found(&model.name, "generateContent"));
+    }
+    *answers += 1;
     bump(&mut inner.gemini, GeminiEvent::Accepted);
     let slow = matches!(fault, Fault::Slow);
     let clean = finish == Finish::Stop && matches!(fault, Fault::None);

@@ -87,6 +87,9 @@ pub struct GeminiStats {
     pub count_tokens: u64,
     /// GET models/{model} requests answered.
     pub model_gets: u64,
+    /// Pages of GET models (the model list) answered.
+    #[serde(default)]
+    pub model_lists: u64,
 }
 
 /// SEC traffic counters.

@@ -293,6 +293,39 @@ CREATE TABLE ledger_tasks (
 );
 CREATE INDEX ledger_tasks_task ON ledger_tasks (task_id);
 "#,
+    // A retry inside an attempt (the repair of an unusable answer, the same request with less
+    // thinking after a cut-off one) that must wait for quota keeps its state here, so the wait
+    // may outlive the process: the attempt it belongs to, the tasks of the call (a pack's, in
+    // order), the lower thinking, the answer to repair with what was wrong with it, and the
+    // calls and tokens the attempt has spent so far (its result counts them all).
+    r#"
+CREATE TABLE retry_states (
+    task_id          INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+    attempt          INTEGER NOT NULL,
+    carried          TEXT NOT NULL DEFAULT '',
+    thinking_lowered INTEGER NOT NULL DEFAULT 0,
+    repair_answer    TEXT,
+    repair_problem   TEXT,
+    calls            INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens    INTEGER NOT NULL DEFAULT 0,
+    output_tokens    INTEGER NOT NULL DEFAULT 0,
+    thinking_tokens  INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL
+);
+"#,
+    // A batch whose model was retired goes on with another one
+    // (`--resume ID --switch-model NEW`); each switch is kept, and every result keeps its own
+    // model.
+    r#"
+CREATE TABLE model_switches (
+    id         INTEGER PRIMARY KEY,
+    batch_id   TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    at         INTEGER NOT NULL,
+    from_model TEXT NOT NULL,
+    to_model   TEXT NOT NULL
+);
+CREATE INDEX model_switches_batch ON model_switches (batch_id, at);
+"#,
 ];
 
 /// The schema version this build writes.

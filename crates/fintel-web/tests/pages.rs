@@ -936,3 +936,45 @@ async fn the_task_table_shows_the_attempts_results_and_exports_show() {
         .expect("the row");
     assert_eq!(acme_2024["attempts"], 1, "{acme_2024}");
 }
+
+#[tokio::test]
+async fn batch_page_shows_when_results_come_from_more_than_one_model() {
+    let f = fixture();
+    let app = f.router();
+    let before = get(&app, &format!("/batches/{MAIN}")).await;
+    assert!(
+        !before.body.contains("id=\"models\""),
+        "one model: no section"
+    );
+
+    let store = f.store();
+    let model: String = store
+        .conn()
+        .query_row("SELECT model FROM batches WHERE id = ?1", [MAIN], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    store
+        .switch_batch_model(MAIN, &model, "gemini-3.1-flash", at("2026-06-15T20:00:00Z"))
+        .unwrap()
+        .unwrap();
+    // A result the new model produced after the switch.
+    store
+        .conn()
+        .execute(
+            "UPDATE results SET model = 'gemini-3.1-flash' WHERE id = \
+             (SELECT MAX(result_id) FROM tasks WHERE batch_id = ?1)",
+            [MAIN],
+        )
+        .unwrap();
+    let page = get(&app, &format!("/batches/{MAIN}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(body.contains("results come from 2 models"), "{body}");
+    assert!(body.contains("<code>gemini-3.1-flash</code>"), "{body}");
+    assert!(
+        body.contains(&format!("from <code>{model}</code>")),
+        "{body}"
+    );
+    assert_no_live_markup(body, "batch page with two models");
+}

@@ -19,6 +19,8 @@ pub struct App {
     pub clock: SharedClock,
     /// The model's `outputTokenLimit`, once the pre-flight lookup has answered.
     pub model_output_limit: std::sync::OnceLock<u64>,
+    /// The model pre-flight chose from the provider's list when none was configured.
+    pub chosen_model: std::sync::OnceLock<String>,
 }
 
 impl App {
@@ -115,18 +117,27 @@ impl App {
         }
     }
 
-    pub fn engine_settings(&self) -> EngineSettings {
+    /// The model of this run: the configured one, else the one pre-flight chose.
+    pub fn model(&self) -> Option<&str> {
+        self.config
+            .model
+            .as_deref()
+            .or_else(|| self.chosen_model.get().map(String::as_str))
+    }
+
+    /// The settings of a run analysing with `model` (a batch's own model).
+    pub fn engine_settings(&self, model: &str) -> EngineSettings {
         let c = &self.config;
         let (max_output_tokens, thinking) = fintel_engine::settings::output_budget(
             c.max_output_tokens,
             &c.thinking,
-            &c.model,
+            model,
             self.model_output_limit.get().copied(),
         );
         EngineSettings {
             concurrency: c.concurrency,
             grace: c.grace,
-            model: c.model.clone(),
+            model: model.to_string(),
             context_tokens: c.context_tokens,
             temperature: c.temperature,
             max_output_tokens,

@@ -91,7 +91,18 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         .map_err(|e| usage(format!("{e:#}")))?;
     let text = String::from_utf8_lossy(&text);
     let rows = input::parse_companies(&file.display().to_string(), &text)?;
-    // The plan first: unknown tickers get their "did you mean", and on a terminal the user
+    let analysis = WorkflowAnalysis::new(workflow.clone());
+    let provider = app.provider()?;
+    let pool = app.pool();
+    let display = Display::new(args.json);
+    // The model before the plan: with none configured it is chosen from the provider's list,
+    // and the plan counts the results already stored for it.
+    let model = if analysis.needs_model() {
+        preflight(app, provider.as_ref(), &pool, None, &display).await?
+    } else {
+        app.model().unwrap_or("none").to_string()
+    };
+    // The plan next: unknown tickers get their "did you mean", and on a terminal the user
     // sees what the batch will cost before anything is created.
     let pack = args.pack.unwrap_or(app.config.pack);
     let plan = crate::planning::make_plan(app, &rows, &years, &workflow, pack).await?;
@@ -102,14 +113,7 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
         eprintln!("not started; nothing was created");
         return Ok(exit::OK);
     }
-    let analysis = WorkflowAnalysis::new(workflow);
     let edgar = app.edgar()?;
-    let provider = app.provider()?;
-    let pool = app.pool();
-    let display = Display::new(args.json);
-    if analysis.needs_model() {
-        preflight(app, provider.as_ref(), &pool, None, &display).await?;
-    }
     let store = app.open_store()?;
     let source: Arc<dyn FilingSource> = Arc::new(LiveSource { edgar });
     let created = create_batch(
@@ -121,7 +125,7 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
             rows,
             years,
             analysis: analysis.as_ref(),
-            model: app.config.model.clone(),
+            model,
             priority: args.priority,
             settings: BatchSettings {
                 max_retries: args.max_retries,
@@ -162,20 +166,60 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
     .await
 }
 
-/// Checks every key without spending generation quota ([`crate::doctor::check_keys`], as
-/// `fintel doctor` does); disables unusable keys. A model the provider does not know, or no
-/// usable key at all, is a configuration problem (exit 4).
+/// What a pre-flight checks a model for, which decides what a model that is not served means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelUse<'a> {
+    /// A new batch or `fintel analyze`: the configured model, or one chosen.
+    New,
+    /// A resumed batch's own model.
+    Resume { batch_id: &'a str },
+    /// The model a resumed batch switches to.
+    SwitchTo { batch_id: &'a str },
+}
+
+/// Resolves the model of a new batch (the configured one, or one chosen from the provider's
+/// list, said on `display`) and checks it with every key ([`preflight_model`]). Returns it;
+/// it is also [`App::model`] from then on.
 pub async fn preflight(
     app: &App,
     provider: &dyn Provider,
     pool: &KeyPool,
     store: Option<&Store>,
     display: &Display,
-) -> Result<()> {
-    preflight_model(app, provider, pool, store, display, &app.config.model).await
+) -> Result<String> {
+    if !app.config.has_keys() && app.config.provider == crate::config::ProviderKind::Gemini {
+        return Err(crate::config::no_keys_error());
+    }
+    let served = crate::models::list_served(provider, &pool.buckets()).await;
+    let model = match app.model() {
+        Some(model) => model.to_string(),
+        None => {
+            let choice =
+                crate::models::choose(app.config.provider, &served).map_err(config_problem)?;
+            display.println(&crate::models::chosen_line(&choice));
+            let _ = app.chosen_model.set(choice.model.clone());
+            choice.model
+        }
+    };
+    preflight_model(
+        app,
+        provider,
+        pool,
+        store,
+        display,
+        &model,
+        ModelUse::New,
+        served.as_deref().ok(),
+    )
+    .await?;
+    Ok(model)
 }
 
-/// [`preflight`] for `model` (a resumed batch's own model).
+/// Checks every key against `model` without spending generation quota
+/// ([`crate::doctor::check_keys`], as `fintel doctor` does); disables unusable keys. A model
+/// the provider does not serve (named with the served ones, `served` being the provider's
+/// list where it could be read), or no usable key at all, is a configuration problem (exit 4).
+#[allow(clippy::too_many_arguments)]
 pub async fn preflight_model(
     app: &App,
     provider: &dyn Provider,
@@ -183,11 +227,14 @@ pub async fn preflight_model(
     store: Option<&Store>,
     display: &Display,
     model: &str,
+    purpose: ModelUse<'_>,
+    served: Option<&[fintel_llm::ServedModel]>,
 ) -> Result<()> {
     if !app.config.has_keys() && app.config.provider == crate::config::ProviderKind::Gemini {
         return Err(crate::config::no_keys_error());
     }
     let checks = crate::doctor::check_keys(provider, &pool.buckets(), model).await;
+    let candidates = || crate::models::candidates(app.config.provider, served);
     let mut usable = 0;
     for check in &checks {
         let label = &check.label;
@@ -198,18 +245,33 @@ pub async fn preflight_model(
                     let _ = app.model_output_limit.set(limit);
                 }
             }
-            Err(CallError::Configuration { message }) if model != app.config.model => {
-                // A resumed batch's own model: the configuration cannot change it.
+            Err(CallError::ModelUnavailable { message }) => {
+                return Err(config_problem(match purpose {
+                    ModelUse::New => crate::models::not_served(model, message, &candidates()),
+                    ModelUse::Resume { batch_id } => {
+                        crate::models::retired(batch_id, model, message, &candidates())
+                    }
+                    ModelUse::SwitchTo { batch_id } => format!(
+                        "--switch-model {model}: {}; batch {batch_id} was not changed",
+                        crate::models::not_served(model, message, &candidates())
+                    ),
+                }));
+            }
+            Err(CallError::Configuration { message }) if purpose != ModelUse::New => {
+                // A batch's own model: the configuration cannot change it.
                 return Err(config_problem(format!(
-                    "model {model:?}, which this batch analyses with, cannot be used: \
-                     {message}. A batch keeps its model; start a new batch with a model your \
-                     keys can use (fintel batch FILE --years N --model NAME)."
+                    "model {model:?} cannot be used for this batch: {message}. A batch keeps \
+                     its model; start a new batch with a model your keys can use (fintel batch \
+                     FILE --years N --model NAME), or switch this one (fintel batch --resume ID \
+                     --switch-model NAME). Served models: {}",
+                    candidates()
                 )));
             }
             Err(CallError::Configuration { message }) => {
                 return Err(config_problem(format!(
                     "model {model:?} cannot be used: {message}. Set FINTEL_MODEL (or [model] \
-                     name in fintel.toml) to a model your keys can use."
+                     name in fintel.toml) to a model your keys can use. Served models: {}",
+                    candidates()
                 )))
             }
             Err(CallError::KeyUnusable { reason, .. })
@@ -264,15 +326,20 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
         )));
     }
     if let Some(asked) = args.model.as_deref() {
-        if asked != batch.model {
+        if asked != batch.model && args.switch_model.as_deref() != Some(asked) {
             return Err(usage(format!(
                 "batch {id} analyses with model {have}; a resume keeps it (its results are keyed \
-                 by it). Resume without --model, or start a new batch for {asked}: fintel batch \
-                 FILE --years N --model {asked} (stored results are reused where they match)",
+                 by it). Resume without --model, switch the batch to {asked} for the tasks still \
+                 to run (fintel batch --resume {id} --switch-model {asked}; results so far keep \
+                 {have}), or start a new batch for {asked}: fintel batch FILE --years N --model \
+                 {asked} (stored results are reused where they match)",
                 id = batch.id,
                 have = batch.model
             )));
         }
+    }
+    if let Some(to) = args.switch_model.as_deref() {
+        check_switch(&store, &batch, id, to, args.join)?;
     }
     // Checked again, race-free, once this process is registered (see `run_with`); this early
     // check only spares the user a pre-flight before the refusal.
@@ -289,16 +356,60 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
     let provider = app.provider()?;
     let pool = app.pool();
     let display = Display::new(args.json);
+    let mut batch = batch;
     if analysis.needs_model() {
-        preflight_model(
-            app,
-            provider.as_ref(),
-            &pool,
-            Some(&store),
-            &display,
-            &batch.model,
-        )
-        .await?;
+        let served = crate::models::list_served(provider.as_ref(), &pool.buckets()).await;
+        let served = served.as_deref().ok();
+        match args.switch_model.as_deref() {
+            Some(to) => {
+                let to = to.trim();
+                let purpose = ModelUse::SwitchTo {
+                    batch_id: &batch.id,
+                };
+                preflight_model(
+                    app,
+                    provider.as_ref(),
+                    &pool,
+                    Some(&store),
+                    &display,
+                    to,
+                    purpose,
+                    served,
+                )
+                .await?;
+                let from = batch.model.clone();
+                match store.switch_batch_model(&batch.id, &from, to, app.clock.now())? {
+                    Ok(()) => display.println(&format!(
+                        "batch {}: model switched from {from} to {to} for the tasks still to \
+                         run; the results stored so far keep {from}",
+                        batch.id
+                    )),
+                    Err(refused) => return Err(usage(switch_refused(&batch.id, to, &refused))),
+                }
+                batch = store.find_batch(&batch.id)?;
+            }
+            None => {
+                let purpose = ModelUse::Resume {
+                    batch_id: &batch.id,
+                };
+                preflight_model(
+                    app,
+                    provider.as_ref(),
+                    &pool,
+                    Some(&store),
+                    &display,
+                    &batch.model,
+                    purpose,
+                    served,
+                )
+                .await?;
+            }
+        }
+    } else if args.switch_model.is_some() {
+        return Err(usage(format!(
+            "batch {} runs analysis {}, which needs no model: there is nothing to switch",
+            batch.id, batch.analysis_type
+        )));
     }
     let source: Arc<dyn FilingSource> = Arc::new(LiveSource {
         edgar: app.edgar()?,
@@ -318,6 +429,76 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
         app, store, &batch.id, source, provider, analysis, pool, display, args.json, args.join,
     )
     .await
+}
+
+/// Refuses a `--switch-model` that cannot apply, before anything is checked or written: a
+/// batch needs naming, must be stopped (no live process; not completed or cancelled), and must
+/// be switched to another model than its own (exit 2).
+fn check_switch(store: &Store, batch: &Batch, id: &str, to: &str, join: bool) -> Result<()> {
+    let to = to.trim();
+    if id.is_empty() {
+        return Err(usage(format!(
+            "--switch-model changes one batch: name it, as in fintel batch --resume ID \
+             --switch-model {to} (`fintel batch --list-incomplete` lists them)"
+        )));
+    }
+    if to.is_empty() || to.chars().any(char::is_whitespace) {
+        return Err(usage(format!(
+            "--switch-model {to:?} is not a model name; `fintel doctor` lists the served models"
+        )));
+    }
+    if join {
+        return Err(usage(
+            "--switch-model and --join do not go together: a batch's model is switched while \
+             no process runs it",
+        ));
+    }
+    if to == batch.model {
+        return Err(usage(format!(
+            "batch {} already analyses with {to}: nothing to switch; resume it with fintel \
+             batch --resume {}",
+            batch.id, batch.id
+        )));
+    }
+    if let Some(refused) = match batch.state {
+        BatchState::Completed | BatchState::Cancelled => {
+            Some(fintel_store::SwitchRefused::Ended(batch.state))
+        }
+        _ => None,
+    } {
+        return Err(usage(switch_refused(&batch.id, to, &refused)));
+    }
+    let live = store.live_processes(&batch.id)?;
+    if let Some(p) = live.first() {
+        return Err(usage(format!(
+            "batch {} is running (process {} on {}): its model can be switched only while it \
+             is stopped. Stop it first (Ctrl+C in its terminal, or the dashboard's stop), then \
+             fintel batch --resume {} --switch-model {to}",
+            batch.id,
+            p.pid,
+            p.host.as_deref().unwrap_or("this machine"),
+            batch.id
+        )));
+    }
+    Ok(())
+}
+
+/// Why the store refused a switch, for the user.
+fn switch_refused(batch_id: &str, to: &str, refused: &fintel_store::SwitchRefused) -> String {
+    match refused {
+        fintel_store::SwitchRefused::SameModel => {
+            format!("batch {batch_id} already analyses with {to}: nothing to switch")
+        }
+        fintel_store::SwitchRefused::Ended(state) => format!(
+            "batch {batch_id} is {}: there are no tasks left for {to}; start a new batch with \
+             it instead (fintel batch FILE --years N --model {to})",
+            state.as_str()
+        ),
+        fintel_store::SwitchRefused::ModelChanged { now } => format!(
+            "batch {batch_id}'s model changed to {now} meanwhile; nothing was switched \
+             (`fintel batch status {batch_id}` shows it)"
+        ),
+    }
 }
 
 /// Refuses to run a batch that a live process other than `me` works on, unless `join`:
@@ -392,9 +573,10 @@ pub async fn run_with(
         drop(ownership);
         return Err(refusal);
     }
-    // The batch owns its model: a resume analyses with the model it was created with.
-    let mut settings = app.engine_settings();
-    settings.model = store.find_batch(batch_id)?.model;
+    // The batch owns its model: a resume analyses with the model it was created with (or
+    // switched to).
+    let settings = app.engine_settings(&store.find_batch(batch_id)?.model);
+    let retired_lookup = (provider.clone(), pool.clone());
     let (tx, rx) = watch::channel(false);
     let grace = app.config.grace;
     let signals = tokio::spawn(async move {
@@ -457,6 +639,19 @@ pub async fn run_with(
             exit::CONFIG,
             format!("stopped on a configuration problem: {msg}\nNo task was failed for it; fix it and resume with: {resume}"),
         ),
+        RunOutcome::ModelRetired(msg) => {
+            let (provider, pool) = &retired_lookup;
+            let served = crate::models::list_served(provider.as_ref(), &pool.buckets()).await;
+            let candidates =
+                crate::models::candidates(app.config.provider, served.as_deref().ok());
+            (
+                exit::CONFIG,
+                format!(
+                    "stopped: {}",
+                    crate::models::retired(batch_id, &batch.model, msg, &candidates)
+                ),
+            )
+        }
     };
     let summary = format!(
         "{line}\n{} completed, {} skipped, {} failed of {} tasks; results in {}",
@@ -632,10 +827,14 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
     } else {
         None
     };
+    let result_models = store.batch_result_models(&batch.id)?;
+    let switches = store.model_switches(&batch.id)?;
     if args.json {
         let mut v = batch_json(&store, &batch)?;
         v["estimated_finish"] = json!(eta.map(|e| e.finish.to_string()));
         v["reasons"] = json!(reasons);
+        v["result_models"] = json!(result_models);
+        v["model_switches"] = json!(switches);
         if args.failed {
             v["failed"] = json!(failed);
         }
@@ -667,6 +866,17 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         "  analysis   {} (model {})",
         batch.analysis_type, batch.model
     );
+    for s in &switches {
+        println!(
+            "  switched   {}: model {} -> {}",
+            local_and_pacific(s.at),
+            s.from_model,
+            s.to_model
+        );
+    }
+    if let Some(note) = crate::models::mixed_models_note(&result_models) {
+        println!("  models     {note} (each result keeps its own model)");
+    }
     println!("  created    {}", local_and_pacific(batch.created_at));
     println!(
         "  tasks      {} total: {} completed, {} skipped, {} failed, {} pending, {} running",

@@ -69,6 +69,8 @@ pub enum Command {
     Filings(FilingsArgs),
     /// Show what the model will read for a filing document
     Text(TextArgs),
+    /// Compare two filings of a company (year over year): similarity per section, sentences added and removed
+    Changes(ChangesArgs),
     /// List analysis types, or print one (`fintel workflows show NAME`) to copy and edit
     Workflows(WorkflowsArgs),
     /// Simulated SEC and Gemini endpoints, for tests, benchmarks and the demo
@@ -160,6 +162,10 @@ pub struct BatchArgs {
     /// With --resume ID: take up a cancelled batch again (a bare --resume never picks one)
     #[arg(long)]
     pub reopen: bool,
+    /// With --resume ID: go on with this model instead of the batch's (after its model was
+    /// retired); the switch is recorded and every stored result keeps its own model
+    #[arg(long, value_name = "MODEL")]
+    pub switch_model: Option<String>,
     /// List the batches that can be resumed
     #[arg(long)]
     pub list_incomplete: bool,
@@ -169,7 +175,7 @@ pub struct BatchArgs {
     /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
-    /// Model to use [env: FINTEL_MODEL]
+    /// Model to use [env: FINTEL_MODEL; default: chosen from the provider's list]
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
 }
@@ -508,6 +514,23 @@ pub struct TextArgs {
     #[arg(long)]
     pub facts: bool,
     /// Form of the document (10-K, 20-F); detected when omitted
+    #[arg(long, value_name = "FORM")]
+    pub form: Option<String>,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// The earlier filing document (HTML or text) on disk
+    pub old: PathBuf,
+    /// The later filing document (HTML or text) on disk
+    pub new: PathBuf,
+    /// Only this item, e.g. 1A or 7
+    #[arg(long, value_name = "ITEM")]
+    pub section: Option<String>,
+    /// Form of both documents (10-K, 20-F); detected from each when omitted
     #[arg(long, value_name = "FORM")]
     pub form: Option<String>,
     /// Print one JSON document on stdout

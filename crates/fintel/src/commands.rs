@@ -370,9 +370,11 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
     let provider = app.provider()?;
     let pool = app.pool();
     let display = Display::new(args.json);
-    if fintel_engine::Analysis::needs_model(analysis.as_ref()) {
-        preflight(app, provider.as_ref(), &pool, None, &display).await?;
-    }
+    let model = if fintel_engine::Analysis::needs_model(analysis.as_ref()) {
+        preflight(app, provider.as_ref(), &pool, None, &display).await?
+    } else {
+        app.model().unwrap_or("none").to_string()
+    };
     let store = app.open_store()?;
     let source: Arc<dyn FilingSource> = Arc::new(LiveSource { edgar });
     let created = create_batch(
@@ -384,7 +386,7 @@ pub async fn analyze(app: &App, args: AnalyzeArgs) -> Result<u8> {
             rows,
             years,
             analysis: analysis.as_ref(),
-            model: app.config.model.clone(),
+            model,
             priority: 0,
             settings: BatchSettings {
                 force: args.force,
@@ -548,7 +550,8 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         provider: ProviderKind::Gemini,
         gemini_url: url.clone(),
         openai_url: String::new(),
-        model: "gemini-2.5-flash".into(),
+        // The simulator's own model: the demo needs no choice, and names no model of its own.
+        model: sim_config.gemini.models.first().map(|m| m.name.clone()),
         thinking: fintel_llm::Thinking::ProviderDefault,
         temperature: Some(0.2),
         max_output_tokens: Some(8_192),
@@ -591,6 +594,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         config,
         clock,
         model_output_limit: Default::default(),
+        chosen_model: Default::default(),
     };
     eprintln!(
         "fintel demo: {} simulated companies x {} years, {} keys of {per_day} requests/day, on a \
@@ -618,7 +622,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
             rows,
             years: YearsSpec::Latest(args.years),
             analysis: analysis.as_ref(),
-            model: app.config.model.clone(),
+            model: app.model().unwrap_or_default().to_string(),
             priority: 0,
             settings: BatchSettings::default(),
         },
@@ -728,7 +732,7 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
 /// Why `bytes` cannot be a filing document (HTML or SEC's plain text), or `None` when it may
 /// be one. Old filings are often Latin-1, so only what text never has counts: nothing at all,
 /// NUL bytes, or many control characters (PDFs, images, archives, spreadsheets).
-fn not_a_filing(bytes: &[u8]) -> Option<&'static str> {
+pub(crate) fn not_a_filing(bytes: &[u8]) -> Option<&'static str> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Some("the file is empty");
     }

@@ -118,7 +118,9 @@ pub struct Config {
     pub provider: ProviderKind,
     pub gemini_url: String,
     pub openai_url: String,
-    pub model: String,
+    /// The model the user configured (flag, FINTEL_MODEL, `[model] name`); `None` lets
+    /// pre-flight choose one from the provider's list.
+    pub model: Option<String>,
     pub thinking: Thinking,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
@@ -209,10 +211,11 @@ impl Config {
             .clone()
             .or_else(|| env("FINTEL_MODEL"))
             .or(file.model.name.clone())
-            .unwrap_or_else(|| "gemini-2.5-flash".to_string());
-        if provider == ProviderKind::Gemini {
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty());
+        if let (ProviderKind::Gemini, Some(model)) = (provider, &model) {
             thinking
-                .check_for_model(&model)
+                .check_for_model(model)
                 .map_err(|e| usage(format!("thinking setting: {e}")))?;
         }
         let defaults = BucketLimits {

@@ -134,6 +134,8 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
 
     let mut checks = Vec::new();
     let mut keys = Vec::new();
+    let mut model_used: Option<String> = config.model.clone();
+    let mut model_choice: Option<fintel_llm::ModelChoice> = None;
     let provider_url = match config.provider {
         ProviderKind::Gemini => &config.gemini_url,
         ProviderKind::OpenAi => &config.openai_url,
@@ -143,7 +145,10 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
         checks.push(Check::fail("keys", "no API key configured", message));
         checks.push(Check::fail(
             "model",
-            format!("{} not checked: no key to ask with", config.model),
+            match &config.model {
+                Some(model) => format!("{model} not checked: no key to ask with"),
+                None => "not chosen: no key to ask the provider's model list with".to_string(),
+            },
             "configure a key first (see keys)",
         ));
         checks.push(Check::fail(
@@ -151,13 +156,46 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
             "no key, so no quota: 0 requests a day",
             "configure a key first (see keys)",
         ));
+    } else if let Err(why) = match &config.model {
+        Some(_) => Ok(()),
+        None => {
+            let served = crate::models::list_served(provider.as_ref(), &config.buckets).await;
+            crate::models::choose(config.provider, &served).map(|choice| {
+                model_used = Some(choice.model.clone());
+                model_choice = Some(choice);
+            })
+        }
+    } {
+        checks.push(Check::fail(
+            "model",
+            mask(why),
+            "check the keys and the provider URL, or pin a model with FINTEL_MODEL",
+        ));
     } else {
-        let results = check_keys(provider.as_ref(), &config.buckets, &config.model).await;
+        let model = model_used.clone().unwrap_or_default();
+        let results = check_keys(provider.as_ref(), &config.buckets, &model).await;
         for r in &results {
             keys.push(key_report(r, &disabled, provider_url, &mask));
         }
-        checks.push(keys_check(&keys, &config.model));
-        checks.push(model_check(&results, &config.model, provider_url, &mask));
+        checks.push(keys_check(&keys, &model));
+        let unserved = results
+            .iter()
+            .any(|r| matches!(r.outcome, Err(CallError::ModelUnavailable { .. })));
+        let candidates = if unserved {
+            let served = crate::models::list_served(provider.as_ref(), &config.buckets).await;
+            crate::models::candidates(config.provider, served.as_deref().ok())
+        } else {
+            String::new()
+        };
+        let mut check = model_check(&results, &model, provider_url, &candidates, &mask);
+        if let (true, Some(choice)) = (check.ok, &model_choice) {
+            check.detail = format!(
+                "{}; chosen: {} (pin it, or another, with FINTEL_MODEL or [model] name in \
+                 fintel.toml)",
+                check.detail, choice.reason
+            );
+        }
+        checks.push(check);
         // The assumption plans rest on: how many projects the keys are in.
         let buckets = crate::projects::effective_buckets(app, store.as_deref())
             .map(|(b, _)| b)
@@ -184,7 +222,8 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
             json!({
                 "ok": ok,
                 "provider": config.provider,
-                "model": config.model,
+                "model": model_used,
+                "model_chosen": model_choice.as_ref().map(|c| json!({"model": c.model, "reason": c.reason})),
                 "checks": checks,
                 "keys": keys,
             })
@@ -204,7 +243,9 @@ fn key_report(
     let (status, detail) = match &check.outcome {
         // A model the provider does not know is the model's problem: the key got past
         // authentication, which the provider checks first.
-        Ok(_) | Err(CallError::Configuration { .. }) => ("ok", "accepted by the provider".into()),
+        Ok(_) | Err(CallError::Configuration { .. }) | Err(CallError::ModelUnavailable { .. }) => {
+            ("ok", "accepted by the provider".into())
+        }
         Err(CallError::DailyQuotaExhausted { message, .. })
         | Err(CallError::RateLimited { message, .. })
         | Err(CallError::InputTokensPerMinute { message, .. }) => (
@@ -285,6 +326,7 @@ fn model_check(
     results: &[KeyCheck],
     model: &str,
     provider_url: &str,
+    candidates: &str,
     mask: &dyn Fn(String) -> String,
 ) -> Check {
     if let Some(info) = results.iter().find_map(|r| r.outcome.as_ref().ok()) {
@@ -295,6 +337,19 @@ fn model_check(
         };
         return Check::pass("model", format!("{model} exists{limits}"));
     }
+    if let Some(message) = results.iter().find_map(|r| match &r.outcome {
+        Err(CallError::ModelUnavailable { message }) => Some(message.clone()),
+        _ => None,
+    }) {
+        return Check::fail(
+            "model",
+            mask(crate::models::not_served(model, &message, candidates)),
+            format!(
+                "set FINTEL_MODEL (or [model] name in fintel.toml) to a served model \
+                 ({candidates}), or leave it unset to let fintel choose"
+            ),
+        );
+    }
     let unknown = results.iter().find_map(|r| match &r.outcome {
         Err(CallError::Configuration { message }) => Some(message.clone()),
         _ => None,
@@ -303,8 +358,8 @@ fn model_check(
         Some(message) => Check::fail(
             "model",
             mask(format!("{model} cannot be used: {message}")),
-            "set FINTEL_MODEL (or [model] name in fintel.toml) to a model your keys can use, \
-             e.g. gemini-2.5-flash",
+            "set FINTEL_MODEL (or [model] name in fintel.toml) to a model your keys can use \
+             (or leave it unset to let fintel choose one the provider serves)",
         ),
         None => Check::fail(
             "model",

@@ -4,6 +4,7 @@
 
 mod app;
 mod batch;
+mod changes;
 mod cli;
 mod commands;
 mod config;
@@ -12,6 +13,7 @@ mod exit;
 mod live;
 mod logging;
 mod lookup;
+mod models;
 mod notifications;
 mod outlook;
 mod pipes;
@@ -108,6 +110,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         config,
         clock,
         model_output_limit: Default::default(),
+        chosen_model: Default::default(),
     };
     let Some(command) = cli.command else {
         eprintln!(
@@ -129,6 +132,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cache(args) => results::cache(&app, args),
         Command::Filings(args) => commands::filings(&app, args).await,
         Command::Text(args) => commands::text(args),
+        Command::Changes(args) => changes::changes(args),
         Command::Workflows(args) => commands::workflows(&app, args),
         Command::Sim(args) => commands::sim(args, app.clock.clone()).await,
         Command::Doctor(args) => doctor::doctor(&app, args).await,

@@ -113,6 +113,11 @@ pub async fn send_outcome(
             reason: format!("configuration problem: {message}"),
             resume_command,
         },
+        RunOutcome::ModelRetired(message) => Notification::BatchStopped {
+            batch_id: batch_id.to_string(),
+            reason: format!("the batch's model is no longer served: {message}"),
+            resume_command: format!("{resume_command} --switch-model NEW"),
+        },
         RunOutcome::Cancelled => return,
     };
     notifier.notify(&notification);

@@ -240,7 +240,8 @@ pub fn company_requests(left: u64, multi_year: bool, pack: Pack) -> u64 {
 }
 
 /// Looks the rows up in SEC's list and counts the model requests left after stored results
-/// (same analysis version and model), against the quota of the buckets in effect (configured,
+/// (same analysis version and model; of any model while none is configured or chosen yet),
+/// against the quota of the buckets in effect (configured,
 /// merged where keys were learned to share a project).
 pub async fn make_plan(
     app: &App,
@@ -295,16 +296,11 @@ pub async fn make_plan(
         let conn = store.conn();
         let mut stmt = conn.prepare(
             "SELECT COUNT(*) FROM results WHERE cik = ?1 AND analysis_type = ?2 \
-             AND analysis_version = ?3 AND model = ?4",
+             AND analysis_version = ?3 AND (?4 IS NULL OR model = ?4)",
         )?;
         for cik in &ciks {
             let n: i64 = stmt.query_row(
-                (
-                    *cik as i64,
-                    &workflow.name,
-                    &workflow.version,
-                    &app.config.model,
-                ),
+                (*cik as i64, &workflow.name, &workflow.version, app.model()),
                 |r| r.get(0),
             )?;
             let done = (n.max(0) as u64).min(per_company);

@@ -40,6 +40,10 @@ pub fn export(app: &App, args: ExportArgs) -> Result<u8> {
         | fintel_export::ExportError::Write { .. } => anyhow::Error::new(e),
         e => usage(e.to_string()),
     })?;
+    let models = store.result_models(args.batch_id.as_deref(), args.analysis_type.as_deref())?;
+    if let Some(note) = crate::models::mixed_models_note(&models) {
+        eprintln!("note: the exported {note}; the model column says which produced each row");
+    }
     if args.json && !to_stdout {
         println!("{}", serde_json::to_string(&summary)?);
     } else {

@@ -103,6 +103,13 @@ pub fn screen(app: &App, args: ScreenArgs) -> Result<u8> {
             String::new()
         }
     );
+    let models = store.result_models(request.batch_id.as_deref(), Some(&screen.analysis_type))?;
+    if let Some(note) = crate::models::mixed_models_note(&models) {
+        eprintln!(
+            "note: the {} {note}; each company's row is its result, by whichever model produced it",
+            screen.analysis_type
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&screen.rows)?);
         eprintln!("{summary}");

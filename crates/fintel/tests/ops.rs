@@ -222,7 +222,8 @@ fn assert_doctor_shape(v: &Value) {
         &[
             ("ok", T::Bool),
             ("provider", T::Str),
-            ("model", T::Str),
+            ("model", T::OptStr),
+            ("model_chosen", T::OptObj),
             ("checks", T::Arr),
             ("keys", T::Arr),
         ],
@@ -1088,6 +1089,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
     fields.extend([
         ("estimated_finish", T::OptStr),
         ("reasons", T::Arr),
+        ("result_models", T::Arr),
+        ("model_switches", T::Arr),
         ("failed", T::Arr),
         ("skipped", T::Arr),
     ]);
@@ -1235,7 +1238,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             "config.{k} should be {t:?}: {config}"
         );
     }
-    assert_eq!(config["model"]["name"], "gemini-2.5-flash");
+    // No model is configured: pre-flight chooses one from the provider's list.
+    assert_eq!(config["model"]["name"], Value::Null);
     assert_eq!(
         config["buckets"][0]["keys"][0],
         "GOOGLE_API_KEY_1 (test...6789)"

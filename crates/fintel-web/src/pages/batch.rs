@@ -139,7 +139,7 @@ pub(crate) async fn page(
     let reset = fintel_time::next_reset(now, state.config.reset_buffer);
     let task_filter = filter.clone();
     let shared = state.clone();
-    let (detail, tasks) = state
+    let (detail, tasks, models) = state
         .read(move |store| {
             let mut detail = queries::batch_detail(store, &id, now)?;
             let c = &shared.config;
@@ -151,9 +151,15 @@ pub(crate) async fn page(
                 now,
             )?;
             let tasks = queries::tasks(store, &detail.summary.batch.id, &task_filter)?;
-            Ok((detail, tasks))
+            let batch_id = &detail.summary.batch.id;
+            let models = (
+                store.batch_result_models(batch_id)?,
+                store.model_switches(batch_id)?,
+            );
+            Ok((detail, tasks, models))
         })
         .await?;
+    let (result_models, switches) = models;
     let b = &detail.summary.batch;
     let counts = &detail.summary.counts;
     let daily_limit: u64 = state
@@ -184,6 +190,30 @@ pub(crate) async fn page(
             @if let Some(n) = query.notice() { p.notice { (n) } }
             section #summary data-live {
                 (batches::card(&detail.summary, now, reset, false))
+            }
+            @if result_models.len() > 1 || !switches.is_empty() {
+                section #models data-live {
+                    h2 { "Models" }
+                    p {
+                        "This batch's results come from " (result_models.len()) " model"
+                        @if result_models.len() != 1 { "s" }
+                        "; each result keeps the model that produced it."
+                    }
+                    div.table-wrap { table {
+                        thead { tr { th { "model" } th.num { "results" } } }
+                        tbody {
+                            @for m in &result_models {
+                                tr { td { code { (m.model) } } td.num { (format::thousands(m.results)) } }
+                            }
+                        }
+                    } }
+                    @for s in &switches {
+                        p.meta {
+                            "Switched " (time_both(s.at)) " from " code { (s.from_model) }
+                            " to " code { (s.to_model) } "."
+                        }
+                    }
+                }
             }
             section #actions data-live {
                 h2 { "Resume and actions" }

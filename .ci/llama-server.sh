@@ -66,7 +66,7 @@ build_server() {
     log "configuring (server only: no tests, examples, web UI download or TLS)"
     # Static libraries so the one binary can be moved into the cache on its own. The CPU code is
     # tuned for this machine (GGML_NATIVE, the default): without it ggml uses no AVX at all and
-    # reads a prompt about ten times slower; the cache never leaves the machine it was built on.
+    # reads prompts far slower; the cache never leaves the machine it was built on.
     cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \

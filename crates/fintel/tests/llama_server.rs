@@ -192,7 +192,10 @@ impl Recorder {
                     .await;
                 let (status, text) = match res {
                     Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-                    Err(e) => (502, format!("pass-through: {e}")),
+                    // A 502 would be the pass-through's own answer, which no stopped server
+                    // gives: ending the connection's task drops the connection instead, which
+                    // is what fintel meets when a server is killed mid-request.
+                    Err(e) => panic!("llama-server went away mid-request ({e})"),
                 };
                 log.lock().unwrap().push(Exchange {
                     path,
@@ -288,6 +291,9 @@ fn first_ticker(env: &Env) -> String {
         .to_string()
 }
 
+/// A stored result: ticker, fiscal year, answer, and the workflow its batch pinned.
+type StoredRow = (Option<String>, Option<i64>, String, Option<String>);
+
 /// Every stored result against the schema of the workflow pinned by its batch.
 fn check_results_are_schema_valid(env: &Env) -> usize {
     let conn = rusqlite::Connection::open(env.db()).unwrap();
@@ -300,7 +306,7 @@ fn check_results_are_schema_valid(env: &Env) -> usize {
                FROM results r ORDER BY r.id",
         )
         .unwrap();
-    let rows: Vec<(Option<String>, Option<i64>, String, Option<String>)> = stmt
+    let rows: Vec<StoredRow> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
@@ -494,7 +500,7 @@ async fn a_real_llama_server_serves_analyze_and_a_batch_that_outlives_its_restar
                         AND kind = 'year' AND state = 'completed'";
     until(
         "a year of the batch stored",
-        Duration::from_secs(900),
+        Duration::from_secs(1800),
         || {
             if let Some(status) = batch.try_wait().unwrap() {
                 panic!(

@@ -626,15 +626,28 @@ fn classify_openai_fields(
     let is = |name: &str| code == name || kind == name;
     let shown = {
         let text = truncate_chars(message.trim(), MAX_MESSAGE_CHARS);
-        let label = if !code.is_empty() { code } else { kind };
+        // llama.cpp and vLLM put the status itself in `code`: showing it would read
+        // "HTTP 400 400".
+        let numeric = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
+        let label = if !code.is_empty() && !numeric {
+            code
+        } else {
+            kind
+        };
         if label.is_empty() {
             format!("HTTP {status}, {text}")
         } else {
             format!("HTTP {status} {label}, {text}")
         }
     };
+    // OpenAI and vLLM say "maximum context length"; llama.cpp answers
+    // `exceed_context_size_error` ("... exceeds the available context size (N tokens)");
+    // Ollama "the prompt is longer than the context length ...".
     let context_too_long = is("context_length_exceeded")
+        || is("exceed_context_size_error")
         || lower.contains("maximum context length")
+        || lower.contains("available context size")
+        || lower.contains("longer than the context length")
         || (lower.contains("context length") && lower.contains("exceed"));
     match status {
         429 | 402 if is("insufficient_quota") || status == 402 => {
@@ -655,6 +668,7 @@ fn classify_openai_fields(
         },
         400 | 413 | 422 if context_too_long => CallError::ContextTooLong {
             max_tokens: number_after(message, "maximum context length is")
+                .or_else(|| number_after(message, "available context size"))
                 .or_else(|| number_after(message, "context length is")),
             message: shown,
         },

@@ -31,9 +31,10 @@ pub use gemini::{
 };
 pub use http::{classify_transport_error, ClientBuildError};
 pub use openai::{
-    classify_openai, interpret_openai_chat, openai_chat_body, parse_openai_model_list,
-    parse_openai_success, parse_retry_after, retry_after_from_headers, schema_allows_strict,
-    MaxTokensField, OpenAiClient, OpenAiConfig, DEFAULT_OPENAI_URL,
+    classify_openai, interpret_openai_chat, openai_chat_body, parse_llamacpp_props,
+    parse_llamacpp_tokenize, parse_ollama_show, parse_openai_model_list, parse_openai_success,
+    parse_retry_after, retry_after_from_headers, schema_allows_strict, MaxTokensField,
+    OpenAiClient, OpenAiConfig, DEFAULT_OPENAI_URL,
 };
 pub use types::*;
 pub use validate::{

@@ -22,6 +22,12 @@ pub struct EngineSettings {
     pub model: String,
     /// The model's input context in tokens.
     pub context_tokens: u64,
+    /// Whether the output is generated inside `context_tokens` (OpenAI-compatible servers), so
+    /// the document is fitted to the context less the output budget ([`crate::budget::plan`]).
+    pub output_in_context: bool,
+    /// Whether an answer's reported prompt tokens are checked for silent truncation
+    /// ([`crate::budget::truncation`]); `Some` names how to raise the server's context.
+    pub truncation_advice: Option<String>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     pub thinking: Thinking,
@@ -43,6 +49,8 @@ impl Default for EngineSettings {
             breaker_threshold: 5,
             model: "gemini-2.5-flash".to_string(),
             context_tokens: 1_048_576,
+            output_in_context: false,
+            truncation_advice: None,
             temperature: Some(0.2),
             max_output_tokens: Some(16_384),
             thinking: Thinking::ProviderDefault,

@@ -36,6 +36,9 @@ pub struct BudgetInput {
     pub overhead_tokens: u64,
     /// The largest request a bucket accepts per minute (`u64::MAX` when unlimited).
     pub request_cap_tokens: u64,
+    /// The output a cut-off answer showed is needed at least (0: none), taken from the
+    /// document's share where the output shares the context ([`after_length`]).
+    pub output_floor: u32,
 }
 
 /// A request's budget.
@@ -82,7 +85,9 @@ pub fn plan(input: &BudgetInput) -> Result<Budget, ContextTooSmall> {
     let max_output_tokens = if input.output_in_context {
         let share = (room / OUTPUT_SHARE_DIVISOR).max(min_output);
         let cap = room - min_document_room;
-        u64::from(input.wanted_output).min(share).min(cap) as u32
+        let wanted = u64::from(input.wanted_output);
+        let floor = u64::from(input.output_floor).min(wanted);
+        wanted.min(share).max(floor).min(cap) as u32
     } else {
         input.wanted_output
     };
@@ -106,6 +111,21 @@ pub fn plan(input: &BudgetInput) -> Result<Budget, ContextTooSmall> {
         document_tokens: document_room * DOCUMENT_SHARE_PERCENT / 100,
         max_output_tokens,
     })
+}
+
+/// After an answer was cut off at `cut_at` output tokens (`finish_reason: "length"`), on a
+/// server where the output shares the context: the output floor that doubles the output
+/// budget, taking room from the document, or `None` when the output cannot grow (the
+/// context, or the output limit wanted, has no more room), so the request is never resent
+/// as it was.
+pub fn after_length(cut_at: u32, input: &BudgetInput) -> Option<u32> {
+    let floor = cut_at.saturating_mul(2).max(input.output_floor);
+    let grown = plan(&BudgetInput {
+        output_floor: floor,
+        ..*input
+    })
+    .ok()?;
+    (grown.max_output_tokens > cut_at).then_some(floor)
 }
 
 /// Below this share of the tokens sent, a reported prompt is truncated when the count sent is
@@ -150,6 +170,7 @@ mod tests {
             wanted_output: wanted,
             overhead_tokens: overhead,
             request_cap_tokens: u64::MAX,
+            output_floor: 0,
         }
     }
 
@@ -218,6 +239,42 @@ mod tests {
                 max_output_tokens: 65_536
             }
         );
+    }
+
+    #[test]
+    fn a_cut_off_answer_doubles_the_output_from_the_documents_share() {
+        // llama.cpp at 4,096 tokens: the output was planned at a quarter of the room.
+        let base = input(4_096, true, 16_384, 1_000);
+        assert_eq!(plan(&base).unwrap().max_output_tokens, 774);
+        let floor = after_length(774, &base).unwrap();
+        assert_eq!(floor, 1_548);
+        let grown = plan(&BudgetInput {
+            output_floor: floor,
+            ..base
+        })
+        .unwrap();
+        assert_eq!(grown.max_output_tokens, 1_548);
+        assert!(grown.document_tokens < plan(&base).unwrap().document_tokens);
+        // Doubling again hits the minimum document: the output grows to what is left.
+        let again = BudgetInput {
+            output_floor: floor,
+            ..base
+        };
+        assert_eq!(after_length(1_548, &again), Some(3_096));
+        let most = plan(&BudgetInput {
+            output_floor: 3_096,
+            ..base
+        })
+        .unwrap();
+        assert_eq!((most.max_output_tokens, most.document_tokens), (2_540, 500));
+        // No more room: never the same request again.
+        let full = BudgetInput {
+            output_floor: 3_096,
+            ..base
+        };
+        assert_eq!(after_length(2_540, &full), None);
+        // The output limit wanted (the model's, or the user's) is never exceeded.
+        assert_eq!(after_length(300, &input(32_768, true, 300, 1_000)), None);
     }
 
     #[test]

@@ -147,6 +147,9 @@ struct EngineInner {
     /// The smallest context a server's refusal or truncation showed (`u64::MAX`: none), below
     /// the configured one: every later request of the run is fitted to it.
     learned_context: std::sync::atomic::AtomicU64,
+    /// The output budget cut-off answers showed is needed (0: none), where the output shares
+    /// the context ([`crate::budget::after_length`]).
+    output_floor: std::sync::atomic::AtomicU32,
 }
 
 type EngineRef = Arc<Engine>;
@@ -208,6 +211,7 @@ impl Engine {
                 provider: Breaker::new(self.settings.breaker_threshold),
             }),
             learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
+            output_floor: std::sync::atomic::AtomicU32::new(0),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
@@ -1026,6 +1030,19 @@ impl EngineInner {
                     )?;
                     return Ok(TaskEnd::Done);
                 }
+                ModelOutcome::NeedsMoreOutput => {
+                    // More output, so less document: refit before sending again.
+                    fits += 1;
+                    match self.budget() {
+                        Ok(b) => budget = b.document_tokens.min(budget).max(1),
+                        Err(e) => {
+                            self.store()
+                                .release_task(task.id, self.owner(), None, self.now())?;
+                            return Ok(TaskEnd::Configuration(self.context_too_small_message(&e)));
+                        }
+                    }
+                    continue;
+                }
                 ModelOutcome::Truncated { used } => {
                     // The server read only `used` tokens: the answer was not stored. Once is
                     // a context to learn; twice, the server's context is too small to learn.
@@ -1187,7 +1204,9 @@ impl EngineInner {
                     .complete_with_result(task.id, self.owner(), &result, self.now())?;
                 Ok(TaskEnd::Done)
             }
-            ModelOutcome::TooLong(_) | ModelOutcome::Truncated { .. } => self.skip(
+            ModelOutcome::TooLong(_)
+            | ModelOutcome::Truncated { .. }
+            | ModelOutcome::NeedsMoreOutput => self.skip(
                 task,
                 "the yearly results are too large for the model's context",
             ),

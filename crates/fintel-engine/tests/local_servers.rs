@@ -206,3 +206,49 @@ async fn a_context_too_small_for_any_answer_stops_saying_how_large_it_must_be() 
     }
     assert_eq!(sim.stats().openai.received, 0, "nothing was sent");
 }
+
+#[tokio::test]
+async fn a_length_answer_is_never_resent_byte_for_byte_the_output_grows_instead() {
+    // Every answer needs 1,500 output tokens: more than the first budget leaves it.
+    let sim = server(OpenAiSimConfig {
+        length_chance: 1.0,
+        ramble_tokens: 1_500,
+        ..local(Flavor::LlamaCpp, 4_096)
+    })
+    .await;
+    let h = harness(60_000);
+    let settings = EngineSettings {
+        context_tokens: 4_096,
+        ..local_settings()
+    };
+    assert_eq!(
+        run(&h, &sim, settings).await,
+        RunOutcome::Completed { failed: 0 }
+    );
+    let stats = sim.stats().openai;
+    assert!(stats.length >= 1, "{stats:?}");
+    assert_eq!(stats.repeated_after_length, 0, "{stats:?}");
+    assert_eq!(h.result_keys().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_that_cannot_fit_beside_any_document_skips_the_task_without_resending_it() {
+    let sim = server(OpenAiSimConfig {
+        length_chance: 1.0,
+        ramble_tokens: 10_000,
+        ..local(Flavor::LlamaCpp, 4_096)
+    })
+    .await;
+    let h = harness(60_000);
+    let settings = EngineSettings {
+        context_tokens: 4_096,
+        ..local_settings()
+    };
+    assert_eq!(
+        run(&h, &sim, settings).await,
+        RunOutcome::Completed { failed: 0 }
+    );
+    let stats = sim.stats().openai;
+    assert_eq!(stats.repeated_after_length, 0, "{stats:?}");
+    assert!(h.result_keys().is_empty());
+}

@@ -108,6 +108,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         config,
         clock,
         model_output_limit: Default::default(),
+        model_input_limit: Default::default(),
+        server_limits: Default::default(),
     };
     let Some(command) = cli.command else {
         eprintln!(

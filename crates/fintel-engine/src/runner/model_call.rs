@@ -39,8 +39,13 @@ impl EngineInner {
 
     /// The budget of a year's request now ([`budget::plan`]).
     pub(super) fn budget(&self) -> Result<Budget, ContextTooSmall> {
+        budget::plan(&self.budget_input())
+    }
+
+    /// What the budget is planned from now.
+    fn budget_input(&self) -> BudgetInput {
         let settings = &self.e.settings;
-        budget::plan(&BudgetInput {
+        BudgetInput {
             context_tokens: self.context_tokens(),
             output_in_context: settings.output_in_context,
             wanted_output: settings
@@ -48,7 +53,8 @@ impl EngineInner {
                 .unwrap_or(crate::settings::FALLBACK_MAX_OUTPUT_TOKENS),
             overhead_tokens: self.e.analysis.year_overhead_tokens(),
             request_cap_tokens: self.e.pool.max_request_tokens().max(1),
-        })
+            output_floor: self.output_floor.load(Ordering::Relaxed),
+        }
     }
 
     /// The output limit sent: the run's, or the budget's where the output shares the context.
@@ -94,7 +100,8 @@ impl EngineInner {
             .map(|a| format!("; {a}"))
             .unwrap_or_default();
         format!(
-            "{e}. Give the model more context (FINTEL_CONTEXT_TOKENS or [model] context_tokens              in fintel.toml say what fintel may use){advice}"
+            "{e}. Give the model more context (FINTEL_CONTEXT_TOKENS or [model] context_tokens \
+             in fintel.toml say what fintel may use){advice}"
         )
     }
 
@@ -107,7 +114,10 @@ impl EngineInner {
             .as_deref()
             .unwrap_or("raise the server's context");
         format!(
-            "the server keeps truncating prompts silently: it read only {used} tokens of a              request fitted to its context, so its answers would not be about the whole              document and none was stored. {advice}, or set FINTEL_CONTEXT_TOKENS to the              context it really has"
+            "the server keeps truncating prompts silently: it read only {used} tokens of a \
+             request fitted to its context, so its answers would not be about the whole \
+             document and none was stored. {advice}, or set FINTEL_CONTEXT_TOKENS to the \
+             context it really has"
         )
     }
 
@@ -303,7 +313,8 @@ impl EngineInner {
                     if let Some(used) = truncated {
                         // Answered, and it counts, but it is not about the whole document.
                         let detail = format!(
-                            "the server read {used} of the {input_tokens} prompt tokens sent                              (silent truncation); the answer was not stored"
+                            "the server read {used} of the {input_tokens} prompt tokens sent \
+                             (silent truncation); the answer was not stored"
                         );
                         self.store().finish_call(
                             call_id,
@@ -438,6 +449,26 @@ impl EngineInner {
                         // The repair does not carry the filing: its row has its own size.
                         input_tokens = fintel_llm::estimate_request_tokens(&request);
                     }
+                }
+                CallAction::LessThinking if self.e.settings.output_in_context => {
+                    // The OpenAI protocol has no thinking budget to lower: the same request
+                    // would be cut off the same way. Ask for more output, from the
+                    // document's share of the context, or give up on this document.
+                    let cut_at = request.max_output_tokens.unwrap_or(0);
+                    return match budget::after_length(cut_at, &self.budget_input()) {
+                        Some(floor) => {
+                            self.output_floor.fetch_max(floor, Ordering::Relaxed);
+                            Ok(ModelOutcome::NeedsMoreOutput)
+                        }
+                        None => Ok(ModelOutcome::Ended(self.skip(
+                            task,
+                            &format!(
+                                "the answer needs more than {cut_at} output tokens and the \
+                                 model's context has no more room for them beside the prompt \
+                                 ({detail})"
+                            ),
+                        )?)),
+                    };
                 }
                 CallAction::LessThinking => {
                     thinking_lowered = true;
@@ -587,5 +618,8 @@ pub(super) enum ModelOutcome {
     Truncated {
         used: u64,
     },
+    /// The answer was cut off at the output limit and the run's output floor was raised: the
+    /// document is to be fitted to the new budget before anything is sent again.
+    NeedsMoreOutput,
     Ended(TaskEnd),
 }

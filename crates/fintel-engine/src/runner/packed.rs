@@ -303,6 +303,11 @@ impl EngineInner {
                         .complete_packed(self.owner(), &provenance, &valid, &bad, now)?;
                     return Ok(TaskEnd::Done);
                 }
+                ModelOutcome::NeedsMoreOutput => {
+                    // The pack's answer needs more room than a shared context leaves: the
+                    // years go alone, with the larger output budget.
+                    return self.unpack(members, started).await;
+                }
                 ModelOutcome::Truncated { used } => {
                     // Not stored; the years go alone, fitted to the context the server used.
                     self.learn_context(used);

@@ -352,7 +352,10 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
     ));
     if analysis.needs_model() {
         let (buckets, _) = crate::projects::effective_buckets(app, Some(&store))?;
-        display.println(&crate::projects::capacity_line(&buckets));
+        display.println(&crate::projects::capacity_line_for(
+            app.config.provider,
+            &buckets,
+        ));
     }
     run_with(
         app, store, &batch.id, source, provider, analysis, pool, display, args.json, args.join,

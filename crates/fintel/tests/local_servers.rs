@@ -129,3 +129,45 @@ async fn a_context_too_small_is_exit_4_saying_how_large_it_must_be() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("FINTEL_REQUEST_TIMEOUT_SECONDS"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_talks_about_the_local_server_not_about_google() {
+    let env = local_env(OpenAiSimConfig {
+        slots: 2,
+        ..flavor(Flavor::LlamaCpp, 4_096)
+    })
+    .await;
+    let out = local_cmd(&env, &["doctor"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("server: llama.cpp server at")
+            && stdout.contains("says a context of 4096 tokens and 2 slot(s)")
+            && stdout.contains("run 2 at a time"),
+        "{stdout}"
+    );
+    for google in ["Google", "AI Studio", "gemini"] {
+        assert!(!stdout.contains(google), "{google} in: {stdout}");
+    }
+    assert_eq!(
+        env.sim.as_ref().unwrap().stats().openai.received,
+        0,
+        "doctor spends nothing"
+    );
+
+    // The server is not running: the advice is about the server and its URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = local_cmd(&env, &["doctor"])
+        .env("FINTEL_OPENAI_URL", &url)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("FINTEL_OPENAI_URL"), "{stdout}");
+    assert!(stdout.contains("start the server"), "{stdout}");
+    for google in ["Google", "AI Studio"] {
+        assert!(!stdout.contains(google), "{google} in: {stdout}");
+    }
+}

@@ -701,6 +701,17 @@ impl EngineInner {
         side: Side,
         reason: &str,
     ) -> Result<TaskEnd, EngineError> {
+        self.transient_at_least(task, side, reason, Duration::ZERO)
+    }
+
+    /// [`Self::transient`] with the retry no sooner than `min_delay` from now.
+    fn transient_at_least(
+        &self,
+        task: &ClaimedTask,
+        side: Side,
+        reason: &str,
+        min_delay: Duration,
+    ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
         let mut breakers = self.lock_breakers();
         let breaker = breakers.side(side);
@@ -732,7 +743,8 @@ impl EngineInner {
                 task.attempts + 1,
                 self.e.settings.retry_base,
                 self.e.settings.retry_cap,
-            );
+            )
+            .max(min_delay);
             match step {
                 TransientStep::Hold => {
                     self.store().release_task(

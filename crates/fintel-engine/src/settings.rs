@@ -28,6 +28,9 @@ pub struct EngineSettings {
     /// Whether an answer's reported prompt tokens are checked for silent truncation
     /// ([`crate::budget::truncation`]); `Some` names how to raise the server's context.
     pub truncation_advice: Option<String>,
+    /// The provider client's request timeout: a timed-out request is not resent before this
+    /// much more time ([`crate::backoff::resend_delay`]). `None`: the backoff alone.
+    pub request_timeout: Option<Duration>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     pub thinking: Thinking,
@@ -51,6 +54,7 @@ impl Default for EngineSettings {
             context_tokens: 1_048_576,
             output_in_context: false,
             truncation_advice: None,
+            request_timeout: None,
             temperature: Some(0.2),
             max_output_tokens: Some(16_384),
             thinking: Thinking::ProviderDefault,

@@ -51,6 +51,29 @@ fn local_settings() -> EngineSettings {
     }
 }
 
+fn engine_for(
+    h: &Harness,
+    provider: Arc<dyn Provider>,
+    settings: EngineSettings,
+    observer: Arc<dyn Observer>,
+) -> (Arc<Engine>, fintel_store::Ownership) {
+    let owner = h.owner("local");
+    let engine = Arc::new(Engine {
+        store: h.store.clone(),
+        clock: h.shared_clock(),
+        source: h.sec.clone(),
+        provider,
+        analysis: h.analysis.clone(),
+        pool: h.pool.clone(),
+        settings,
+        observer,
+        owner: owner.id.clone(),
+        upkeep: Upkeep::off(),
+    });
+    // The ownership holds the liveness lock: it lives as long as the run.
+    (engine, owner)
+}
+
 async fn run(h: &Harness, sim: &SimHandle, settings: EngineSettings) -> RunOutcome {
     let batch = h
         .create(
@@ -251,4 +274,85 @@ async fn an_answer_that_cannot_fit_beside_any_document_skips_the_task_without_re
     let stats = sim.stats().openai;
     assert_eq!(stats.repeated_after_length, 0, "{stats:?}");
     assert!(h.result_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_request_is_not_resent_while_the_server_may_still_work_on_it() {
+    // One slot, and an answer slower than the client waits.
+    let sim = server(OpenAiSimConfig {
+        slots: 1,
+        answer_ms: 1_500,
+        ..local(Flavor::LlamaCpp, 32_768)
+    })
+    .await;
+    let h = harness(2_000);
+    let batch = h
+        .create(
+            &["SIM0"],
+            YearsSpec::Explicit(vec![2023]),
+            BatchSettings::default(),
+        )
+        .await;
+    let provider: Arc<dyn Provider> = Arc::new(
+        OpenAiClient::new(OpenAiConfig {
+            base_url: sim.base_url(),
+            timeout: std::time::Duration::from_millis(300),
+            ..OpenAiConfig::default()
+        })
+        .unwrap(),
+    );
+    let request_timeout = std::time::Duration::from_secs(600);
+    let settings = EngineSettings {
+        request_timeout: Some(request_timeout),
+        ..local_settings()
+    };
+    let recorder = Arc::new(Recorder::default());
+    let (engine, _owner) = engine_for(&h, provider, settings, recorder.clone());
+    let (tx, rx) = watch::channel(false);
+    let running = tokio::spawn({
+        let batch = batch.clone();
+        async move { engine.run(&batch, rx).await.unwrap() }
+    });
+    // Wait for the event: the task is back in the queue with a time to wait for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let not_before = loop {
+        // The wait after the failure, in milliseconds.
+        let row: Option<(String, Option<i64>)> = h
+            .store
+            .conn()
+            .query_row(
+                "SELECT state, not_before - updated_at FROM tasks \
+                 WHERE batch_id = ?1 AND fiscal_year = 2023",
+                [&batch],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        if let Some((state, Some(t))) = row {
+            if state == "pending" {
+                break t;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never timed out"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // Measured from the failure (the row's update): the clock may have moved on since.
+    let held = not_before;
+    assert!(
+        held >= request_timeout.as_millis() as i64 - 1_000,
+        "resent after {held} ms, while the server may still work for a request timeout: {:?}",
+        recorder.lines()
+    );
+    assert!(
+        recorder
+            .lines()
+            .iter()
+            .any(|l| l.starts_with("message the request timed out")),
+        "{:?}",
+        recorder.lines()
+    );
+    tx.send(true).unwrap();
+    assert_eq!(running.await.unwrap(), RunOutcome::Stopped);
 }

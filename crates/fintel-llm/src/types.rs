@@ -373,6 +373,24 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// True for a request sent and then given up on at the client's timeout: the server may
+    /// still be working on it.
+    pub fn timed_out(&self) -> bool {
+        matches!(self, CallError::Transient { message, reached_server: true }
+            if message.starts_with(crate::http::TIMED_OUT))
+    }
+
+    /// True for a request that never left: the connection was refused or could not be made.
+    pub fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            CallError::Transient {
+                reached_server: false,
+                ..
+            }
+        )
+    }
+
     /// True when the request may have reached the provider and so may have cost quota.
     pub fn may_have_cost_quota(&self) -> bool {
         !matches!(

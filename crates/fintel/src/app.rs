@@ -156,6 +156,7 @@ impl App {
             context_tokens: from_server.context_tokens,
             output_in_context: from_server.output_in_context,
             truncation_advice: from_server.truncation_advice,
+            request_timeout: Some(c.request_timeout),
             temperature: c.temperature,
             max_output_tokens,
             thinking,

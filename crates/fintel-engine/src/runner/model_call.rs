@@ -432,10 +432,29 @@ impl EngineInner {
                     }
                 }
                 CallAction::Transient => {
-                    return Ok(ModelOutcome::Ended(self.transient(
+                    if err.timed_out() || err.never_sent() {
+                        // Not a provider's 5xx but the connection: say so at once, since a
+                        // local server that is down or too slow needs the user.
+                        let what = if err.timed_out() {
+                            "the request timed out (the server may still be working on it; it \
+                             is not resent before the request timeout has passed again)"
+                        } else {
+                            "the server could not be reached"
+                        };
+                        self.e
+                            .observer
+                            .message(Level::Warn, &format!("{what}: {detail}"));
+                    }
+                    let min_delay = crate::backoff::resend_delay(
+                        std::time::Duration::ZERO,
+                        err.timed_out(),
+                        self.e.settings.request_timeout,
+                    );
+                    return Ok(ModelOutcome::Ended(self.transient_at_least(
                         task,
                         Side::Provider,
                         &detail,
+                        min_delay,
                     )?));
                 }
                 CallAction::Repair => {

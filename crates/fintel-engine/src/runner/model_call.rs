@@ -304,7 +304,9 @@ impl EngineInner {
                 Ok(gen) => {
                     let truncated = self.e.settings.truncation_advice.as_ref().and_then(|_| {
                         budget::truncation(
-                            input_tokens,
+                            // Local servers turn the schema into a grammar: only the prompt
+                            // is in the tokens they report.
+                            input_tokens.saturating_sub(schema_tokens(&request)),
                             measured,
                             gen.usage.prompt_tokens,
                             self.context_tokens(),

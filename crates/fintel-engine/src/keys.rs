@@ -10,7 +10,7 @@
 //! the database learned something new, so every process sharing it uses the same buckets.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -137,6 +137,39 @@ pub struct KeyPool {
     rotation: AtomicUsize,
     /// A local server without keys: one bucket whose requests need no key.
     keyless: bool,
+    /// The smallest request a committing decision had to pace, and until when no bucket can
+    /// take it (see [`KeyPool::pacing_hold`]).
+    hold: Mutex<Option<PacingHold>>,
+    /// Bucket standings read from the ledger, for tests that pin the cost of a decision.
+    standing_reads: AtomicU64,
+}
+
+/// What a paced request taught the pool: no bucket can take `tokens` before `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PacingHold {
+    until: Timestamp,
+    tokens: u64,
+}
+
+/// The hold after a committing decision for a request of `tokens` answered `wait`: a pacing
+/// wait for a request of some size is a fact about every request at least that size until the
+/// wait ends, so the smaller request's hold is kept (the later one on a tie: it read the
+/// newer ledger). Waits of other kinds are not held: they last until a reset, and a key
+/// enabled meanwhile must be usable at once.
+fn next_hold(
+    old: Option<PacingHold>,
+    now: Timestamp,
+    tokens: u64,
+    wait: Option<(Timestamp, WaitReason)>,
+) -> Option<PacingHold> {
+    let old = old.filter(|h| h.until > now);
+    match wait {
+        Some((until, WaitReason::Pacing)) if tokens > 0 && until > now => match old {
+            Some(h) if h.tokens < tokens => Some(h),
+            _ => Some(PacingHold { until, tokens }),
+        },
+        _ => old,
+    }
 }
 
 impl KeyPool {
@@ -149,6 +182,8 @@ impl KeyPool {
             reset_buffer,
             rotation: AtomicUsize::new(0),
             keyless,
+            hold: Mutex::new(None),
+            standing_reads: AtomicU64::new(0),
         }
     }
 
@@ -277,6 +312,43 @@ impl KeyPool {
         intent: &CallIntent<'_>,
         commit: bool,
     ) -> Result<Grant, StoreError> {
+        let grant = self.decide(store, now, intent, commit)?;
+        if commit {
+            let wait = match &grant {
+                Grant::Wait { until, why } => Some((*until, *why)),
+                _ => None,
+            };
+            let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+            *hold = next_hold(*hold, now, intent.input_tokens, wait);
+        }
+        Ok(grant)
+    }
+
+    /// The size of request to ask a dry run about before claiming model work: 0 (any request)
+    /// unless a request was paced moments ago, then the smallest one paced, until its wait
+    /// ends. Without it, while a tokens-per-minute cap paces every bucket, each claim would
+    /// prepare a request only to learn what the last one learned, and every pending task
+    /// would be claimed and put back on every wake.
+    pub fn pacing_hold(&self, now: Timestamp) -> u64 {
+        self.hold
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .filter(|h| h.until > now)
+            .map_or(0, |h| h.tokens)
+    }
+
+    /// How many bucket standings the pool has read from the ledger.
+    pub fn standing_reads(&self) -> u64 {
+        self.standing_reads.load(Ordering::Relaxed)
+    }
+
+    fn decide(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        intent: &CallIntent<'_>,
+        commit: bool,
+    ) -> Result<Grant, StoreError> {
         self.refresh(store)?;
         let layout = self.layout();
         let cap = self.max_request_tokens();
@@ -323,9 +395,11 @@ impl KeyPool {
                 continue;
             }
             any_fits = true;
+            self.standing_reads.fetch_add(1, Ordering::Relaxed);
             let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
             let spent_yesterday = match &yesterday {
                 Some(date) => {
+                    self.standing_reads.fetch_add(1, Ordering::Relaxed);
                     store.bucket_standing(&bucket.name, now, date)?.used_today
                         >= limits.requests_per_day
                 }
@@ -679,6 +753,80 @@ mod tests {
             Grant::Wait { why, .. } => assert_eq!(why, WaitReason::NoUsableKey),
             other => panic!("expected a wait, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_pacing_wait_holds_requests_at_least_its_size_until_it_ends() {
+        let t0 = noon();
+        let t = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        let hold = |until: i64, tokens: u64| {
+            Some(PacingHold {
+                until: t(until),
+                tokens,
+            })
+        };
+        let pacing = |until: i64| Some((t(until), WaitReason::Pacing));
+        type Hold = Option<PacingHold>;
+        type Case = (
+            &'static str,
+            Hold,
+            u64,
+            Option<(Timestamp, WaitReason)>,
+            Hold,
+        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            ("a grant learns nothing", None, 800, None, None),
+            ("a grant keeps the hold", hold(30, 800), 100, None, hold(30, 800)),
+            ("a paced request holds its size", None, 800, pacing(30), hold(30, 800)),
+            ("a smaller paced request holds the smaller size", hold(30, 800), 500, pacing(20), hold(20, 500)),
+            ("a larger one says nothing new", hold(30, 500), 800, pacing(40), hold(30, 500)),
+            ("the same size: the newer reading", hold(30, 800), 800, pacing(45), hold(45, 800)),
+            ("an ended hold is gone", hold(0, 500), 800, pacing(40), hold(40, 800)),
+            ("an ended hold is gone on a grant", hold(-5, 500), 100, None, None),
+            ("a daily wait is not held", None, 800, Some((t(3600), WaitReason::DailyQuotaSpent)), None),
+            ("nor a late reset", None, 800, Some((t(300), WaitReason::NotResetYet)), None),
+            ("a dry size of zero is not held", None, 0, pacing(30), None),
+        ];
+        for (what, old, tokens, wait, want) in cases {
+            assert_eq!(next_hold(*old, t0, *tokens, *wait), *want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_paced_grant_makes_the_next_dry_run_ask_for_its_size_until_the_window_frees() {
+        let (_dir, store) = store();
+        let pool = pool_of(1, 1);
+        pool.register(&store).unwrap();
+        assert_eq!(pool.pacing_hold(noon()), 0, "nothing learned yet");
+        assert!(matches!(
+            pool.acquire(&store, noon(), &intent(800), true).unwrap(),
+            Grant::Granted { .. }
+        ));
+        let later = noon() + jiff::SignedDuration::from_secs(10);
+        // The minute's tokens leave no room for another 800: paced until the first leaves.
+        let until = match pool.acquire(&store, later, &intent(800), true).unwrap() {
+            Grant::Wait { until, why } => {
+                assert_eq!(why, WaitReason::Pacing);
+                until
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(until, noon() + jiff::SignedDuration::from_secs(60));
+        assert_eq!(pool.pacing_hold(later), 800);
+        // A dry run of any size would say yes; one of the held size says to wait.
+        assert!(matches!(
+            pool.acquire(&store, later, &intent(0), false).unwrap(),
+            Grant::Granted { .. }
+        ));
+        assert!(matches!(
+            pool.acquire(&store, later, &intent(pool.pacing_hold(later)), false)
+                .unwrap(),
+            Grant::Wait { .. }
+        ));
+        // A dry run learns nothing: only a committing decision sets the hold.
+        assert_eq!(pool.pacing_hold(later), 800);
+        assert_eq!(pool.pacing_hold(until), 0, "the hold ends with its wait");
     }
 
     #[test]

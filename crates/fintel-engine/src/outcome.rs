@@ -7,11 +7,13 @@
 //! - what a failed call means for its task and its bucket ([`decide_call`]);
 //! - what a per-day refusal means for its bucket: the day is spent, or the provider has not
 //!   reset yet ([`daily_refusal`]);
-//! - whether a transient failure fails its task or waits and retries ([`transient_step`]).
+//! - whether a transient failure fails its task or waits and retries ([`transient_step`]);
+//! - what a retry inside an attempt carries across a wait ([`retry_continues`],
+//!   [`retry_request`], [`retry_state_after`]).
 
 use std::time::Duration;
 
-use fintel_llm::{CallError, Thinking};
+use fintel_llm::{repair_request, CallError, GenerateRequest, Thinking};
 use fintel_time::{duration_to_span, span_between};
 use jiff::Timestamp;
 
@@ -178,6 +180,70 @@ pub fn lower_thinking(thinking: &Thinking) -> Thinking {
             Thinking::Level("minimal".to_string())
         }
         Thinking::Level(_) => Thinking::Level("low".to_string()),
+    }
+}
+
+/// A retry inside an attempt as it stands: what the attempt's next call carries over from its
+/// earlier ones. It is kept in the database (`retry_states`) from the moment it is decided, so a
+/// wait for quota, or a killed process, never sends the original request again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryProgress {
+    /// The answer was cut off: the request goes with less thinking ([`lower_thinking`]).
+    pub thinking_lowered: bool,
+    /// The answer could not be used: the repair of this answer, with what was wrong with it.
+    pub repair: Option<(String, String)>,
+}
+
+/// Whether a saved retry goes on: only within the attempt it belongs to (`saved_attempt`, the
+/// task's attempts when it was decided) and for the same call (the same tasks carried, in
+/// order: a pack formed otherwise is another request). Anything else starts afresh.
+pub fn retry_continues(
+    saved_attempt: u32,
+    saved_carried: &[i64],
+    attempts: u32,
+    carried: &[i64],
+) -> bool {
+    saved_attempt == attempts && saved_carried == carried
+}
+
+/// The request of a retry in progress, from the step's original request: less thinking first,
+/// then the repair of the unusable answer (which keeps the request's thinking), exactly as the
+/// calls before the wait built it.
+pub fn retry_request(original: &GenerateRequest, progress: &RetryProgress) -> GenerateRequest {
+    let mut request = original.clone();
+    if progress.thinking_lowered {
+        request.thinking = lower_thinking(&request.thinking);
+    }
+    match &progress.repair {
+        Some((answer, problem)) => repair_request(&request, answer, problem),
+        None => request,
+    }
+}
+
+/// What a call's end does to the retry state of its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryStateChange {
+    /// A retry was decided: record it before anything is sent.
+    Save,
+    /// The attempt ended, or its request changes (a refit): forget it.
+    Clear,
+    /// The attempt goes on (quota, pacing, a disabled key, a transient failure or a stop that
+    /// counts nothing): keep it for the next call.
+    Keep,
+}
+
+/// [`RetryStateChange`] after a failed call decided as `action`.
+pub fn retry_state_after(action: &CallAction) -> RetryStateChange {
+    match action {
+        CallAction::Repair | CallAction::LessThinking => RetryStateChange::Save,
+        CallAction::Refit { .. } | CallAction::CountAttempt | CallAction::Skip { .. } => {
+            RetryStateChange::Clear
+        }
+        CallAction::DailyRefusal
+        | CallAction::PaceBucket { .. }
+        | CallAction::DisableKey { .. }
+        | CallAction::Transient
+        | CallAction::Stop { .. } => RetryStateChange::Keep,
     }
 }
 
@@ -490,6 +556,117 @@ mod tests {
         CallError::Truncated {
             message: "MAX_TOKENS".into(),
             usage: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_saved_retry_goes_on_only_in_its_attempt_and_for_the_same_call() {
+        // (saved attempt, saved tasks, attempts now, tasks now), whether it goes on.
+        type Row<'a> = ((u32, &'a [i64], u32, &'a [i64]), bool);
+        let table: &[Row<'_>] = &[
+            ((0, &[7], 0, &[7]), true),
+            ((1, &[7, 8], 1, &[7, 8]), true),
+            // An attempt was counted since (a transient failure): start afresh.
+            ((0, &[7], 1, &[7]), false),
+            // The pack formed otherwise, or the year goes alone now.
+            ((0, &[7, 8], 0, &[7, 9]), false),
+            ((0, &[7, 8], 0, &[7]), false),
+            ((0, &[8, 7], 0, &[7, 8]), false),
+        ];
+        for ((saved_attempt, saved, attempts, carried), want) in table {
+            assert_eq!(
+                retry_continues(*saved_attempt, saved, *attempts, carried),
+                *want,
+                "{saved_attempt} {saved:?} {attempts} {carried:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_retry_in_progress_rebuilds_the_request_the_calls_before_the_wait_sent() {
+        let original = GenerateRequest {
+            model: "m".into(),
+            system_instruction: Some("system".into()),
+            turns: vec![fintel_llm::Turn {
+                role: fintel_llm::Role::User,
+                text: "the whole filing".into(),
+            }],
+            response_schema: serde_json::json!({"type": "object"}),
+            temperature: Some(0.2),
+            max_output_tokens: Some(100),
+            thinking: Thinking::Budget(8192),
+        };
+        let lowered = RetryProgress {
+            thinking_lowered: true,
+            repair: None,
+        };
+        let repair = ("{\"a\": ".to_string(), "EOF while parsing".to_string());
+        let repaired = RetryProgress {
+            thinking_lowered: false,
+            repair: Some(repair.clone()),
+        };
+        let both = RetryProgress {
+            thinking_lowered: true,
+            repair: Some(repair.clone()),
+        };
+        assert_eq!(
+            retry_request(&original, &RetryProgress::default()),
+            original
+        );
+        let mut less = original.clone();
+        less.thinking = Thinking::Budget(2048);
+        assert_eq!(retry_request(&original, &lowered), less);
+        assert_eq!(
+            retry_request(&original, &repaired),
+            repair_request(&original, &repair.0, &repair.1)
+        );
+        let r = retry_request(&original, &both);
+        assert_eq!(r, repair_request(&less, &repair.0, &repair.1));
+        assert!(
+            !r.turns[0].text.contains("the whole filing"),
+            "never the filing again"
+        );
+    }
+
+    #[test]
+    fn the_retry_state_is_saved_when_decided_and_kept_until_its_attempt_ends() {
+        let table = [
+            (CallAction::Repair, RetryStateChange::Save),
+            (CallAction::LessThinking, RetryStateChange::Save),
+            (CallAction::CountAttempt, RetryStateChange::Clear),
+            (
+                CallAction::Refit { max_tokens: None },
+                RetryStateChange::Clear,
+            ),
+            (
+                CallAction::Skip {
+                    reason: "SAFETY".into(),
+                },
+                RetryStateChange::Clear,
+            ),
+            (CallAction::DailyRefusal, RetryStateChange::Keep),
+            (
+                CallAction::PaceBucket {
+                    wait: Duration::from_secs(60),
+                },
+                RetryStateChange::Keep,
+            ),
+            (CallAction::Transient, RetryStateChange::Keep),
+            (
+                CallAction::DisableKey {
+                    reason: "leaked".into(),
+                },
+                RetryStateChange::Keep,
+            ),
+            (
+                CallAction::Stop {
+                    message: "no quota".into(),
+                },
+                RetryStateChange::Keep,
+            ),
+        ];
+        for (action, want) in table {
+            assert_eq!(retry_state_after(&action), want, "{action:?}");
         }
     }
 

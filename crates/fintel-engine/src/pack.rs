@@ -279,6 +279,15 @@ pub fn part_fate(attempts: u32, max_retries: u32) -> PartFate {
     }
 }
 
+/// Whether a year is charged an attempt when the packed answer it rode in was unusable as a
+/// whole (after its repair, or cut off after less thinking), for a task that had used
+/// `attempts` before the call. Every year of such a pack goes alone (SPEC.md section 12: a bad
+/// part goes back as a single-year task), charged at most this one attempt for the call, and
+/// never so that it is left without a try of its own: the fault may be the packing's.
+pub fn unusable_pack_charges(attempts: u32, max_retries: u32) -> bool {
+    attempts < max_retries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +492,26 @@ mod tests {
         ];
         for ((attempts, retries), want) in table {
             assert_eq!(part_fate(attempts, retries), want, "{attempts}/{retries}");
+        }
+    }
+
+    #[test]
+    fn a_pack_unusable_as_a_whole_charges_each_year_once_but_leaves_it_a_try_alone() {
+        let table = [
+            // First packed attempt: charged, two tries alone left.
+            ((0, 2), true),
+            ((1, 2), true),
+            // The year's last attempt: not used up by the pack.
+            ((2, 2), false),
+            ((0, 0), false),
+            ((3, 2), false),
+        ];
+        for ((attempts, retries), want) in table {
+            assert_eq!(
+                unusable_pack_charges(attempts, retries),
+                want,
+                "{attempts}/{retries}"
+            );
         }
     }
 

@@ -563,13 +563,15 @@ impl Engine {
                 return Ok(Some((false, false)));
             }
         }
+        // Asked for the smallest request paced moments ago, if any: one that size or larger
+        // cannot go before its wait ends, so no claim is made only to be put back.
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
-            input_tokens: 0,
+            input_tokens: self.pool.pacing_hold(now),
         };
         let model_allowed = matches!(
             self.pool.acquire(&self.store, now, &intent, false)?,
@@ -613,7 +615,7 @@ impl Engine {
                 }),
                 None => None,
             };
-            (pool_wait(0)?, cap_wait)
+            (pool_wait(self.pool.pacing_hold(now))?, cap_wait)
         };
         Ok(idle::idle_state(&IdleInputs {
             now,
@@ -694,14 +696,16 @@ impl EngineInner {
     /// breaker. While it is open nothing is charged; the failure that opens it refunds every
     /// attempt charged in the streak; a task's last attempt is not used up while other tasks
     /// fail alongside it (an outage forming); otherwise an attempt counts, and the task fails
-    /// once its retries are used up.
+    /// once its retries are used up. `followers` are the other tasks of a packed call `task`
+    /// led: they follow it in the same decision, so their charges are refunded with its own.
     fn transient(
         &self,
         task: &ClaimedTask,
         side: Side,
         reason: &str,
+        followers: &[i64],
     ) -> Result<TaskEnd, EngineError> {
-        self.transient_at_least(task, side, reason, Duration::ZERO)
+        self.transient_at_least(task, side, reason, followers, Duration::ZERO)
     }
 
     /// [`Self::transient`] with the retry no sooner than `min_delay` from now.
@@ -710,14 +714,29 @@ impl EngineInner {
         task: &ClaimedTask,
         side: Side,
         reason: &str,
+        followers: &[i64],
         min_delay: Duration,
     ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
         let mut breakers = self.lock_breakers();
         let breaker = breakers.side(side);
+        let follow = |breaker: &mut crate::backoff::Breaker, charged: bool| {
+            if followers.is_empty() {
+                return Ok::<(), EngineError>(());
+            }
+            self.store()
+                .follow_pack_lead(task.id, task.attempts, followers, self.owner(), now)?;
+            if charged {
+                for id in followers {
+                    breaker.record_charge(*id);
+                }
+            }
+            Ok(())
+        };
         if breaker.is_open() {
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
+            follow(breaker, false)?;
         } else if breaker.record_failure_at(task.id, now) {
             let streak = breaker.streak().len();
             for t in breaker.take_charged() {
@@ -728,6 +747,7 @@ impl EngineInner {
             self.store().end_transient_streak(task.id)?;
             self.store()
                 .release_task(task.id, self.owner(), None, now)?;
+            follow(breaker, false)?;
             drop(breakers);
             self.announce_outage(side, streak)?;
         } else {
@@ -753,6 +773,7 @@ impl EngineInner {
                         Some(now + duration_to_span(delay)),
                         now,
                     )?;
+                    follow(breaker, false)?;
                 }
                 TransientStep::Retry => {
                     breaker.record_charge(task.id);
@@ -763,6 +784,7 @@ impl EngineInner {
                         reason,
                         now,
                     )?;
+                    follow(breaker, true)?;
                 }
                 TransientStep::Fail => {
                     breaker.record_charge(task.id);
@@ -778,6 +800,7 @@ impl EngineInner {
                         true,
                         now,
                     )?;
+                    follow(breaker, true)?;
                 }
             }
         }
@@ -849,7 +872,9 @@ impl EngineInner {
 
     fn source_error(&self, task: &ClaimedTask, e: SourceError) -> Result<TaskEnd, EngineError> {
         match e {
-            SourceError::Transient(msg) => self.transient(task, Side::Sec, &format!("SEC: {msg}")),
+            SourceError::Transient(msg) => {
+                self.transient(task, Side::Sec, &format!("SEC: {msg}"), &[])
+            }
             SourceError::Unavailable(msg) => self.skip(task, &msg),
             SourceError::Configuration(msg) => {
                 self.store()
@@ -1114,7 +1139,12 @@ impl EngineInner {
                         "document too large for the model even after fitting it smaller",
                     )
                 }
-                ModelOutcome::Ended(end) => return Ok(end),
+                ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => return Ok(end),
+                // Only a packed call ends so; a single one counts its attempt itself.
+                ModelOutcome::Unusable(reason) => {
+                    self.count_failed_attempt(task, &reason)?;
+                    return Ok(TaskEnd::Done);
+                }
             }
         }
     }
@@ -1222,7 +1252,11 @@ impl EngineInner {
                 task,
                 "the yearly results are too large for the model's context",
             ),
-            ModelOutcome::Ended(end) => Ok(end),
+            ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => Ok(end),
+            ModelOutcome::Unusable(reason) => {
+                self.count_failed_attempt(task, &reason)?;
+                Ok(TaskEnd::Done)
+            }
         }
     }
 

@@ -388,3 +388,57 @@ async fn packing_by_n_fits_each_document_to_its_share_of_the_smallest_cap() {
     let tokens = max_call_tokens(&h);
     assert!((3_000..=4_000).contains(&tokens), "{tokens}");
 }
+
+#[tokio::test]
+async fn while_token_caps_pace_every_bucket_a_wake_claims_no_task_only_to_put_it_back() {
+    // Two buckets whose token cap takes one pack a minute, and 20 packs to send: every wake
+    // can send one or two. Each pack's documents are prepared for the call that goes, and for
+    // at most the claims made in the same instant as that call (the free slots), never once
+    // per wake for every pending pack, which made the cost of a wake grow with the batch.
+    let companies = 10;
+    let mut h = Harness::new(
+        companies,
+        FakeProvider::new(),
+        capped_buckets(&[4_000, 4_000]),
+    );
+    with_doc_sizes(&mut h, |_, _| 1_500);
+    let t = tickers(companies);
+    let names: Vec<&str> = t.iter().map(String::as_str).collect();
+    let batch = h
+        .create(
+            &names,
+            YearsSpec::Explicit(vec![2021, 2022, 2023, 2024]),
+            packed(2),
+        )
+        .await;
+    let resolved = h.sec.calls.load(Ordering::SeqCst);
+    let settings = fast_settings();
+    let slots = settings.concurrency as u64;
+    let owner = h.owner("paced");
+    let (_tx, rx) = watch::channel(false);
+    let reads_before = h.pool.standing_reads();
+    let outcome = h.engine(&owner, settings).run(&batch, rx).await.unwrap();
+    assert_eq!(outcome, RunOutcome::Completed { failed: 0 });
+    let calls = h.provider.total.load(Ordering::SeqCst);
+    assert_eq!(calls, 20, "one packed call per two years");
+    let minutes = count(
+        &h,
+        "SELECT COUNT(DISTINCT sent_at / 60000) FROM calls WHERE outcome = 'ok'",
+    ) as u64;
+    assert!(minutes >= 10, "the cap paced the calls: {minutes} minutes");
+    let prepared = h.sec.calls.load(Ordering::SeqCst) - resolved;
+    let reads = h.pool.standing_reads() - reads_before;
+    println!("{prepared} documents prepared, {reads} bucket reads for {calls} calls in {minutes} minutes");
+    // Per minute with a call: the documents of the slots claimed at that instant.
+    assert!(
+        prepared <= 2 * (calls + slots * minutes),
+        "{prepared} documents prepared for {calls} calls over {minutes} paced minutes"
+    );
+    // A call's decisions: the claim's dry run, the grant, the idle runner's look; each reads
+    // every bucket once.
+    let buckets = h.pool.buckets().len() as u64;
+    assert!(
+        reads <= 6 * buckets * calls,
+        "{reads} bucket reads for {calls} calls over {minutes} paced minutes"
+    );
+}

@@ -106,6 +106,17 @@ pub struct GeminiConfig {
     /// Share of packed requests (one `fyYYYY` property per fiscal year) answered with their
     /// oldest year's part invalid ([`crate::packed`]), drawn apart from `faults`.
     pub invalid_packed_part: f64,
+    /// Every packed request, and every repair of one (it keeps the packed schema), is answered
+    /// with invalid JSON: a packed answer that is never usable, while each year asked alone
+    /// is answered well.
+    pub unusable_packed: bool,
+    /// A model that thinks its output away: a request whose thinking budget is above this, or
+    /// not bounded (absent or -1, or a `thinkingLevel` above `low`), is answered MAX_TOKENS,
+    /// one with less thinking well. `None`: thinking never cuts an answer off.
+    pub max_tokens_above_thinking: Option<i64>,
+    /// A request of more input tokens than this (a filing) is answered with invalid JSON,
+    /// a smaller one (a repair, which does not carry the filing) well. `None`: off.
+    pub invalid_json_above_tokens: Option<u64>,
     /// Windows during which every generateContent answers 503.
     pub outages: Vec<OutageWindow>,
     /// Keys refused with 400 API_KEY_INVALID even if a project lists them.
@@ -141,6 +152,9 @@ impl Default for GeminiConfig {
             latency: LatencyConfig::default(),
             faults: FaultConfig::default(),
             invalid_packed_part: 0.0,
+            unusable_packed: false,
+            max_tokens_above_thinking: None,
+            invalid_json_above_tokens: None,
             outages: Vec::new(),
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),

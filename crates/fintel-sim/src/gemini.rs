@@ -60,6 +60,9 @@ pub struct GenerateRequest {
     pub max_output_tokens: Option<u64>,
     /// Whether thinking is on (budget absent, -1 or positive).
     pub thinking: bool,
+    /// How far thinking may go: `None` when unbounded (no thinking config, a budget of -1, or
+    /// a level above `low`), else the budget (a level `minimal` reads 0 and `low` 1,024).
+    pub thinking_bound: Option<i64>,
 }
 
 /// The proto JSON mapping accepts snake_case names too; compare in camelCase.
@@ -206,9 +209,12 @@ fn check_contents(request: &Value) -> Result<(), ErrorReply> {
     Ok(())
 }
 
-fn check_generation_config(request: &Value, model: &ModelConfig) -> Result<bool, ErrorReply> {
+fn check_generation_config(
+    request: &Value,
+    model: &ModelConfig,
+) -> Result<(bool, Option<i64>), ErrorReply> {
     let Some(gc) = field(request, "generationConfig") else {
-        return Ok(true);
+        return Ok((true, None));
     };
     if !gc.is_object() {
         return Err(errors::invalid_payload(
@@ -258,7 +264,13 @@ fn check_generation_config(request: &Value, model: &ModelConfig) -> Result<bool,
         }
     }
     let mut thinking = true;
+    let mut bound = None;
     if let Some(tc) = field(gc, "thinkingConfig") {
+        bound = match field(tc, "thinkingLevel").and_then(Value::as_str) {
+            Some("minimal") => Some(0),
+            Some("low") => Some(1_024),
+            _ => None,
+        };
         check_known(
             tc,
             THINKING_CONFIG_FIELDS,
@@ -278,9 +290,10 @@ fn check_generation_config(request: &Value, model: &ModelConfig) -> Result<bool,
                 )));
             }
             thinking = b != 0;
+            bound = (b != -1).then_some(b);
         }
     }
-    Ok(thinking)
+    Ok((thinking, bound))
 }
 
 /// Checks a generateContent body as the real API does and extracts what the answer needs.
@@ -298,7 +311,7 @@ pub fn parse_generate_request(
             ));
         }
     }
-    let thinking = check_generation_config(&request, model)?;
+    let (thinking, thinking_bound) = check_generation_config(&request, model)?;
     let max_output_tokens = field(&request, "generationConfig")
         .and_then(|gc| field(gc, "maxOutputTokens"))
         .and_then(Value::as_u64);
@@ -308,6 +321,7 @@ pub fn parse_generate_request(
         schema: schema_of(&request).cloned(),
         max_output_tokens,
         thinking,
+        thinking_bound,
     })
 }
 

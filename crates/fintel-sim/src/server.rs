@@ -703,6 +703,30 @@ fn decide_generate(
     } else {
         Fault::None
     };
+    // The answers that depend on the request itself: they come before any drawn fault, so a
+    // test that sets one knows exactly how each request is answered.
+    let packed = request
+        .schema
+        .as_ref()
+        .is_some_and(|s| !crate::packed::packed_years(s).is_empty());
+    let fault = match fault {
+        Fault::None if config.unusable_packed && packed => Fault::InvalidJson,
+        Fault::None
+            if config
+                .invalid_json_above_tokens
+                .is_some_and(|limit| request.tokens > limit) =>
+        {
+            Fault::InvalidJson
+        }
+        Fault::None
+            if config
+                .max_tokens_above_thinking
+                .is_some_and(|limit| request.thinking_bound.is_none_or(|b| b > limit)) =>
+        {
+            Fault::MaxTokens
+        }
+        f => f,
+    };
     // The weather's faults come on top of the configured ones, from their own draw.
     let mut slow_until = None;
     let fault = match (fault, state.weather.as_ref()) {

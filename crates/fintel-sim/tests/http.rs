@@ -1333,3 +1333,97 @@ async fn a_project_without_the_api_enabled_answers_service_disabled() {
     assert_eq!(sim.stats().gemini.api_disabled, 2);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn answers_that_depend_on_thinking_size_and_packing_are_exact() {
+    let mut config = shared_project(100, 100, 1_000_000);
+    config.gemini.max_tokens_above_thinking = Some(4_096);
+    config.gemini.invalid_json_above_tokens = Some(1_000);
+    config.gemini.unusable_packed = true;
+    let (sim, _clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let part =
+        json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
+    let single = json!(part);
+    let packed = json!({
+        "type": "object",
+        "properties": {"fy2023": part, "fy2024": part},
+        "required": ["fy2023", "fy2024"],
+        "propertyOrdering": ["fy2023", "fy2024"]
+    });
+    let with = |text: &str, schema: &Value, thinking: Value| {
+        let mut r = schema_request(text, schema);
+        match thinking {
+            Value::Null => {
+                r["generationConfig"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("thinkingConfig");
+            }
+            t => r["generationConfig"]["thinkingConfig"] = t,
+        }
+        r
+    };
+    let answer = |body: &Value| -> (String, Option<Value>) {
+        let c = &body["candidates"][0];
+        let text = c["content"]["parts"][0]["text"].as_str().unwrap_or("");
+        (
+            c["finishReason"].as_str().unwrap_or("").to_string(),
+            serde_json::from_str(text).ok(),
+        )
+    };
+    let cases = [
+        // Thinking unbounded or above 4,096: cut off; bounded below: answered.
+        (with("x", &single, Value::Null), "MAX_TOKENS", false),
+        (
+            with("x", &single, json!({"thinkingBudget": -1})),
+            "MAX_TOKENS",
+            false,
+        ),
+        (
+            with("x", &single, json!({"thinkingBudget": 8192})),
+            "MAX_TOKENS",
+            false,
+        ),
+        (
+            with("x", &single, json!({"thinkingLevel": "high"})),
+            "MAX_TOKENS",
+            false,
+        ),
+        (
+            with("x", &single, json!({"thinkingBudget": 2048})),
+            "STOP",
+            true,
+        ),
+        (
+            with("x", &single, json!({"thinkingLevel": "low"})),
+            "STOP",
+            true,
+        ),
+        // A request carrying a filing (over 1,000 tokens) is invalid JSON, a small one valid.
+        (
+            with(
+                &"revenue grew ".repeat(400),
+                &single,
+                json!({"thinkingBudget": 1024}),
+            ),
+            "STOP",
+            false,
+        ),
+        // A packed request is never usable, however small.
+        (
+            with("y", &packed, json!({"thinkingBudget": 1024})),
+            "STOP",
+            false,
+        ),
+    ];
+    for (body, finish, valid) in cases {
+        let (status, reply) = generate(&sim, Some("key-a"), "gemini-2.5-flash", &body).await;
+        assert_eq!(status, 200, "{reply}");
+        let (got_finish, json) = answer(&reply);
+        assert_eq!(got_finish, finish, "{}", body["generationConfig"]);
+        assert_eq!(json.is_some(), valid, "{reply}");
+    }
+    let faults = sim.stats().gemini.total;
+    assert_eq!(faults.accepted, 8);
+    sim.shutdown().await;
+}

@@ -18,6 +18,7 @@ mod owners;
 mod packing;
 mod projects;
 mod reasons;
+mod retry_state;
 mod schema;
 mod tasks;
 mod usage;
@@ -39,6 +40,7 @@ pub use owners::*;
 pub use packing::*;
 pub use projects::*;
 pub use reasons::{merge_year_ranges, year_ranges};
+pub use retry_state::{AttemptSpent, RetryState};
 pub use schema::SCHEMA_VERSION;
 pub use tasks::*;
 

@@ -33,8 +33,9 @@ impl PackedProvenance {
 /// What becomes of a year whose part of a packed answer was invalid or missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadPartEnd {
-    /// Pending again as a single-year task (never packed again), one attempt counted.
-    RetryAlone { not_before: Timestamp },
+    /// Pending again as a single-year task (never packed again), one attempt counted when
+    /// `charge`.
+    RetryAlone { not_before: Timestamp, charge: bool },
     /// Its retries are used up.
     Fail,
 }
@@ -66,6 +67,9 @@ impl Store {
         // `lead` is materialised, so the rows this statement turns to running cannot change
         // which task leads. A candidate year y joins only if every year between it and the
         // lead's is a candidate too (consecutive years, no gap, no done year in between).
+        // The candidates are the lead company's few tasks: without statistics SQLite would
+        // take the batch-wide (batch, kind, state) index and read every pending year of the
+        // batch on every claim.
         let mut stmt = conn.prepare(
             "WITH lead AS MATERIALIZED ( \
                SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone FROM tasks t \
@@ -78,8 +82,8 @@ impl Store {
                ORDER BY t.priority DESC, t.kind = 'aggregate', t.company_id, t.fiscal_year DESC \
                LIMIT 1), \
              cand AS MATERIALIZED ( \
-               SELECT y.id, y.fiscal_year FROM tasks y JOIN lead l \
-                 ON y.company_id = l.company_id \
+               SELECT y.id, y.fiscal_year FROM lead l \
+                 JOIN tasks y INDEXED BY tasks_company ON y.company_id = l.company_id \
                WHERE l.kind = 'year' AND l.pack_alone = 0 AND ?5 > 1 \
                  AND y.batch_id = ?1 AND y.kind = 'year' AND y.state = 'pending' \
                  AND y.pack_alone = 0 AND y.needs_model = 1 \
@@ -163,7 +167,8 @@ impl Store {
 
     /// Ends a packed call in one transaction: each valid part is stored as its year's result
     /// together with its task's completion, recording `provenance`; each bad part sends only
-    /// its year back as a single-year task with one attempt counted, or fails it. If any task's
+    /// its year back as a single-year task (one attempt counted unless it says not), or fails
+    /// it. A packed answer unusable as a whole is the same with no valid part. If any task's
     /// lease was lost nothing is written.
     pub fn complete_packed(
         &self,
@@ -188,16 +193,17 @@ impl Store {
         }
         for part in bad {
             let n = match &part.end {
-                BadPartEnd::RetryAlone { not_before } => tx.execute(
+                BadPartEnd::RetryAlone { not_before, charge } => tx.execute(
                     "UPDATE tasks SET state = 'pending', lease_owner = NULL, pack_alone = 1, \
-                     attempts = attempts + 1, not_before = ?3, reason = ?4, updated_at = ?5 \
+                     attempts = attempts + ?6, not_before = ?3, reason = ?4, updated_at = ?5 \
                      WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
                     params![
                         part.task_id,
                         owner,
                         millis(*not_before),
                         part.reason,
-                        millis(now)
+                        millis(now),
+                        u32::from(*charge)
                     ],
                 )?,
                 BadPartEnd::Fail => tx.execute(
@@ -421,7 +427,10 @@ mod tests {
             BadPart {
                 task_id: ids[1],
                 reason: "fy2022 invalid".into(),
-                end: BadPartEnd::RetryAlone { not_before: t(500) },
+                end: BadPartEnd::RetryAlone {
+                    not_before: t(500),
+                    charge: true,
+                },
             },
             BadPart {
                 task_id: ids[2],

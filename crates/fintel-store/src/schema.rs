@@ -293,6 +293,26 @@ CREATE TABLE ledger_tasks (
 );
 CREATE INDEX ledger_tasks_task ON ledger_tasks (task_id);
 "#,
+    // A retry inside an attempt (the repair of an unusable answer, the same request with less
+    // thinking after a cut-off one) that must wait for quota keeps its state here, so the wait
+    // may outlive the process: the attempt it belongs to, the tasks of the call (a pack's, in
+    // order), the lower thinking, the answer to repair with what was wrong with it, and the
+    // calls and tokens the attempt has spent so far (its result counts them all).
+    r#"
+CREATE TABLE retry_states (
+    task_id          INTEGER PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+    attempt          INTEGER NOT NULL,
+    carried          TEXT NOT NULL DEFAULT '',
+    thinking_lowered INTEGER NOT NULL DEFAULT 0,
+    repair_answer    TEXT,
+    repair_problem   TEXT,
+    calls            INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens    INTEGER NOT NULL DEFAULT 0,
+    output_tokens    INTEGER NOT NULL DEFAULT 0,
+    thinking_tokens  INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

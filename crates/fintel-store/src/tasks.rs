@@ -563,6 +563,12 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = millis(now);
+        // Their attempts start again from nothing, so no retry of an earlier attempt stands.
+        tx.execute(
+            "DELETE FROM retry_states WHERE task_id IN ( \
+               SELECT id FROM tasks WHERE batch_id = ?1 AND state IN ('failed', 'skipped'))",
+            [batch_id],
+        )?;
         tx.execute(
             "UPDATE tasks SET state = 'pending', updated_at = ?2, finished_at = NULL, \
                reason = NULL, attempts = 0, not_before = NULL \

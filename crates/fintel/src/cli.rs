@@ -69,6 +69,8 @@ pub enum Command {
     Filings(FilingsArgs),
     /// Show what the model will read for a filing document
     Text(TextArgs),
+    /// Compare two filings of a company (year over year): similarity per section, sentences added and removed
+    Changes(ChangesArgs),
     /// List analysis types, or print one (`fintel workflows show NAME`) to copy and edit
     Workflows(WorkflowsArgs),
     /// Simulated SEC and Gemini endpoints, for tests, benchmarks and the demo
@@ -508,6 +510,23 @@ pub struct TextArgs {
     #[arg(long)]
     pub facts: bool,
     /// Form of the document (10-K, 20-F); detected when omitted
+    #[arg(long, value_name = "FORM")]
+    pub form: Option<String>,
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// The earlier filing document (HTML or text) on disk
+    pub old: PathBuf,
+    /// The later filing document (HTML or text) on disk
+    pub new: PathBuf,
+    /// Only this item, e.g. 1A or 7
+    #[arg(long, value_name = "ITEM")]
+    pub section: Option<String>,
+    /// Form of both documents (10-K, 20-F); detected from each when omitted
     #[arg(long, value_name = "FORM")]
     pub form: Option<String>,
     /// Print one JSON document on stdout

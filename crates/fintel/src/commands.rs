@@ -732,7 +732,7 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
 /// Why `bytes` cannot be a filing document (HTML or SEC's plain text), or `None` when it may
 /// be one. Old filings are often Latin-1, so only what text never has counts: nothing at all,
 /// NUL bytes, or many control characters (PDFs, images, archives, spreadsheets).
-fn not_a_filing(bytes: &[u8]) -> Option<&'static str> {
+pub(crate) fn not_a_filing(bytes: &[u8]) -> Option<&'static str> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Some("the file is empty");
     }

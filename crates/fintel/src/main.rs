@@ -4,6 +4,7 @@
 
 mod app;
 mod batch;
+mod changes;
 mod cli;
 mod commands;
 mod config;
@@ -131,6 +132,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cache(args) => results::cache(&app, args),
         Command::Filings(args) => commands::filings(&app, args).await,
         Command::Text(args) => commands::text(args),
+        Command::Changes(args) => changes::changes(args),
         Command::Workflows(args) => commands::workflows(&app, args),
         Command::Sim(args) => commands::sim(args, app.clock.clone()).await,
         Command::Doctor(args) => doctor::doctor(&app, args).await,

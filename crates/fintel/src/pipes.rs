@@ -26,6 +26,7 @@ pub fn default_sigpipe_for(command: Option<&Command>) -> bool {
             | Command::Db(_)
             | Command::Cache(_)
             | Command::Text(_)
+            | Command::Changes(_)
             | Command::Screen(_)
             | Command::Workflows(_),
         ) => true,

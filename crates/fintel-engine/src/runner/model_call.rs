@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use fintel_llm::{repair_request, CallError, GenerateRequest, Role, Turn};
-use fintel_store::{CallIntent, CallPurpose, ClaimedTask};
+use fintel_store::{AttemptSpent, CallIntent, CallPurpose, ClaimedTask, RetryState};
 use fintel_time::local_and_pacific;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -14,8 +14,8 @@ use super::{EngineInner, Level, Side, TaskEnd};
 use crate::budget::{self, Budget, BudgetInput, ContextTooSmall};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
-    decide_call, ledger_outcome, lower_thinking, CallAction, CallContext, DailyVerdict,
-    LedgerOutcome,
+    decide_call, ledger_outcome, lower_thinking, retry_continues, retry_request, retry_state_after,
+    CallAction, CallContext, DailyVerdict, LedgerOutcome, RetryProgress, RetryStateChange,
 };
 use crate::ports::StepRequest;
 use crate::projects::ProjectWatch;
@@ -202,6 +202,8 @@ impl EngineInner {
 
     /// [`Self::call_model`] with the answer checked by `check`, and every ledger row linked to
     /// `carried` as well (the tasks of a packed call; `task` leads it and takes the outcome).
+    /// A retry inside the attempt (a repair, less thinking) is recorded when decided and taken
+    /// up again by the next call of the same attempt, so a wait never throws it away.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn call_model_with(
         &self,
@@ -213,11 +215,47 @@ impl EngineInner {
         check: Check,
         carried: &[i64],
     ) -> Result<ModelOutcome, EngineError> {
-        let mut request = self.build_request(step);
+        let call_tasks: Vec<i64> = if carried.is_empty() {
+            vec![task.id]
+        } else {
+            carried.to_vec()
+        };
+        let original = self.build_request(step);
+        let saved = self.store().retry_state(task.id)?;
+        let mut has_state = saved.is_some();
         let mut usage = CallUsage::default();
-        let mut repaired = false;
-        let mut thinking_lowered = false;
-        let mut input_tokens = input_tokens;
+        let mut progress = RetryProgress::default();
+        if let Some(s) =
+            saved.filter(|s| retry_continues(s.attempt, &s.carried, task.attempts, &call_tasks))
+        {
+            // The attempt's calls before the wait count in its result.
+            usage.calls = s.spent.calls;
+            usage.tokens = fintel_llm::Usage {
+                prompt_tokens: s.spent.prompt_tokens,
+                output_tokens: s.spent.output_tokens,
+                thinking_tokens: s.spent.thinking_tokens,
+            };
+            progress = RetryProgress {
+                thinking_lowered: s.thinking_lowered,
+                repair: s.repair,
+            };
+        }
+        let mut request = retry_request(&original, &progress);
+        let mut repaired = progress.repair.is_some();
+        let mut thinking_lowered = progress.thinking_lowered;
+        let mut input_tokens = if repaired {
+            // The repair does not carry the filing: its row has its own size.
+            fintel_llm::estimate_request_tokens(&request)
+        } else {
+            input_tokens
+        };
+        // Forgets the attempt's retry once the attempt ends (or its request changes).
+        let clear = |has_state: bool| -> Result<(), EngineError> {
+            if has_state {
+                self.store().clear_retry_state(task.id)?;
+            }
+            Ok(())
+        };
         loop {
             let now = self.now();
             if self.lock_breakers().provider.holds_back(started) {
@@ -247,7 +285,10 @@ impl EngineInner {
                         bucket,
                         key,
                     } => (call_id, bucket, key),
-                    Grant::TooLarge { cap } => return Ok(ModelOutcome::TooLong(Some(cap))),
+                    Grant::TooLarge { cap } => {
+                        clear(has_state)?;
+                        return Ok(ModelOutcome::TooLong(Some(cap)));
+                    }
                     Grant::Wait { until, why } => {
                         // Quota is not a failure: back to pending, no attempt counted. A task
                         // waiting for the daily reset stays claimable, so a resume with more
@@ -344,7 +385,10 @@ impl EngineInner {
                     self.store().end_transient_streak(task.id)?;
                     usage.add(&gen.usage);
                     match check.apply(&step.schema, &gen.text) {
-                        Ok(value) => return Ok(ModelOutcome::Json(value, usage)),
+                        Ok(value) => {
+                            clear(has_state)?;
+                            return Ok(ModelOutcome::Json(value, usage));
+                        }
                         Err(problem) => CallError::BadOutput {
                             reason: format!("model output invalid: {problem}"),
                             raw_text: Some(gen.text),
@@ -398,7 +442,12 @@ impl EngineInner {
                 repaired,
                 thinking_lowered,
             };
-            match decide_call(&err, &context) {
+            let action = decide_call(&err, &context);
+            if retry_state_after(&action) == RetryStateChange::Clear {
+                clear(has_state)?;
+                has_state = false;
+            }
+            match action {
                 CallAction::DailyRefusal => {
                     let verdict = self.e.pool.on_daily_refusal(self.store(), &bucket, now)?;
                     watch.on_daily_refusal(&bucket, &verdict, now)?;
@@ -452,12 +501,25 @@ impl EngineInner {
                         err.timed_out(),
                         self.e.settings.request_timeout,
                     );
-                    return Ok(ModelOutcome::Ended(self.transient_at_least(
+                    // The other tasks of a pack follow their lead under the breaker's lock, so
+                    // an outage's refund reaches them too.
+                    let followers: Vec<i64> = carried
+                        .iter()
+                        .copied()
+                        .filter(|&id| id != task.id)
+                        .collect();
+                    let end = self.transient_at_least(
                         task,
                         Side::Provider,
                         &detail,
+                        &followers,
                         min_delay,
-                    )?));
+                    )?;
+                    return Ok(if followers.is_empty() {
+                        ModelOutcome::Ended(end)
+                    } else {
+                        ModelOutcome::EndedAll(end)
+                    });
                 }
                 CallAction::Repair => {
                     if let CallError::BadOutput {
@@ -469,6 +531,9 @@ impl EngineInner {
                         request = repair_request(&request, raw, &detail);
                         // The repair does not carry the filing: its row has its own size.
                         input_tokens = fintel_llm::estimate_request_tokens(&request);
+                        progress.repair = Some((raw.clone(), detail.clone()));
+                        has_state = true;
+                        self.save_progress(task, &call_tasks, &progress, &usage)?;
                     }
                 }
                 CallAction::LessThinking if self.e.settings.output_in_context => {
@@ -494,8 +559,15 @@ impl EngineInner {
                 CallAction::LessThinking => {
                     thinking_lowered = true;
                     request.thinking = lower_thinking(&request.thinking);
+                    progress.thinking_lowered = true;
+                    has_state = true;
+                    self.save_progress(task, &call_tasks, &progress, &usage)?;
                 }
                 CallAction::CountAttempt => {
+                    if !carried.is_empty() {
+                        // A packed answer unusable as a whole: the pack decides for its years.
+                        return Ok(ModelOutcome::Unusable(detail));
+                    }
                     self.count_failed_attempt(task, &detail)?;
                     return Ok(ModelOutcome::Ended(TaskEnd::Done));
                 }
@@ -509,6 +581,34 @@ impl EngineInner {
                 }
             }
         }
+    }
+
+    /// Records the retry decided inside `task`'s attempt before anything is sent, so a wait
+    /// or a killed process goes on with it.
+    fn save_progress(
+        &self,
+        task: &ClaimedTask,
+        call_tasks: &[i64],
+        progress: &RetryProgress,
+        usage: &CallUsage,
+    ) -> Result<(), EngineError> {
+        self.store().save_retry_state(
+            task.id,
+            &RetryState {
+                attempt: task.attempts,
+                carried: call_tasks.to_vec(),
+                thinking_lowered: progress.thinking_lowered,
+                repair: progress.repair.clone(),
+                spent: AttemptSpent {
+                    calls: usage.calls,
+                    prompt_tokens: usage.tokens.prompt_tokens,
+                    output_tokens: usage.tokens.output_tokens,
+                    thinking_tokens: usage.tokens.thinking_tokens,
+                },
+            },
+            self.now(),
+        )?;
+        Ok(())
     }
 
     /// What provider errors reveal about keys that share a project, carried out for this run.
@@ -642,5 +742,12 @@ pub(super) enum ModelOutcome {
     /// The answer was cut off at the output limit and the run's output floor was raised: the
     /// document is to be fitted to the new budget before anything is sent again.
     NeedsMoreOutput,
+    /// The call's end was applied to the task that led it; the others it carried wait for
+    /// the caller.
     Ended(TaskEnd),
+    /// The call's end was applied to every task it carried (a pack's transient failure).
+    EndedAll(TaskEnd),
+    /// A packed answer unusable as a whole, its repair or its lower thinking spent: nothing
+    /// was applied to any task; why.
+    Unusable(String),
 }

@@ -18,7 +18,7 @@ use super::{CatchUnwind, EngineInner, Level, TaskEnd};
 use crate::backoff::retry_delay;
 use crate::pack::{
     auto_pack_size, document_block, pack_budget, packed_preamble, packed_schema, part_fate, share,
-    split_answer, Pack, PackedDocument, PartFate, PartOutcome,
+    split_answer, unusable_pack_charges, Pack, PackedDocument, PartFate, PartOutcome,
 };
 use crate::ports::{PreparedDocument, StepRequest, YearInput};
 use crate::{lifecycle, EngineError};
@@ -284,6 +284,7 @@ impl EngineInner {
                                 );
                                 BadPartEnd::RetryAlone {
                                     not_before: now + duration_to_span(delay),
+                                    charge: true,
                                 }
                             }
                             PartFate::Fail => BadPartEnd::Fail,
@@ -337,6 +338,10 @@ impl EngineInner {
                         m.doc = None;
                     }
                 }
+                ModelOutcome::EndedAll(end) => return Ok(end),
+                ModelOutcome::Unusable(why) => {
+                    return self.pack_unusable(&members, &years, &why);
+                }
                 ModelOutcome::Ended(end) => {
                     let others: Vec<i64> = carried[1..].to_vec();
                     self.store().follow_pack_lead(
@@ -350,6 +355,49 @@ impl EngineInner {
                 }
             }
         }
+    }
+
+    /// A packed answer unusable as a whole: every year of the pack goes alone, charged at most
+    /// this one attempt for the call ([`unusable_pack_charges`]), in one transaction.
+    fn pack_unusable(
+        &self,
+        members: &[Member],
+        years: &[i32],
+        why: &str,
+    ) -> Result<TaskEnd, EngineError> {
+        let now = self.now();
+        let packed = years
+            .iter()
+            .map(|y| format!("FY{y}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bad: Vec<BadPart> = members
+            .iter()
+            .map(|m| {
+                let charge =
+                    unusable_pack_charges(m.task.attempts, self.batch_settings.max_retries);
+                let delay = retry_delay(
+                    m.task.attempts + u32::from(charge),
+                    self.e.settings.retry_base,
+                    self.e.settings.retry_cap,
+                );
+                BadPart {
+                    task_id: m.task.id,
+                    reason: format!("packed answer for {packed} unusable ({why}); going alone"),
+                    end: BadPartEnd::RetryAlone {
+                        not_before: now + duration_to_span(delay),
+                        charge,
+                    },
+                }
+            })
+            .collect();
+        let provenance = PackedProvenance {
+            call_id: 0,
+            years: years.to_vec(),
+        };
+        self.store()
+            .complete_packed(self.owner(), &provenance, &[], &bad, now)?;
+        Ok(TaskEnd::Done)
     }
 
     /// `auto`: reads each document whole (the single-year budget) and asks the provider's

@@ -171,7 +171,16 @@ pub struct FakeProvider {
     pub bad_part: Option<Arc<dyn Fn(i32, u32) -> bool + Send + Sync>>,
     /// Packed answers per fiscal year so far.
     pub packed_answers: Mutex<HashMap<i32, u32>>,
+    /// An outcome decided from the whole request and the call's number over all prompts
+    /// (1-based), for answers that depend on more than the prompt (thinking, packing).
+    pub by_request: Option<RequestScript>,
+    /// Before answering, give way to the other tasks this many times, as a call in flight
+    /// does: parallel tasks then interleave their calls without any real time passing.
+    pub yields: u32,
 }
+
+/// A scripted outcome for a whole request and the call's number over all prompts.
+pub type RequestScript = Arc<dyn Fn(&GenerateRequest, u64) -> Option<CallError> + Send + Sync>;
 
 impl FakeProvider {
     pub fn new() -> Self {
@@ -184,6 +193,8 @@ impl FakeProvider {
             hang_all: false,
             bad_part: None,
             packed_answers: Mutex::new(HashMap::new()),
+            by_request: None,
+            yields: 0,
         }
     }
 
@@ -230,8 +241,16 @@ impl Provider for FakeProvider {
         if let Some(d) = self.delay {
             tokio::time::sleep(d).await;
         }
+        for _ in 0..self.yields {
+            tokio::task::yield_now().await;
+        }
         if let Some(script) = &self.script {
             if let Some(e) = script(&prompt, n) {
+                return Err(e);
+            }
+        }
+        if let Some(script) = &self.by_request {
+            if let Some(e) = script(request, number) {
                 return Err(e);
             }
         }

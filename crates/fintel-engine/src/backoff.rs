@@ -14,6 +14,21 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     half + Duration::from_secs_f64(rand::rng().random::<f64>() * half.as_secs_f64())
 }
 
+/// The wait before a provider request is sent again after a transient failure: the backoff,
+/// but after a timeout at least the request timeout once more, because the server may still
+/// be working on the abandoned request (a busy local server finishes what it started), and a
+/// resend sooner would only queue behind it and time out in turn.
+pub fn resend_delay(
+    backoff: Duration,
+    timed_out: bool,
+    request_timeout: Option<Duration>,
+) -> Duration {
+    match (timed_out, request_timeout) {
+        (true, Some(timeout)) => backoff.max(timeout),
+        _ => backoff,
+    }
+}
+
 /// The outage breaker (SPEC.md section 2): after `threshold` consecutive transient failures on
 /// different tasks, stop sending and probe with one request at growing intervals.
 ///
@@ -142,6 +157,21 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_timed_out_request_waits_at_least_a_timeout_before_it_is_resent() {
+        let s = Duration::from_secs;
+        // (backoff, timed out, request timeout) -> wait
+        let cases = [
+            ((s(30), true, Some(s(600))), s(600)),
+            ((s(900), true, Some(s(600))), s(900)),
+            ((s(30), false, Some(s(600))), s(30)),
+            ((s(30), true, None), s(30)),
+        ];
+        for ((backoff, timed_out, timeout), expected) in cases {
+            assert_eq!(resend_delay(backoff, timed_out, timeout), expected);
+        }
+    }
+
     use super::*;
 
     #[test]

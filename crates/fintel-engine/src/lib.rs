@@ -8,6 +8,7 @@
 //! share a Google Cloud project.
 
 pub mod backoff;
+pub mod budget;
 pub mod create;
 pub mod idle;
 pub mod input;

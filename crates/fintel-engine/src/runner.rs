@@ -149,6 +149,12 @@ struct EngineInner {
     batch_settings: BatchSettings,
     years: YearsSpec,
     breakers: Mutex<Breakers>,
+    /// The smallest context a server's refusal or truncation showed (`u64::MAX`: none), below
+    /// the configured one: every later request of the run is fitted to it.
+    learned_context: std::sync::atomic::AtomicU64,
+    /// The output budget cut-off answers showed is needed (0: none), where the output shares
+    /// the context ([`crate::budget::after_length`]).
+    output_floor: std::sync::atomic::AtomicU32,
 }
 
 type EngineRef = Arc<Engine>;
@@ -209,6 +215,8 @@ impl Engine {
                 sec: Breaker::new(self.settings.breaker_threshold),
                 provider: Breaker::new(self.settings.breaker_threshold),
             }),
+            learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
+            output_floor: std::sync::atomic::AtomicU32::new(0),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
@@ -721,6 +729,18 @@ impl EngineInner {
         reason: &str,
         followers: &[i64],
     ) -> Result<TaskEnd, EngineError> {
+        self.transient_at_least(task, side, reason, followers, Duration::ZERO)
+    }
+
+    /// [`Self::transient`] with the retry no sooner than `min_delay` from now.
+    fn transient_at_least(
+        &self,
+        task: &ClaimedTask,
+        side: Side,
+        reason: &str,
+        followers: &[i64],
+        min_delay: Duration,
+    ) -> Result<TaskEnd, EngineError> {
         let now = self.now();
         let mut breakers = self.lock_breakers();
         let breaker = breakers.side(side);
@@ -767,7 +787,8 @@ impl EngineInner {
                 task.attempts + 1,
                 self.e.settings.retry_base,
                 self.e.settings.retry_cap,
-            );
+            )
+            .max(min_delay);
             match step {
                 TransientStep::Hold => {
                     self.store().release_task(
@@ -967,11 +988,20 @@ impl EngineInner {
         if self.reuse_stored(task, &key)? {
             return Ok(TaskEnd::Done);
         }
-        let mut budget = self.document_budget();
+        let mut budget = match self.document_budget() {
+            Ok(b) => b,
+            Err(message) => {
+                self.store()
+                    .release_task(task.id, self.owner(), None, self.now())?;
+                return Ok(TaskEnd::Configuration(message));
+            }
+        };
         // Fittings after the first preparation, and whether this document has shown itself
         // denser than its estimate (then every new fit is measured).
         let mut fits = 0;
         let mut dense = false;
+        // Whether this task's answer was already found truncated by the server once.
+        let mut truncated_once = false;
         loop {
             let doc = match self.e.source.prepare_document(cik, filing, budget).await {
                 Ok(doc) => doc,
@@ -1061,16 +1091,70 @@ impl EngineInner {
                     )?;
                     return Ok(TaskEnd::Done);
                 }
-                ModelOutcome::TooLong(max) if fits < MAX_FITS => {
-                    // Refused for size: never send the same request again; fit smaller now.
+                ModelOutcome::NeedsMoreOutput => {
+                    // More output, so less document: refit before sending again.
+                    fits += 1;
+                    match self.budget() {
+                        Ok(b) => budget = b.document_tokens.min(budget).max(1),
+                        Err(e) => {
+                            self.store()
+                                .release_task(task.id, self.owner(), None, self.now())?;
+                            return Ok(TaskEnd::Configuration(self.context_too_small_message(&e)));
+                        }
+                    }
+                    continue;
+                }
+                ModelOutcome::Truncated { used } => {
+                    // The server read only `used` tokens: the answer was not stored. Once is
+                    // a context to learn; twice, the server's context is too small to learn.
+                    if truncated_once || fits >= MAX_FITS {
+                        self.store()
+                            .release_task(task.id, self.owner(), None, self.now())?;
+                        return Ok(TaskEnd::Configuration(self.truncation_message(used)));
+                    }
+                    truncated_once = true;
                     fits += 1;
                     dense = true;
-                    let smaller = max
-                        .map(|m| m.saturating_sub(analysis.year_overhead_tokens()) * 9 / 10)
-                        .unwrap_or(budget / 2);
-                    budget = smaller
-                        .min(budget / 2 + budget / 4)
-                        .max(1_000.min(budget / 2));
+                    match self.refit_to_context(used, budget.min(doc.tokens.max(1))) {
+                        Ok(b) => budget = b,
+                        Err(message) => {
+                            self.store()
+                                .release_task(task.id, self.owner(), None, self.now())?;
+                            return Ok(TaskEnd::Configuration(message));
+                        }
+                    }
+                    continue;
+                }
+                ModelOutcome::TooLong(max) if fits < MAX_FITS => {
+                    // Refused for size: never send the same request again; fit smaller now,
+                    // from what was sent (a budget above the document's size halves nothing).
+                    fits += 1;
+                    dense = true;
+                    let budget_was = budget.min(doc.tokens.max(1));
+                    let budget = &mut budget;
+                    let refit = match max {
+                        // The server counts the output inside its context: fit to the context
+                        // it gave less the output budget, as every later request will be.
+                        Some(context) if self.e.settings.output_in_context => {
+                            self.refit_to_context(context, budget_was)
+                        }
+                        _ => {
+                            let smaller = max
+                                .map(|m| m.saturating_sub(analysis.year_overhead_tokens()) * 9 / 10)
+                                .unwrap_or(budget_was / 2);
+                            Ok(smaller
+                                .min(budget_was / 2 + budget_was / 4)
+                                .max(1_000.min(budget_was / 2)))
+                        }
+                    };
+                    match refit {
+                        Ok(b) => *budget = b,
+                        Err(message) => {
+                            self.store()
+                                .release_task(task.id, self.owner(), None, self.now())?;
+                            return Ok(TaskEnd::Configuration(message));
+                        }
+                    }
                     continue;
                 }
                 ModelOutcome::TooLong(_) => {
@@ -1186,7 +1270,9 @@ impl EngineInner {
                     .complete_with_result(task.id, self.owner(), &result, self.now())?;
                 Ok(TaskEnd::Done)
             }
-            ModelOutcome::TooLong(_) => self.skip(
+            ModelOutcome::TooLong(_)
+            | ModelOutcome::Truncated { .. }
+            | ModelOutcome::NeedsMoreOutput => self.skip(
                 task,
                 "the yearly results are too large for the model's context",
             ),
@@ -1206,16 +1292,14 @@ impl EngineInner {
         }
     }
 
-    /// Tokens available for the document: the smaller of the model's context and the
-    /// per-minute token cap, minus the prompt, schema and a margin for the estimate's error.
-    fn document_budget(&self) -> u64 {
-        let cap = self
-            .e
-            .settings
-            .context_tokens
-            .min(self.e.pool.max_request_tokens().max(1));
-        let overhead = self.e.analysis.year_overhead_tokens();
-        (cap.saturating_sub(overhead) * 9 / 10).max(1_000)
+    /// Tokens available for the document ([`crate::budget::plan`]): the context (less the
+    /// output budget where the output shares it) and the per-minute token cap, minus the
+    /// prompt, schema and a margin for the estimate's error. A context too small for any
+    /// useful answer is a configuration problem.
+    fn document_budget(&self) -> Result<u64, String> {
+        self.budget()
+            .map(|b| b.document_tokens)
+            .map_err(|e| self.context_too_small_message(&e))
     }
 }
 

@@ -23,6 +23,15 @@ pub struct EngineSettings {
     pub model: String,
     /// The model's input context in tokens.
     pub context_tokens: u64,
+    /// Whether the output is generated inside `context_tokens` (OpenAI-compatible servers), so
+    /// the document is fitted to the context less the output budget ([`crate::budget::plan`]).
+    pub output_in_context: bool,
+    /// Whether an answer's reported prompt tokens are checked for silent truncation
+    /// ([`crate::budget::truncation`]); `Some` names how to raise the server's context.
+    pub truncation_advice: Option<String>,
+    /// The provider client's request timeout: a timed-out request is not resent before this
+    /// much more time ([`crate::backoff::resend_delay`]). `None`: the backoff alone.
+    pub request_timeout: Option<Duration>,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     pub thinking: Thinking,
@@ -44,6 +53,9 @@ impl Default for EngineSettings {
             breaker_threshold: 5,
             model: String::new(),
             context_tokens: 1_048_576,
+            output_in_context: false,
+            truncation_advice: None,
+            request_timeout: None,
             temperature: Some(0.2),
             max_output_tokens: Some(16_384),
             thinking: Thinking::ProviderDefault,
@@ -82,6 +94,68 @@ pub fn output_budget(
     (Some(max), thinking)
 }
 
+/// The context assumed when neither the user nor the server says one.
+pub const FALLBACK_CONTEXT_TOKENS: u64 = 1_048_576;
+/// Tasks in flight at once when the user sets none and the server reports no slots.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// What a run against a server takes from what the server says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// The context of a request.
+    pub context_tokens: u64,
+    /// Tasks in flight at once.
+    pub concurrency: usize,
+    /// Whether the output shares the context with the prompt.
+    pub output_in_context: bool,
+    /// How to raise the server's context, for the silent-truncation check (`None`: the
+    /// provider never truncates silently, so there is no check).
+    pub truncation_advice: Option<String>,
+}
+
+/// The user's settings over the server's word over the defaults: the context (configured,
+/// else the server's, else the model's input limit, else [`FALLBACK_CONTEXT_TOKENS`]) and the
+/// concurrency (configured, else the slots a local server reports, so no request times out in
+/// its queue, else [`DEFAULT_CONCURRENCY`]).
+pub fn server_settings(
+    configured_context: Option<u64>,
+    configured_concurrency: Option<usize>,
+    model_input_limit: Option<u64>,
+    server: &fintel_llm::ServerLimits,
+) -> ServerSettings {
+    use fintel_llm::ServerKind;
+    let context_tokens = configured_context
+        .or(server.context_tokens)
+        .or(model_input_limit)
+        .unwrap_or(FALLBACK_CONTEXT_TOKENS)
+        .max(1);
+    let concurrency = configured_concurrency
+        .or(server.slots.map(|n| n as usize))
+        .unwrap_or(DEFAULT_CONCURRENCY)
+        .max(1);
+    let truncation_advice = match server.kind {
+        ServerKind::Gemini => None,
+        ServerKind::Ollama => Some(
+            "raise Ollama's context: OLLAMA_CONTEXT_LENGTH=32768 in the environment of `ollama \
+             serve`, or PARAMETER num_ctx 32768 in a Modelfile for the model"
+                .to_string(),
+        ),
+        ServerKind::LlamaCpp => Some(
+            "start llama-server with a larger --ctx-size (-c); with --parallel N each slot \
+             gets a 1/N share of it"
+                .to_string(),
+        ),
+        ServerKind::Vllm => Some("start vLLM with a larger --max-model-len".to_string()),
+        ServerKind::OpenAiCompatible => Some("raise the server's context".to_string()),
+    };
+    ServerSettings {
+        context_tokens,
+        concurrency,
+        output_in_context: server.output_in_context,
+        truncation_advice,
+    }
+}
+
 /// What a batch was created with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchSettings {
@@ -111,6 +185,73 @@ impl Default for BatchSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fintel_llm::{ServerKind, ServerLimits};
+
+    #[test]
+    fn the_user_wins_over_the_server_and_the_server_over_the_defaults() {
+        let llama = ServerLimits {
+            kind: ServerKind::LlamaCpp,
+            context_tokens: Some(2_048),
+            slots: Some(2),
+            output_in_context: true,
+            has_tokenizer: true,
+        };
+        let gemini = ServerLimits {
+            kind: ServerKind::Gemini,
+            ..ServerLimits::default()
+        };
+        let plain = ServerLimits {
+            output_in_context: true,
+            ..ServerLimits::default()
+        };
+        // (configured context, configured concurrency, model input limit, server)
+        //   -> (context, concurrency, output in context, truncation checked)
+        let cases = [
+            ((None, None, None, llama), (2_048, 2, true, true)),
+            ((Some(4_096), Some(6), None, llama), (4_096, 6, true, true)),
+            (
+                (None, None, Some(1_048_576), gemini),
+                (1_048_576, 8, false, false),
+            ),
+            (
+                (None, None, Some(200_000), gemini),
+                (200_000, 8, false, false),
+            ),
+            (
+                (None, None, None, gemini),
+                (FALLBACK_CONTEXT_TOKENS, 8, false, false),
+            ),
+            (
+                (None, None, None, plain),
+                (FALLBACK_CONTEXT_TOKENS, 8, true, true),
+            ),
+            ((Some(0), Some(0), None, plain), (1, 1, true, true)),
+        ];
+        for ((context, concurrency, input, server), expected) in cases {
+            let got = server_settings(context, concurrency, input, &server);
+            assert_eq!(
+                (
+                    got.context_tokens,
+                    got.concurrency,
+                    got.output_in_context,
+                    got.truncation_advice.is_some()
+                ),
+                expected,
+                "{context:?} {concurrency:?} {input:?} {server:?}"
+            );
+        }
+        let ollama = ServerLimits {
+            kind: ServerKind::Ollama,
+            ..plain
+        };
+        let advice = server_settings(None, None, None, &ollama)
+            .truncation_advice
+            .unwrap();
+        assert!(
+            advice.contains("OLLAMA_CONTEXT_LENGTH") && advice.contains("num_ctx"),
+            "{advice}"
+        );
+    }
 
     #[test]
     fn the_output_budget_follows_the_user_then_the_model_then_the_fallback() {

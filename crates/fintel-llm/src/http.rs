@@ -98,6 +98,9 @@ pub(crate) fn checked_model_name(model: &str) -> Result<&str, CallError> {
     Ok(name)
 }
 
+/// How a timed-out request's message begins ([`CallError::timed_out`] reads it).
+pub(crate) const TIMED_OUT: &str = "timed out waiting for the provider";
+
 /// Classifies a failure that produced no HTTP response.
 ///
 /// Only a failure to connect (connection refused, DNS failure, TLS handshake failure, connect
@@ -126,7 +129,7 @@ pub fn classify_transport_error(error: &reqwest::Error, secrets: &[&str]) -> Cal
         };
     }
     let what = if error.is_timeout() {
-        "timed out waiting for the provider"
+        TIMED_OUT
     } else if error.is_body() || error.is_decode() {
         "the response was cut off"
     } else {

@@ -37,9 +37,10 @@ pub use models::{
     choose_model, find_served, served_candidates, ModelChoice, ModelFamily, ServedModel,
 };
 pub use openai::{
-    classify_openai, interpret_openai_chat, openai_chat_body, parse_openai_model_list,
-    parse_openai_success, parse_retry_after, retry_after_from_headers, schema_allows_strict,
-    MaxTokensField, OpenAiClient, OpenAiConfig, DEFAULT_OPENAI_URL,
+    classify_openai, interpret_openai_chat, openai_chat_body, parse_llamacpp_props,
+    parse_llamacpp_tokenize, parse_ollama_show, parse_openai_model_list, parse_openai_success,
+    parse_retry_after, retry_after_from_headers, schema_allows_strict, MaxTokensField,
+    OpenAiClient, OpenAiConfig, DEFAULT_OPENAI_URL,
 };
 pub use types::*;
 pub use validate::{

@@ -21,7 +21,7 @@ use crate::http::{
 use crate::models::{parse_openai_models, ServedModel};
 use crate::types::{
     mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, Role,
-    Thinking, TokenCount, Usage,
+    ServerKind, ServerLimits, Thinking, TokenCount, Usage,
 };
 
 /// OpenAI's own API, for when no base URL is configured (`FINTEL_OPENAI_URL`).
@@ -70,6 +70,8 @@ pub struct OpenAiClient {
     api_base: String,
     max_tokens_field: MaxTokensField,
     clock: SharedClock,
+    /// The kind of server found by [`Provider::server_limits`] (which endpoints it has).
+    detected: std::sync::Arc<std::sync::Mutex<Option<ServerKind>>>,
 }
 
 impl std::fmt::Debug for OpenAiClient {
@@ -95,6 +97,7 @@ impl OpenAiClient {
             api_base: openai_api_base(&base),
             max_tokens_field: config.max_tokens_field,
             clock: std::sync::Arc::new(SystemClock),
+            detected: Default::default(),
         })
     }
 
@@ -107,6 +110,72 @@ impl OpenAiClient {
     /// The URL that `/chat/completions` and `/models/...` are appended to.
     pub fn api_base(&self) -> &str {
         &self.api_base
+    }
+
+    /// The server's own root, where llama.cpp's `/props` and `/tokenize` and Ollama's
+    /// `/api/show` live: the API base without its `/v1`.
+    fn server_root(&self) -> &str {
+        self.api_base.strip_suffix("/v1").unwrap_or(&self.api_base)
+    }
+
+    fn detected(&self) -> Option<ServerKind> {
+        *self.detected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True for the hosted APIs, which have none of the local servers' extra endpoints.
+    fn is_hosted(&self) -> bool {
+        reqwest::Url::parse(&self.api_base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| h.ends_with("openai.com") || h.ends_with("googleapis.com"))
+    }
+
+    /// The server's limits, learned from its answers (see [`Provider::server_limits`]).
+    async fn learn_limits(&self, key: Option<&ApiKey>, model: &str) -> ServerLimits {
+        let mut limits = ServerLimits {
+            kind: ServerKind::OpenAiCompatible,
+            output_in_context: true,
+            ..ServerLimits::default()
+        };
+        let name = model.trim();
+        let list = self
+            .send(key, self.http.get(format!("{}/models", self.api_base)))
+            .await;
+        if let Ok((200, _, text)) = &list {
+            if let Ok(ModelInfo {
+                input_token_limit: Some(n),
+                ..
+            }) = parse_openai_model_list(name, text)
+            {
+                limits.kind = ServerKind::Vllm;
+                limits.context_tokens = Some(n);
+                return limits;
+            }
+        }
+        if self.is_hosted() {
+            return limits;
+        }
+        let root = self.server_root().to_string();
+        if let Ok((200, _, text)) = self.send(key, self.http.get(format!("{root}/props"))).await {
+            if let Some((n_ctx, slots)) = parse_llamacpp_props(&text) {
+                limits.kind = ServerKind::LlamaCpp;
+                limits.context_tokens = Some(n_ctx);
+                limits.slots = slots;
+                limits.has_tokenizer = true;
+                return limits;
+            }
+        }
+        let show = self
+            .http
+            .post(format!("{root}/api/show"))
+            .json(&json!({ "model": name }));
+        if let Ok((200, _, text)) = self.send(key, show).await {
+            if let Some(context) = parse_ollama_show(&text) {
+                limits.kind = ServerKind::Ollama;
+                limits.context_tokens = Some(context);
+            }
+        }
+        limits
     }
 
     async fn send(
@@ -197,14 +266,91 @@ impl Provider for OpenAiClient {
         parse_openai_models(&text).map_err(|e| e.masked(&secrets))
     }
 
-    /// The protocol has no tokenizer endpoint.
+    /// The protocol has no tokenizer endpoint; llama.cpp's `POST /tokenize` counts the
+    /// request's texts once [`Provider::server_limits`] found a llama.cpp server.
     async fn count_tokens(
         &self,
-        _key: Option<&ApiKey>,
-        _request: &GenerateRequest,
+        key: Option<&ApiKey>,
+        request: &GenerateRequest,
     ) -> Result<Option<TokenCount>, CallError> {
-        Ok(None)
+        if self.detected() != Some(ServerKind::LlamaCpp) {
+            return Ok(None);
+        }
+        let mut content = request.system_instruction.clone().unwrap_or_default();
+        for turn in &request.turns {
+            content.push('\n');
+            content.push_str(&turn.text);
+        }
+        let url = format!("{}/tokenize", self.server_root());
+        let body = json!({ "content": content, "add_special": true });
+        let (status, _, text) = self.send(key, self.http.post(url).json(&body)).await?;
+        if status != 200 {
+            return Ok(None);
+        }
+        Ok(parse_llamacpp_tokenize(&text).map(|total_tokens| TokenCount { total_tokens }))
     }
+
+    /// vLLM's `max_model_len` from the model list; else, on a server that is not a hosted
+    /// API, llama.cpp's `GET /props`, then Ollama's `POST /api/show`. Failures only mean the
+    /// server says nothing.
+    async fn server_limits(&self, key: Option<&ApiKey>, model: &str) -> ServerLimits {
+        let limits = self.learn_limits(key, model).await;
+        *self.detected.lock().unwrap_or_else(|p| p.into_inner()) = Some(limits.kind);
+        limits
+    }
+}
+
+/// `n_ctx` (the context of one slot) and `total_slots` from llama.cpp's `GET /props`.
+pub fn parse_llamacpp_props(body: &str) -> Option<(u64, Option<u32>)> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let n_ctx = value
+        .pointer("/default_generation_settings/n_ctx")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)?;
+    let slots = value
+        .get("total_slots")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0);
+    Some((n_ctx, slots))
+}
+
+/// The number of tokens in llama.cpp's `POST /tokenize` answer (`{"tokens": [...]}`).
+pub fn parse_llamacpp_tokenize(body: &str) -> Option<u64> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    value
+        .get("tokens")
+        .and_then(Value::as_array)
+        .map(|t| t.len() as u64)
+}
+
+/// The context of Ollama's `POST /api/show`: `num_ctx` where the model's parameters set it
+/// (what the server runs it with), else `model_info["<architecture>.context_length"]` (what the
+/// model was trained for; the server may run it with less, see the truncation check).
+pub fn parse_ollama_show(body: &str) -> Option<u64> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let num_ctx = value
+        .get("parameters")
+        .and_then(Value::as_str)
+        .and_then(|p| {
+            p.lines().find_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some("num_ctx"))
+                    .then(|| words.next()?.parse::<u64>().ok())
+                    .flatten()
+            })
+        });
+    let info = value.get("model_info").and_then(Value::as_object)?;
+    let arch = info.get("general.architecture").and_then(Value::as_str);
+    let trained = arch
+        .and_then(|a| info.get(&format!("{a}.context_length")))
+        .or_else(|| {
+            info.iter()
+                .find(|(k, _)| k.ends_with(".context_length"))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_u64);
+    num_ctx.or(trained).filter(|n| *n > 0)
 }
 
 /// Appends `/v1` to a base URL that has no path (see the module documentation).
@@ -639,15 +785,28 @@ fn classify_openai_fields(
     let is = |name: &str| code == name || kind == name;
     let shown = {
         let text = truncate_chars(message.trim(), MAX_MESSAGE_CHARS);
-        let label = if !code.is_empty() { code } else { kind };
+        // llama.cpp and vLLM put the status itself in `code`: showing it would read
+        // "HTTP 400 400".
+        let numeric = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
+        let label = if !code.is_empty() && !numeric {
+            code
+        } else {
+            kind
+        };
         if label.is_empty() {
             format!("HTTP {status}, {text}")
         } else {
             format!("HTTP {status} {label}, {text}")
         }
     };
+    // OpenAI and vLLM say "maximum context length"; llama.cpp answers
+    // `exceed_context_size_error` ("... exceeds the available context size (N tokens)");
+    // Ollama "the prompt is longer than the context length ...".
     let context_too_long = is("context_length_exceeded")
+        || is("exceed_context_size_error")
         || lower.contains("maximum context length")
+        || lower.contains("available context size")
+        || lower.contains("longer than the context length")
         || (lower.contains("context length") && lower.contains("exceed"));
     // OpenAI `model_not_found` ("The model `x` does not exist or you do not have access to
     // it", "... has been deprecated"), vLLM "The model `x` does not exist.", Ollama
@@ -675,6 +834,7 @@ fn classify_openai_fields(
         },
         400 | 413 | 422 if context_too_long => CallError::ContextTooLong {
             max_tokens: number_after(message, "maximum context length is")
+                .or_else(|| number_after(message, "available context size"))
                 .or_else(|| number_after(message, "context length is")),
             message: shown,
         },
@@ -760,6 +920,28 @@ pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_servers_limits_are_read_from_their_own_shapes() {
+        let props = r#"{"default_generation_settings":{"n_ctx":2048,"params":{}},"total_slots":4}"#;
+        assert_eq!(parse_llamacpp_props(props), Some((2048, Some(4))));
+        assert_eq!(parse_llamacpp_props(r#"{"total_slots":4}"#), None);
+        assert_eq!(parse_llamacpp_tokenize(r#"{"tokens":[1,2,3]}"#), Some(3));
+        let show = |parameters: &str| {
+            json!({"parameters": parameters, "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768}})
+                .to_string()
+        };
+        assert_eq!(parse_ollama_show(&show("stop \"<|im_end|>\"")), Some(32768));
+        // num_ctx set in the Modelfile is what the server runs the model with.
+        assert_eq!(
+            parse_ollama_show(&show("num_ctx                        8192\nstop x")),
+            Some(8192)
+        );
+        assert_eq!(
+            parse_ollama_show(r#"{"error":"model 'x' not found"}"#),
+            None
+        );
+    }
 
     #[test]
     fn api_base_gets_v1_only_when_it_has_no_path() {

@@ -229,6 +229,60 @@ pub struct ModelInfo {
     pub output_token_limit: Option<u64>,
 }
 
+/// Which kind of server answers, as far as it shows (the OpenAI protocol is spoken by many).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerKind {
+    /// Google's Gemini API.
+    Gemini,
+    /// An OpenAI-compatible server that says nothing more about itself (OpenAI itself too).
+    #[default]
+    OpenAiCompatible,
+    /// llama.cpp's `llama-server` (answers `GET /props`).
+    LlamaCpp,
+    /// Ollama (answers `POST /api/show`).
+    Ollama,
+    /// vLLM (lists `max_model_len` with its models).
+    Vllm,
+}
+
+impl ServerKind {
+    /// The name shown to the user.
+    pub fn label(self) -> &'static str {
+        match self {
+            ServerKind::Gemini => "Gemini",
+            ServerKind::OpenAiCompatible => "OpenAI-compatible server",
+            ServerKind::LlamaCpp => "llama.cpp server",
+            ServerKind::Ollama => "Ollama",
+            ServerKind::Vllm => "vLLM",
+        }
+    }
+
+    /// A server run by the user (its context and slots are the user's to set).
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            ServerKind::LlamaCpp | ServerKind::Ollama | ServerKind::Vllm
+        )
+    }
+}
+
+/// What a server says about its limits beyond the model list, where it says anything:
+/// llama.cpp `GET /props` (`n_ctx` of a slot, `total_slots`), Ollama `POST /api/show` (the
+/// model's context length, or `num_ctx` from its parameters), vLLM `max_model_len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerLimits {
+    pub kind: ServerKind,
+    /// The context the server gives one request, in tokens.
+    pub context_tokens: Option<u64>,
+    /// Requests the server works on at once (more wait in its queue).
+    pub slots: Option<u32>,
+    /// Whether the output is generated inside the same context as the prompt (every
+    /// OpenAI-compatible server; Gemini's input limit is the prompt's alone).
+    pub output_in_context: bool,
+    /// Whether [`Provider::count_tokens`] answers with the server's own tokenizer.
+    pub has_tokenizer: bool,
+}
+
 /// Every way a provider call can fail, one variant per row of SPEC.md section 3. The engine
 /// decides what to do by matching on this and nothing else.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -327,6 +381,24 @@ pub enum CallError {
 }
 
 impl CallError {
+    /// True for a request sent and then given up on at the client's timeout: the server may
+    /// still be working on it.
+    pub fn timed_out(&self) -> bool {
+        matches!(self, CallError::Transient { message, reached_server: true }
+            if message.starts_with(crate::http::TIMED_OUT))
+    }
+
+    /// True for a request that never left: the connection was refused or could not be made.
+    pub fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            CallError::Transient {
+                reached_server: false,
+                ..
+            }
+        )
+    }
+
     /// True when the request may have reached the provider and so may have cost quota.
     pub fn may_have_cost_quota(&self) -> bool {
         !matches!(
@@ -462,6 +534,16 @@ pub trait Provider: Send + Sync {
         key: Option<&ApiKey>,
         request: &GenerateRequest,
     ) -> Result<Option<TokenCount>, CallError>;
+
+    /// What the server says about its context and slots for `model` (spends no generation
+    /// quota). A server that says nothing gives the defaults of its protocol.
+    async fn server_limits(&self, key: Option<&ApiKey>, model: &str) -> ServerLimits {
+        let _ = (key, model);
+        ServerLimits {
+            kind: ServerKind::Gemini,
+            ..ServerLimits::default()
+        }
+    }
 }
 
 #[cfg(test)]

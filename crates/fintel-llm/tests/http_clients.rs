@@ -541,6 +541,7 @@ async fn a_refused_connection_never_reached_the_server() {
             },
         ) => {
             assert!(!error.may_have_cost_quota());
+            assert!(error.never_sent() && !error.timed_out());
             assert!(error.to_string().contains("connection refused"), "{error}");
         }
         other => panic!("{other:?}"),
@@ -587,6 +588,7 @@ async fn a_timeout_after_sending_may_have_reached_the_server() {
         ) => {
             assert!(error.may_have_cost_quota());
             assert!(error.to_string().contains("timed out"), "{error}");
+            assert!(error.timed_out() && !error.never_sent());
         }
         other => panic!("{other:?}"),
     }

@@ -356,3 +356,74 @@ fn models_not_served_are_model_unavailable() {
         CallError::Configuration { .. }
     ));
 }
+
+/// llama.cpp's and Ollama's context refusals are context-too-long (refit), never a
+/// configuration stop; llama.cpp's carries the context in `n_ctx` and in its message.
+#[test]
+fn local_servers_context_refusals_are_context_too_long() {
+    let llama = json!({"error": {
+        "code": 400,
+        "message": "request (5120 tokens) exceeds the available context size (2048 tokens), try increasing it",
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 5120,
+        "n_ctx": 2048,
+    }})
+    .to_string();
+    match classify_openai(400, &llama, None, &[]) {
+        CallError::ContextTooLong {
+            max_tokens,
+            message,
+        } => {
+            assert_eq!(max_tokens, Some(2048));
+            assert!(
+                message.contains("exceeds the available context size"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let ollama = openai_error(
+        "the prompt is longer than the context length currently available to the model",
+        "invalid_request_error",
+        None,
+    );
+    assert!(matches!(
+        classify_openai(400, &ollama, None, &[]),
+        CallError::ContextTooLong {
+            max_tokens: None,
+            ..
+        }
+    ));
+    // vLLM's newer wording, which names the output budget inside the context.
+    let vllm = json!({"error": {"message": "'max_tokens' or 'max_completion_tokens' is too large: 16384. This model's maximum context length is 32768 tokens and your request has 20000 input tokens (16384 > 32768 - 20000).", "type": "BadRequestError", "param": null, "code": 400}}).to_string();
+    assert!(matches!(
+        classify_openai(400, &vllm, None, &[]),
+        CallError::ContextTooLong {
+            max_tokens: Some(32768),
+            ..
+        }
+    ));
+}
+
+/// A numeric `code` repeats the status: it is not shown twice (`HTTP 400 400`).
+#[test]
+fn a_numeric_code_does_not_repeat_the_status() {
+    for (status, body) in [
+        (
+            400,
+            json!({"error": {"code": 400, "message": "bad thing", "type": "invalid_request_error"}}),
+        ),
+        (
+            404,
+            json!({"object": "error", "message": "The model `x` does not exist.", "type": "NotFoundError", "param": null, "code": 404}),
+        ),
+        (
+            500,
+            json!({"error": {"code": 500, "message": "boom", "type": "server_error"}}),
+        ),
+    ] {
+        let shown = classify_openai(status, &body.to_string(), None, &[]).to_string();
+        assert!(!shown.contains(&format!("{status} {status}")), "{shown}");
+        assert!(shown.contains(&format!("HTTP {status}")), "{shown}");
+    }
+}

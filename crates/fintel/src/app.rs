@@ -21,6 +21,10 @@ pub struct App {
     pub model_output_limit: std::sync::OnceLock<u64>,
     /// The model pre-flight chose from the provider's list when none was configured.
     pub chosen_model: std::sync::OnceLock<String>,
+    /// The model's `inputTokenLimit`, once the pre-flight lookup has answered.
+    pub model_input_limit: std::sync::OnceLock<u64>,
+    /// What the server said about its context and slots at pre-flight.
+    pub server_limits: std::sync::OnceLock<fintel_llm::ServerLimits>,
 }
 
 impl App {
@@ -77,6 +81,7 @@ impl App {
             ProviderKind::Gemini => Arc::new(
                 GeminiClient::new(GeminiConfig {
                     base_url: c.gemini_url.clone(),
+                    timeout: c.request_timeout,
                     ..GeminiConfig::default()
                 })
                 .map_err(|e| usage(e.to_string()))?,
@@ -84,6 +89,7 @@ impl App {
             ProviderKind::OpenAi => Arc::new(
                 OpenAiClient::new(OpenAiConfig {
                     base_url: c.openai_url.clone(),
+                    timeout: c.request_timeout,
                     ..OpenAiConfig::default()
                 })
                 .map_err(|e| usage(e.to_string()))?
@@ -134,11 +140,34 @@ impl App {
             model,
             self.model_output_limit.get().copied(),
         );
+        let server = self
+            .server_limits
+            .get()
+            .copied()
+            .unwrap_or(match c.provider {
+                ProviderKind::Gemini => fintel_llm::ServerLimits {
+                    kind: fintel_llm::ServerKind::Gemini,
+                    ..Default::default()
+                },
+                ProviderKind::OpenAi => fintel_llm::ServerLimits {
+                    output_in_context: true,
+                    ..Default::default()
+                },
+            });
+        let from_server = fintel_engine::settings::server_settings(
+            c.context_tokens,
+            c.concurrency_configured,
+            self.model_input_limit.get().copied(),
+            &server,
+        );
         EngineSettings {
-            concurrency: c.concurrency,
+            concurrency: from_server.concurrency,
             grace: c.grace,
             model: model.to_string(),
-            context_tokens: c.context_tokens,
+            context_tokens: from_server.context_tokens,
+            output_in_context: from_server.output_in_context,
+            truncation_advice: from_server.truncation_advice,
+            request_timeout: Some(c.request_timeout),
             temperature: c.temperature,
             max_output_tokens,
             thinking,

@@ -50,7 +50,8 @@ pub async fn batch(app: &App, args: BatchArgs) -> Result<u8> {
         }
         if let Some(pack) = args.pack {
             return Err(usage(format!(
-                "--pack {pack} goes with a new batch: a resumed batch keeps the pack mode it was                  created with (`fintel batch status ID` shows it)"
+                "--pack {pack} goes with a new batch: a resumed batch keeps the pack mode it was \
+                 created with (`fintel batch status ID` shows it)"
             )));
         }
         return resume_batch(app, &id, &args).await;
@@ -244,6 +245,9 @@ pub async fn preflight_model(
                 if let Some(limit) = info.output_token_limit {
                     let _ = app.model_output_limit.set(limit);
                 }
+                if let Some(limit) = info.input_token_limit {
+                    let _ = app.model_input_limit.set(limit);
+                }
             }
             Err(CallError::ModelUnavailable { message }) => {
                 return Err(config_problem(match purpose {
@@ -296,7 +300,43 @@ pub async fn preflight_model(
             checks.len()
         )));
     }
+    learn_server_limits(app, provider, &checks, model, display).await;
     Ok(())
+}
+
+/// Asks the server about its context and slots (spending no generation quota) and says
+/// what the run takes from it, so a local server's small context and few slots are known
+/// before the first request.
+async fn learn_server_limits(
+    app: &App,
+    provider: &dyn Provider,
+    checks: &[crate::doctor::KeyCheck],
+    model: &str,
+    display: &Display,
+) {
+    let key = checks
+        .iter()
+        .find(|c| c.outcome.is_ok())
+        .and_then(|c| c.key.clone());
+    let limits = provider.server_limits(key.as_ref(), model).await;
+    if app.server_limits.set(limits).is_err() {
+        return;
+    }
+    if limits.kind.is_local() || limits.context_tokens.is_some() {
+        let settings = app.engine_settings(model);
+        let said = match (limits.context_tokens, limits.slots) {
+            (Some(c), Some(s)) => format!("a context of {c} tokens and {s} slot(s)"),
+            (Some(c), None) => format!("a context of {c} tokens"),
+            (None, Some(s)) => format!("{s} slot(s)"),
+            (None, None) => "nothing of its context".to_string(),
+        };
+        display.println(&format!(
+            "{} says {said}: fitting requests to {} tokens, {} at a time",
+            limits.kind.label(),
+            settings.context_tokens,
+            settings.concurrency
+        ));
+    }
 }
 
 async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
@@ -423,7 +463,10 @@ async fn resume_batch(app: &App, id: &str, args: &BatchArgs) -> Result<u8> {
     ));
     if analysis.needs_model() {
         let (buckets, _) = crate::projects::effective_buckets(app, Some(&store))?;
-        display.println(&crate::projects::capacity_line(&buckets));
+        display.println(&crate::projects::capacity_line_for(
+            app.config.provider,
+            &buckets,
+        ));
     }
     run_with(
         app, store, &batch.id, source, provider, analysis, pool, display, args.json, args.join,

@@ -555,7 +555,8 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         thinking: fintel_llm::Thinking::ProviderDefault,
         temperature: Some(0.2),
         max_output_tokens: Some(8_192),
-        context_tokens: 1_048_576,
+        context_tokens: None,
+        request_timeout: base.request_timeout,
         buckets: sim_config
             .gemini
             .projects
@@ -581,6 +582,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
             })
             .collect(),
         concurrency: 6,
+        concurrency_configured: Some(6),
         reset_buffer: std::time::Duration::from_secs(300),
         grace: std::time::Duration::from_secs(10),
         // The demo writes a few megabytes: only a nearly full disk should pause it.
@@ -595,6 +597,8 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         clock,
         model_output_limit: Default::default(),
         chosen_model: Default::default(),
+        model_input_limit: Default::default(),
+        server_limits: Default::default(),
     };
     eprintln!(
         "fintel demo: {} simulated companies x {} years, {} keys of {per_day} requests/day, on a \

@@ -66,6 +66,7 @@ struct ModelFile {
     temperature: Option<f32>,
     max_output_tokens: Option<u32>,
     context_tokens: Option<u64>,
+    request_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy)]
@@ -124,9 +125,18 @@ pub struct Config {
     pub thinking: Thinking,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
-    pub context_tokens: u64,
+    /// The context the user set (`FINTEL_CONTEXT_TOKENS`, `[model] context_tokens`); unset,
+    /// the server's word or the model's input limit is used.
+    pub context_tokens: Option<u64>,
+    /// How long one model request may take (`FINTEL_REQUEST_TIMEOUT_SECONDS`, `[model]
+    /// request_timeout_seconds`); a local model on a CPU can be slow.
+    pub request_timeout: Duration,
     pub buckets: Vec<Bucket>,
+    /// Tasks in flight: the user's setting, else [`fintel_engine::settings::DEFAULT_CONCURRENCY`];
+    /// `concurrency_configured` says whether the user set it (unset, a local server's slots
+    /// are used).
     pub concurrency: usize,
+    pub concurrency_configured: Option<usize>,
     pub reset_buffer: Duration,
     pub grace: Duration,
     /// Below this much free space in the data directory, a batch pauses (0: never).
@@ -264,11 +274,37 @@ impl Config {
             temperature: file.model.temperature.or(Some(0.2)),
             // Unset: the model's own output limit, learned by the pre-flight lookup.
             max_output_tokens: file.model.max_output_tokens,
-            context_tokens: file.model.context_tokens.unwrap_or(1_048_576),
+            context_tokens: match env_num::<u64>("FINTEL_CONTEXT_TOKENS")?
+                .or(file.model.context_tokens)
+            {
+                Some(n) if n < 1_000 => {
+                    return Err(usage(format!(
+                        "a context of {n} tokens is too small for any analysis \
+                         (FINTEL_CONTEXT_TOKENS or [model] context_tokens): give the model's \
+                         context in tokens, e.g. 32768, or leave it unset to use what the server \
+                         says"
+                    )))
+                }
+                other => other,
+            },
+            request_timeout: match env_num::<u64>("FINTEL_REQUEST_TIMEOUT_SECONDS")?
+                .or(file.model.request_timeout_seconds)
+            {
+                Some(0) => {
+                    return Err(usage(
+                        "the request timeout must be at least 1 second \
+                         (FINTEL_REQUEST_TIMEOUT_SECONDS or [model] request_timeout_seconds)",
+                    ))
+                }
+                other => Duration::from_secs(other.unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECONDS)),
+            },
             buckets,
+            concurrency_configured: env_num::<usize>("FINTEL_CONCURRENCY")?
+                .or(run.concurrency)
+                .map(|n| n.max(1)),
             concurrency: env_num("FINTEL_CONCURRENCY")?
                 .or(run.concurrency)
-                .unwrap_or(8)
+                .unwrap_or(fintel_engine::settings::DEFAULT_CONCURRENCY)
                 .max(1),
             reset_buffer: Duration::from_secs(60 * run.reset_buffer_minutes.unwrap_or(5)),
             grace: Duration::from_secs(run.grace_seconds.unwrap_or(30)),
@@ -339,6 +375,7 @@ impl Config {
                 "temperature": self.temperature,
                 "max_output_tokens": self.max_output_tokens,
                 "context_tokens": self.context_tokens,
+                "request_timeout_seconds": self.request_timeout.as_secs(),
             },
             "buckets": self.buckets.iter().map(|b| serde_json::json!({
                 "name": b.name,
@@ -375,6 +412,9 @@ fn pack_setting(value: Option<&toml::Value>) -> Result<fintel_engine::pack::Pack
     text.parse()
         .map_err(|e| usage(format!("[run] pack in fintel.toml: {e}")))
 }
+
+/// How long one model request may take when the user does not say.
+pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 600;
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     match env(name) {

@@ -177,7 +177,7 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
         for r in &results {
             keys.push(key_report(r, &disabled, provider_url, &mask));
         }
-        checks.push(keys_check(&keys, &model));
+        checks.push(keys_check(&keys, &model, config.provider));
         let unserved = results
             .iter()
             .any(|r| matches!(r.outcome, Err(CallError::ModelUnavailable { .. })));
@@ -187,7 +187,14 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
         } else {
             String::new()
         };
-        let mut check = model_check(&results, &model, provider_url, &candidates, &mask);
+        let mut check = model_check(
+            &results,
+            &model,
+            provider_url,
+            &candidates,
+            config.provider,
+            &mask,
+        );
         if let (true, Some(choice)) = (check.ok, &model_choice) {
             check.detail = format!(
                 "{}; chosen: {} (pin it, or another, with FINTEL_MODEL or [model] name in \
@@ -196,13 +203,26 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
             );
         }
         checks.push(check);
+        if config.provider == ProviderKind::OpenAi {
+            let key = results
+                .iter()
+                .find(|r| r.outcome.is_ok())
+                .and_then(|r| r.key.clone());
+            let limits = provider.server_limits(key.as_ref(), &model).await;
+            let _ = app.server_limits.set(limits);
+            checks.push(server_check(
+                &limits,
+                provider_url,
+                &app.engine_settings(&model),
+            ));
+        }
         // The assumption plans rest on: how many projects the keys are in.
         let buckets = crate::projects::effective_buckets(app, store.as_deref())
             .map(|(b, _)| b)
             .unwrap_or_else(|_| config.buckets.clone());
         checks.push(Check::pass(
             "projects",
-            crate::projects::capacity_line(&buckets),
+            crate::projects::capacity_line_for(config.provider, &buckets),
         ));
     }
     checks.push(user_agent_check(config.sec_user_agent.as_deref()));
@@ -285,7 +305,40 @@ fn key_report(
     }
 }
 
-fn keys_check(keys: &[KeyReport], model: &str) -> Check {
+/// What an OpenAI-compatible server says about itself, and what a batch will take from it.
+fn server_check(
+    limits: &fintel_llm::ServerLimits,
+    url: &str,
+    settings: &fintel_engine::EngineSettings,
+) -> Check {
+    let said = match (limits.context_tokens, limits.slots) {
+        (Some(c), Some(s)) => format!("says a context of {c} tokens and {s} slot(s)"),
+        (Some(c), None) => format!("says a context of {c} tokens"),
+        (None, Some(s)) => format!("says {s} slot(s) but not its context"),
+        (None, None) => "says nothing of its context".to_string(),
+    };
+    let mut detail = format!(
+        "{} at {url} {said}; batches fit requests to {} tokens and run {} at a time",
+        limits.kind.label(),
+        settings.context_tokens,
+        settings.concurrency
+    );
+    match limits.kind {
+        fintel_llm::ServerKind::Ollama => detail.push_str(
+            ". Ollama reports the model's trained context, and may run it with less \
+             (OLLAMA_CONTEXT_LENGTH, num_ctx): every answer is checked for silent truncation",
+        ),
+        fintel_llm::ServerKind::OpenAiCompatible if limits.context_tokens.is_none() => detail
+            .push_str(
+                ". Set FINTEL_CONTEXT_TOKENS to the model's context if it is smaller (a \
+                 refusal for size teaches it too)",
+            ),
+        _ => {}
+    }
+    Check::pass("server", detail)
+}
+
+fn keys_check(keys: &[KeyReport], model: &str, provider: ProviderKind) -> Check {
     let good = keys.iter().filter(|k| k.ok).count();
     let bad: Vec<String> = keys
         .iter()
@@ -301,10 +354,16 @@ fn keys_check(keys: &[KeyReport], model: &str) -> Check {
     let mut fixes = Vec::new();
     let has = |s: &str| keys.iter().any(|k| k.status == s);
     if has("unusable") {
-        fixes.push(
-            "replace or remove the unusable key(s) (a new key from Google AI Studio, or the \
-             Generative Language API enabled for its project)",
-        );
+        fixes.push(match provider {
+            ProviderKind::Gemini => {
+                "replace or remove the unusable key(s) (a new key from Google AI Studio, or the \
+                 Generative Language API enabled for its project)"
+            }
+            ProviderKind::OpenAi => {
+                "replace or remove the unusable key(s): use a key the server accepts \
+                 (OPENAI_API_KEY), or none for a local server that needs none"
+            }
+        });
     }
     if has("out_of_credit") {
         fixes.push("add credit to the account of the key(s) out of credit");
@@ -313,7 +372,16 @@ fn keys_check(keys: &[KeyReport], model: &str) -> Check {
         fixes.push("re-enable the disabled key(s) with `fintel keys enable LABEL`");
     }
     if has("could_not_check") {
-        fixes.push("check the network and the provider URL, then run `fintel doctor` again");
+        fixes.push(match provider {
+            ProviderKind::Gemini => {
+                "check the network and the provider URL, then run `fintel doctor` again"
+            }
+            ProviderKind::OpenAi => {
+                "check that the server is running and FINTEL_OPENAI_URL points at it (e.g. \
+                 http://localhost:11434 for Ollama, http://localhost:8080 for llama-server, \
+                 http://localhost:8000 for vLLM), then run `fintel doctor` again"
+            }
+        });
     }
     Check::fail(
         "keys",
@@ -327,6 +395,7 @@ fn model_check(
     model: &str,
     provider_url: &str,
     candidates: &str,
+    provider: ProviderKind,
     mask: &dyn Fn(String) -> String,
 ) -> Check {
     if let Some(info) = results.iter().find_map(|r| r.outcome.as_ref().ok()) {
@@ -358,13 +427,26 @@ fn model_check(
         Some(message) => Check::fail(
             "model",
             mask(format!("{model} cannot be used: {message}")),
-            "set FINTEL_MODEL (or [model] name in fintel.toml) to a model your keys can use \
-             (or leave it unset to let fintel choose one the provider serves)",
+            match provider {
+                ProviderKind::Gemini => {
+                    "set FINTEL_MODEL (or [model] name in fintel.toml) to a model your keys can \
+                     use (or leave it unset to let fintel choose one the provider serves)"
+                }
+                ProviderKind::OpenAi => {
+                    "set FINTEL_MODEL (or [model] name in fintel.toml) to one of the models the \
+                     server lists above (for Ollama, `ollama pull NAME` first)"
+                }
+            },
         ),
         None => Check::fail(
             "model",
             format!("{model} not confirmed: no key got an answer about it from {provider_url}"),
-            "fix the keys above, then run `fintel doctor` again",
+            match provider {
+                ProviderKind::Gemini => "fix the keys above, then run `fintel doctor` again",
+                ProviderKind::OpenAi => {
+                    "start the server (or fix FINTEL_OPENAI_URL), then run `fintel doctor` again"
+                }
+            },
         ),
     }
 }

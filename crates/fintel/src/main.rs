@@ -111,6 +111,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         clock,
         model_output_limit: Default::default(),
         chosen_model: Default::default(),
+        model_input_limit: Default::default(),
+        server_limits: Default::default(),
     };
     let Some(command) = cli.command else {
         eprintln!(

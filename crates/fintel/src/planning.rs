@@ -342,7 +342,8 @@ pub async fn make_plan(
         requests_per_day: capacities.iter().map(|c| c.per_day).sum(),
         buckets: buckets.len(),
         keys: buckets.iter().map(|b| b.keys.len()).sum(),
-        assumption: (!buckets.is_empty()).then(|| crate::projects::capacity_line(&buckets)),
+        assumption: (!buckets.is_empty())
+            .then(|| crate::projects::capacity_line_for(app.config.provider, &buckets)),
         eta,
         pack,
         with_pack_2,

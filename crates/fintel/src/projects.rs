@@ -46,6 +46,30 @@ pub fn capacity_line(buckets: &[Bucket]) -> String {
     )
 }
 
+/// [`capacity_line`] for the configured provider: Google's project rule is only Gemini's; an
+/// OpenAI-compatible server is limited by its own account or, locally, by its slots.
+pub fn capacity_line_for(provider: crate::config::ProviderKind, buckets: &[Bucket]) -> String {
+    if provider == crate::config::ProviderKind::Gemini {
+        return capacity_line(buckets);
+    }
+    let keys: usize = buckets.iter().map(|b| b.keys.len()).sum();
+    if keys == 0 {
+        format!(
+            "no key: a server that needs none (a local Ollama, vLLM or llama.cpp server); {} \
+             requests a day as configured (FINTEL_REQUESTS_PER_DAY), and the server's slots \
+             decide how many run at once",
+            daily_capacity(buckets)
+        )
+    } else {
+        format!(
+            "{keys} key{}: {} requests a day as configured (FINTEL_REQUESTS_PER_DAY); the \
+             server's own rate limits apply on top",
+            if keys == 1 { "" } else { "s" },
+            daily_capacity(buckets)
+        )
+    }
+}
+
 /// The project of each bucket, when known: learned from the provider for one of its keys.
 pub fn bucket_projects(
     buckets: &[Bucket],

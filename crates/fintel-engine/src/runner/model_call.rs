@@ -2,6 +2,8 @@
 //! decision of [`crate::outcome::decide_call`] applied (SPEC.md section 3). Also the provider's
 //! token count of a request that may be too large, and the fitting to it.
 
+use std::sync::atomic::Ordering;
+
 use fintel_llm::{repair_request, CallError, GenerateRequest, Role, Turn};
 use fintel_store::{AttemptSpent, CallIntent, CallPurpose, ClaimedTask, RetryState};
 use fintel_time::local_and_pacific;
@@ -9,6 +11,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::{EngineInner, Level, Side, TaskEnd};
+use crate::budget::{self, Budget, BudgetInput, ContextTooSmall};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
     decide_call, ledger_outcome, lower_thinking, retry_continues, retry_request, retry_state_after,
@@ -19,6 +22,105 @@ use crate::projects::ProjectWatch;
 use crate::EngineError;
 
 impl EngineInner {
+    /// The context of a request now: the configured (or server's) one, or less where a
+    /// server's refusal or truncation showed less.
+    pub(super) fn context_tokens(&self) -> u64 {
+        self.e
+            .settings
+            .context_tokens
+            .min(self.learned_context.load(Ordering::Relaxed))
+    }
+
+    /// Learns that the server's context is at most `tokens`, for every later request.
+    pub(super) fn learn_context(&self, tokens: u64) {
+        self.learned_context
+            .fetch_min(tokens.max(1), Ordering::Relaxed);
+    }
+
+    /// The budget of a year's request now ([`budget::plan`]).
+    pub(super) fn budget(&self) -> Result<Budget, ContextTooSmall> {
+        budget::plan(&self.budget_input())
+    }
+
+    /// What the budget is planned from now.
+    fn budget_input(&self) -> BudgetInput {
+        let settings = &self.e.settings;
+        BudgetInput {
+            context_tokens: self.context_tokens(),
+            output_in_context: settings.output_in_context,
+            wanted_output: settings
+                .max_output_tokens
+                .unwrap_or(crate::settings::FALLBACK_MAX_OUTPUT_TOKENS),
+            overhead_tokens: self.e.analysis.year_overhead_tokens(),
+            request_cap_tokens: self.e.pool.max_request_tokens().max(1),
+            output_floor: self.output_floor.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The output limit sent: the run's, or the budget's where the output shares the context.
+    fn output_limit(&self) -> Option<u32> {
+        let settings = &self.e.settings;
+        if !settings.output_in_context {
+            return settings.max_output_tokens;
+        }
+        match self.budget() {
+            Ok(b) => Some(b.max_output_tokens),
+            Err(_) => settings.max_output_tokens,
+        }
+    }
+
+    /// Tokens the prompt may take: the context, less the output limit where they share it.
+    pub(super) fn input_context(&self) -> u64 {
+        let context = self.context_tokens();
+        match (self.e.settings.output_in_context, self.output_limit()) {
+            (true, Some(out)) => context.saturating_sub(u64::from(out)).max(1),
+            _ => context,
+        }
+    }
+
+    /// After a server showed its context is `context` tokens: learns it and gives the new
+    /// document budget, always smaller than `budget`, or the configuration stop when no
+    /// useful answer fits.
+    pub(super) fn refit_to_context(&self, context: u64, budget: u64) -> Result<u64, String> {
+        self.learn_context(context);
+        let planned = self
+            .budget()
+            .map_err(|e| self.context_too_small_message(&e))?
+            .document_tokens;
+        Ok(planned.min(budget / 2 + budget / 4).max(1))
+    }
+
+    /// The stop of a context too small, saying how large it must be and where to set it.
+    pub(super) fn context_too_small_message(&self, e: &ContextTooSmall) -> String {
+        let advice = self
+            .e
+            .settings
+            .truncation_advice
+            .as_deref()
+            .map(|a| format!("; {a}"))
+            .unwrap_or_default();
+        format!(
+            "{e}. Give the model more context (FINTEL_CONTEXT_TOKENS or [model] context_tokens \
+             in fintel.toml say what fintel may use){advice}"
+        )
+    }
+
+    /// The stop of a server that keeps truncating prompts silently.
+    pub(super) fn truncation_message(&self, used: u64) -> String {
+        let advice = self
+            .e
+            .settings
+            .truncation_advice
+            .as_deref()
+            .unwrap_or("raise the server's context");
+        format!(
+            "the server keeps truncating prompts silently: it read only {used} tokens of a \
+             request fitted to its context, so its answers would not be about the whole \
+             document and none was stored. {advice}, or set FINTEL_CONTEXT_TOKENS to the \
+             context it really has"
+        )
+    }
+
     /// The request of a step, with the run's generation settings.
     pub(super) fn build_request(&self, step: &StepRequest) -> GenerateRequest {
         let settings = &self.e.settings;
@@ -31,7 +133,7 @@ impl EngineInner {
             }],
             response_schema: step.schema.clone(),
             temperature: settings.temperature,
-            max_output_tokens: settings.max_output_tokens,
+            max_output_tokens: self.output_limit(),
             thinking: settings.thinking.clone(),
         }
     }
@@ -39,9 +141,7 @@ impl EngineInner {
     /// The largest request that could ever be sent: the model's context or the largest
     /// bucket's tokens-per-minute cap, whichever is smaller.
     pub(super) fn size_limit(&self) -> u64 {
-        self.e
-            .settings
-            .context_tokens
+        self.input_context()
             .min(self.e.pool.max_request_tokens().max(1))
     }
 
@@ -243,6 +343,35 @@ impl EngineInner {
             let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
             let err = match answer {
                 Ok(gen) => {
+                    let truncated = self.e.settings.truncation_advice.as_ref().and_then(|_| {
+                        budget::truncation(
+                            // Local servers turn the schema into a grammar: only the prompt
+                            // is in the tokens they report.
+                            input_tokens.saturating_sub(schema_tokens(&request)),
+                            measured,
+                            gen.usage.prompt_tokens,
+                            self.context_tokens(),
+                        )
+                    });
+                    if let Some(used) = truncated {
+                        // Answered, and it counts, but it is not about the whole document.
+                        let detail = format!(
+                            "the server read {used} of the {input_tokens} prompt tokens sent \
+                             (silent truncation); the answer was not stored"
+                        );
+                        self.store().finish_call(
+                            call_id,
+                            "context_too_long",
+                            Some(&detail),
+                            Some(gen.usage.prompt_tokens),
+                            Some(gen.usage.output_tokens),
+                            Some(gen.usage.thinking_tokens),
+                            latency,
+                        )?;
+                        self.e.pool.on_success(self.store(), &bucket, now)?;
+                        self.e.observer.message(Level::Warn, &detail);
+                        return Ok(ModelOutcome::Truncated { used });
+                    }
                     self.store().finish_call(
                         call_id,
                         "ok",
@@ -354,6 +483,24 @@ impl EngineInner {
                     }
                 }
                 CallAction::Transient => {
+                    if err.timed_out() || err.never_sent() {
+                        // Not a provider's 5xx but the connection: say so at once, since a
+                        // local server that is down or too slow needs the user.
+                        let what = if err.timed_out() {
+                            "the request timed out (the server may still be working on it; it \
+                             is not resent before the request timeout has passed again)"
+                        } else {
+                            "the server could not be reached"
+                        };
+                        self.e
+                            .observer
+                            .message(Level::Warn, &format!("{what}: {detail}"));
+                    }
+                    let min_delay = crate::backoff::resend_delay(
+                        std::time::Duration::ZERO,
+                        err.timed_out(),
+                        self.e.settings.request_timeout,
+                    );
                     // The other tasks of a pack follow their lead under the breaker's lock, so
                     // an outage's refund reaches them too.
                     let followers: Vec<i64> = carried
@@ -361,7 +508,13 @@ impl EngineInner {
                         .copied()
                         .filter(|&id| id != task.id)
                         .collect();
-                    let end = self.transient(task, Side::Provider, &detail, &followers)?;
+                    let end = self.transient_at_least(
+                        task,
+                        Side::Provider,
+                        &detail,
+                        &followers,
+                        min_delay,
+                    )?;
                     return Ok(if followers.is_empty() {
                         ModelOutcome::Ended(end)
                     } else {
@@ -382,6 +535,26 @@ impl EngineInner {
                         has_state = true;
                         self.save_progress(task, &call_tasks, &progress, &usage)?;
                     }
+                }
+                CallAction::LessThinking if self.e.settings.output_in_context => {
+                    // The OpenAI protocol has no thinking budget to lower: the same request
+                    // would be cut off the same way. Ask for more output, from the
+                    // document's share of the context, or give up on this document.
+                    let cut_at = request.max_output_tokens.unwrap_or(0);
+                    return match budget::after_length(cut_at, &self.budget_input()) {
+                        Some(floor) => {
+                            self.output_floor.fetch_max(floor, Ordering::Relaxed);
+                            Ok(ModelOutcome::NeedsMoreOutput)
+                        }
+                        None => Ok(ModelOutcome::Ended(self.skip(
+                            task,
+                            &format!(
+                                "the answer needs more than {cut_at} output tokens and the \
+                                 model's context has no more room for them beside the prompt \
+                                 ({detail})"
+                            ),
+                        )?)),
+                    };
                 }
                 CallAction::LessThinking => {
                     thinking_lowered = true;
@@ -567,6 +740,14 @@ pub(super) enum ModelOutcome {
     Json(Value, CallUsage),
     /// The request is too large for the model or tier; the maximum if the provider said.
     TooLong(Option<u64>),
+    /// The server answered from a silently truncated prompt of `used` tokens (the context it
+    /// really has); the answer was not stored.
+    Truncated {
+        used: u64,
+    },
+    /// The answer was cut off at the output limit and the run's output floor was raised: the
+    /// document is to be fitted to the new budget before anything is sent again.
+    NeedsMoreOutput,
     /// The call's end was applied to the task that led it; the others it carried wait for
     /// the caller.
     Ended(TaskEnd),

@@ -133,16 +133,14 @@ impl EngineInner {
     fn pack_budget_for(&self, years: &[i32]) -> u64 {
         pack_budget(
             self.e.pool.min_request_tokens().max(1),
-            self.e.settings.context_tokens,
+            self.input_context(),
             self.pack_overhead(years),
         )
     }
 
     /// The largest packed request: every bucket must accept it.
     fn pack_limit(&self) -> u64 {
-        self.e
-            .settings
-            .context_tokens
+        self.input_context()
             .min(self.e.pool.min_request_tokens().max(1))
     }
 
@@ -306,7 +304,20 @@ impl EngineInner {
                         .complete_packed(self.owner(), &provenance, &valid, &bad, now)?;
                     return Ok(TaskEnd::Done);
                 }
+                ModelOutcome::NeedsMoreOutput => {
+                    // The pack's answer needs more room than a shared context leaves: the
+                    // years go alone, with the larger output budget.
+                    return self.unpack(members, started).await;
+                }
+                ModelOutcome::Truncated { used } => {
+                    // Not stored; the years go alone, fitted to the context the server used.
+                    self.learn_context(used);
+                    return self.unpack(members, started).await;
+                }
                 ModelOutcome::TooLong(max) => {
+                    if let (Some(context), true) = (max, self.e.settings.output_in_context) {
+                        self.learn_context(context);
+                    }
                     if self.batch_settings.pack == Pack::Auto || fits >= MAX_FITS {
                         return self.unpack(members, started).await;
                     }
@@ -394,7 +405,10 @@ impl EngineInner {
     /// first goes alone). A document that cannot be read keeps nobody with it: the ordinary
     /// path of its year says why.
     async fn auto_size(&self, members: &[Member]) -> Result<usize, EngineError> {
-        let whole_budget = self.document_budget();
+        // A context too small for one year keeps everyone alone: that path says why.
+        let Ok(whole_budget) = self.document_budget() else {
+            return Ok(1);
+        };
         let overhead = self.e.analysis.year_overhead_tokens();
         let mut sizes = Vec::with_capacity(members.len());
         for m in members {

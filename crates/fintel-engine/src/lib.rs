@@ -14,6 +14,7 @@ pub mod idle;
 pub mod input;
 pub mod keys;
 pub mod lifecycle;
+pub mod local_error;
 pub mod outcome;
 pub mod pack;
 pub mod ports;

@@ -30,40 +30,65 @@ pub const DRAIN_WRITABLE: &[BatchState] = &[
     BatchState::Stopped,
 ];
 
-/// How a process that drained (a signal, a stop request, a configuration problem) ends.
+/// How a drained run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// Every task had ended: the batch is complete, whatever made the process drain.
+    Completed,
+    /// The batch is cancelled (and stays so).
+    Cancelled,
+    /// Work is left: resumable (stopped here, or left to the other live processes).
+    Stopped,
+}
+
+/// How a process that drained (a signal, a stop request, a configuration problem, a local
+/// database error) ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrainDecision {
     /// The state to write, with its reason; `None` leaves the batch's state as it is.
-    pub write: Option<(BatchState, String)>,
-    /// Whether the run ends as cancelled (else stopped, or the configuration problem).
-    pub cancelled: bool,
+    pub write: Option<(BatchState, Option<String>)>,
+    pub end: DrainEnd,
 }
 
-/// What a draining process writes. A batch is `stopped` only when no live process is left on
-/// it: while another process works on it, its state is that process's to write. A cancelled
-/// batch stays cancelled, a completed one completed.
+/// What a draining process writes. A drain after which no task is left (every one ended while
+/// the in-flight calls finished) completes the batch. Otherwise the batch is `stopped`, with
+/// `problem` as its reason when there is one, only when no live process is left on it: while
+/// another process works on it, its state is that process's to write. A cancelled batch stays
+/// cancelled, a completed one completed.
 pub fn state_after_drain(
     current: BatchState,
     other_live_processes: usize,
-    configuration_problem: Option<&str>,
+    all_tasks_ended: bool,
+    problem: Option<&str>,
 ) -> DrainDecision {
-    let keep = |cancelled| DrainDecision {
-        write: None,
-        cancelled,
-    };
+    let keep = |end| DrainDecision { write: None, end };
     match current {
-        BatchState::Cancelled => return keep(true),
-        BatchState::Completed => return keep(false),
+        BatchState::Cancelled => return keep(DrainEnd::Cancelled),
+        BatchState::Completed => return keep(DrainEnd::Completed),
         _ => {}
     }
+    if all_tasks_ended {
+        return DrainDecision {
+            write: Some((BatchState::Completed, None)),
+            end: DrainEnd::Completed,
+        };
+    }
     if other_live_processes > 0 {
-        return keep(false);
+        return keep(DrainEnd::Stopped);
     }
-    let reason = configuration_problem.unwrap_or("stopped by request");
+    let reason = problem.unwrap_or("stopped by request");
     DrainDecision {
-        write: Some((BatchState::Stopped, reason.to_string())),
-        cancelled: false,
+        write: Some((BatchState::Stopped, Some(reason.to_string()))),
+        end: DrainEnd::Stopped,
     }
+}
+
+/// Whether a process starting on a batch clears its stop request. A stop left from an earlier
+/// run is cleared by the process that takes the batch up again; a process joining others
+/// leaves it, since a stop they have not read yet (the dashboard's Stop) is still meant for
+/// them, and for the joiner too.
+pub fn clears_stop_request(other_live_processes: usize) -> bool {
+    other_live_processes == 0
 }
 
 /// How often, at least, a process looks for dead owners whose leases it should take back,
@@ -97,56 +122,139 @@ mod tests {
     use super::*;
     use BatchState::*;
 
-    /// Current state, other live processes, configuration problem -> write, cancelled.
+    /// Current state, other live processes, every task ended, problem -> write, end.
     type DrainCase = (
         BatchState,
         usize,
-        Option<&'static str>,
-        Option<(BatchState, String)>,
         bool,
+        Option<&'static str>,
+        Option<(BatchState, Option<String>)>,
+        DrainEnd,
     );
 
     #[test]
     fn what_a_draining_process_writes() {
-        let stopped = |r: &str| Some((Stopped, r.to_string()));
+        use DrainEnd as E;
+        let stopped = |r: &str| Some((Stopped, Some(r.to_string())));
+        let completed = Some((Completed, None));
+        let disk = "local database error: database or disk is full";
         let table: &[DrainCase] = &[
             // Alone: stopped, with the reason.
-            (Running, 0, None, stopped("stopped by request"), false),
-            (WaitingReset, 0, None, stopped("stopped by request"), false),
-            (
-                WaitingProvider,
-                0,
-                None,
-                stopped("stopped by request"),
-                false,
-            ),
-            (WaitingDisk, 0, None, stopped("stopped by request"), false),
-            (Pending, 0, None, stopped("stopped by request"), false),
             (
                 Running,
                 0,
+                false,
+                None,
+                stopped("stopped by request"),
+                E::Stopped,
+            ),
+            (
+                WaitingReset,
+                0,
+                false,
+                None,
+                stopped("stopped by request"),
+                E::Stopped,
+            ),
+            (
+                WaitingProvider,
+                0,
+                false,
+                None,
+                stopped("stopped by request"),
+                E::Stopped,
+            ),
+            (
+                WaitingDisk,
+                0,
+                false,
+                None,
+                stopped("stopped by request"),
+                E::Stopped,
+            ),
+            (
+                Pending,
+                0,
+                false,
+                None,
+                stopped("stopped by request"),
+                E::Stopped,
+            ),
+            (
+                Running,
+                0,
+                false,
                 Some("model unknown"),
                 stopped("model unknown"),
-                false,
+                E::Stopped,
             ),
+            // A local database error: stopped with the error, to resume once it is fixed.
+            (Running, 0, false, Some(disk), stopped(disk), E::Stopped),
             // Another live process: its state is left to it.
-            (Running, 1, None, None, false),
-            (WaitingReset, 3, None, None, false),
-            (Running, 2, Some("model unknown"), None, false),
+            (Running, 1, false, None, None, E::Stopped),
+            (WaitingReset, 3, false, None, None, E::Stopped),
+            (Running, 2, false, Some("model unknown"), None, E::Stopped),
+            (Running, 1, false, Some(disk), None, E::Stopped),
+            // Every task ended while the calls in flight finished: completed, not stopped,
+            // whoever is left and whatever made the process drain.
+            (Running, 0, true, None, completed.clone(), E::Completed),
+            (
+                WaitingProvider,
+                0,
+                true,
+                None,
+                completed.clone(),
+                E::Completed,
+            ),
+            (Running, 2, true, None, completed.clone(), E::Completed),
+            (
+                Running,
+                0,
+                true,
+                Some("model unknown"),
+                completed.clone(),
+                E::Completed,
+            ),
+            (
+                Running,
+                0,
+                true,
+                Some(disk),
+                completed.clone(),
+                E::Completed,
+            ),
             // A cancel is never overwritten, whoever is left.
-            (Cancelled, 0, None, None, true),
-            (Cancelled, 2, None, None, true),
-            (Cancelled, 0, Some("model unknown"), None, true),
+            (Cancelled, 0, false, None, None, E::Cancelled),
+            (Cancelled, 2, false, None, None, E::Cancelled),
+            (
+                Cancelled,
+                0,
+                false,
+                Some("model unknown"),
+                None,
+                E::Cancelled,
+            ),
+            (Cancelled, 0, true, None, None, E::Cancelled),
             // Another process completed the batch meanwhile.
-            (Completed, 0, None, None, false),
+            (Completed, 0, false, None, None, E::Completed),
+            (Completed, 0, true, None, None, E::Completed),
         ];
-        for (current, others, problem, write, cancelled) in table {
-            let d = state_after_drain(*current, *others, *problem);
+        for (current, others, ended, problem, write, end) in table {
+            let d = state_after_drain(*current, *others, *ended, *problem);
             assert_eq!(
-                (&d.write, d.cancelled),
-                (write, *cancelled),
-                "{current:?} with {others} other(s), problem {problem:?}"
+                (&d.write, d.end),
+                (write, *end),
+                "{current:?} with {others} other(s), all ended {ended}, problem {problem:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_joining_process_never_clears_a_pending_stop() {
+        // Other live processes, clears the stop request.
+        let table = [(0, true), (1, false), (3, false)];
+        for (others, clears) in table {
+            assert_eq!(clears_stop_request(others), clears, "{others} other(s)");
         }
     }
 

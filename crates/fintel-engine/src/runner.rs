@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod drain;
 mod model_call;
 mod packed;
 
@@ -27,6 +28,7 @@ use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 use crate::backoff::{retry_delay, Breaker};
 use crate::idle::{self, CapWait, Idle, IdleInputs};
 use crate::keys::{Grant, KeyPool, WaitReason};
+use crate::local_error::{self, OnError};
 use crate::outcome::{transient_step, TransientContext, TransientStep};
 use crate::ports::{AggregateInput, Analysis, FilingSource, SourceError, YearInput, YearsSpec};
 use crate::settings::{BatchSettings, EngineSettings};
@@ -47,6 +49,10 @@ pub enum RunOutcome {
     /// The batch's model is no longer served (the provider's message); no task was failed for
     /// it. The user starts a new batch or resumes this one with `--switch-model`.
     ModelRetired(String),
+    /// A local database error (disk full, the database busy past its timeout, a lease lost)
+    /// drained the run: the batch is `stopped` with the error as its reason, resumable once
+    /// it is fixed.
+    StoppedOnError(String),
 }
 
 /// What the runner tells the user about, through the binary's progress display.
@@ -205,7 +211,14 @@ impl Engine {
         // no lease (waiting for the reset), so it is neither deleted nor taken up under it.
         store.attach_owner(&self.owner, &batch.id)?;
         self.recover_dead(&batch.id)?;
-        store.request_stop(&batch.id, false)?;
+        let others = store
+            .live_owners_of(&batch.id)?
+            .iter()
+            .filter(|o| **o != self.owner)
+            .count();
+        if lifecycle::clears_stop_request(others) {
+            store.request_stop(&batch.id, false)?;
+        }
         let inner = Arc::new(EngineInner {
             e: self.clone(),
             batch: batch.clone(),
@@ -222,8 +235,7 @@ impl Engine {
         self.set_state(&batch.id, BatchState::Running, None)?;
 
         let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
-        let mut config_problem: Option<String> = None;
-        let mut model_retired = false;
+        let mut stops = drain::Stops::default();
         let mut probe_at: Option<Timestamp> = None;
         let mut last_heartbeat = self.now();
         let mut last_report = std::time::Instant::now();
@@ -231,197 +243,158 @@ impl Engine {
         let mut maintenance = MaintenanceSchedule::new(self.upkeep.maintenance.clone());
         let mut last_idle_state: Option<BatchState> = None;
         let mut last_recovery = self.now();
-        let outcome = loop {
-            if *shutdown.borrow() || store.stop_requested(&batch.id)? {
-                break None;
-            }
-            if config_problem.is_some() && inflight.is_empty() {
-                break None;
-            }
-            let now = self.now();
-            if span_between(last_heartbeat, now) >= Duration::from_secs(30) {
-                store.heartbeat(&self.owner, now)?;
-                last_heartbeat = now;
-            }
-            self.watch_disk(&batch.id, &mut disk, now)?;
-            // Fill free slots.
-            let mut nothing_claimable = false;
-            while config_problem.is_none()
-                && disk.is_low().is_none()
-                && inflight.len() < self.settings.concurrency
-            {
+        // Every step of the loop that fails is judged (`local_error::on_error`): a local
+        // database error drains the run below, as a signal does, instead of ending it here.
+        let looped = async {
+            Ok::<_, EngineError>(loop {
+                if *shutdown.borrow() || store.stop_requested(&batch.id)? {
+                    break None;
+                }
+                if stops.config_problem.is_some() && inflight.is_empty() {
+                    break None;
+                }
                 let now = self.now();
-                let Some((model_allowed, probe)) =
-                    self.claim_permission(&shared, now, &mut probe_at)?
-                else {
-                    break;
-                };
-                let claimed = shared.engine.claim(now, model_allowed)?;
-                if claimed.is_empty() {
-                    nothing_claimable = true;
-                    break;
+                if span_between(last_heartbeat, now) >= Duration::from_secs(30) {
+                    store.heartbeat(&self.owner, now)?;
+                    last_heartbeat = now;
                 }
-                let inner = shared.engine.clone();
-                inflight.spawn(async move { inner.execute_claim(claimed).await });
-                if probe {
-                    // While a breaker is open, exactly one probe is in flight.
-                    break;
+                self.watch_disk(&batch.id, &mut disk, now)?;
+                // Fill free slots.
+                let mut nothing_claimable = false;
+                while stops.config_problem.is_none()
+                    && disk.is_low().is_none()
+                    && inflight.len() < self.settings.concurrency
+                {
+                    let now = self.now();
+                    let Some((model_allowed, probe)) =
+                        self.claim_permission(&shared, now, &mut probe_at)?
+                    else {
+                        break;
+                    };
+                    let claimed = shared.engine.claim(now, model_allowed)?;
+                    if claimed.is_empty() {
+                        nothing_claimable = true;
+                        break;
+                    }
+                    let inner = shared.engine.clone();
+                    inflight.spawn(async move { inner.execute_claim(claimed).await });
+                    if probe {
+                        // While a breaker is open, exactly one probe is in flight.
+                        break;
+                    }
                 }
-            }
-            let now = self.now();
-            if lifecycle::recovery_due(
-                nothing_claimable && inflight.is_empty(),
-                span_between(last_recovery, now),
-            ) {
-                last_recovery = now;
-                if self.recover_dead(&batch.id)? > 0 {
-                    // Their tasks are claimable again: take them now.
-                    continue;
+                let now = self.now();
+                if lifecycle::recovery_due(
+                    nothing_claimable && inflight.is_empty(),
+                    span_between(last_recovery, now),
+                ) {
+                    last_recovery = now;
+                    if self.recover_dead(&batch.id)? > 0 {
+                        // Their tasks are claimable again: take them now.
+                        continue;
+                    }
                 }
-            }
-            if inflight.is_empty() {
-                let counts = store.task_counts(&batch.id)?;
-                if counts.pending == 0 && counts.running == 0 && counts.resolving == 0 {
-                    let failed = counts.failed;
-                    self.set_state(&batch.id, BatchState::Completed, None)?;
-                    break Some(RunOutcome::Completed { failed });
-                }
-                if counts.pending == 0 && counts.resolving == 0 {
-                    // Only other processes' tasks are running: wait for them.
-                    self.wait(
-                        &mut shutdown,
-                        now + duration_to_span(Duration::from_secs(2)),
-                    )
-                    .await;
-                    continue;
-                }
-                if let Some(low) = disk.is_low() {
-                    let reason = low.reason();
-                    self.set_state(&batch.id, BatchState::WaitingDisk, Some(&reason))?;
-                    self.report(&batch.id, BatchState::WaitingDisk, Some(reason))?;
-                    let until = now + duration_to_span(self.settings.recheck);
+                if inflight.is_empty() {
+                    let counts = store.task_counts(&batch.id)?;
+                    if counts.pending == 0 && counts.running == 0 && counts.resolving == 0 {
+                        let failed = counts.failed;
+                        self.set_state(&batch.id, BatchState::Completed, None)?;
+                        break Some(RunOutcome::Completed { failed });
+                    }
+                    if counts.pending == 0 && counts.resolving == 0 {
+                        // Only other processes' tasks are running: wait for them.
+                        self.wait(
+                            &mut shutdown,
+                            now + duration_to_span(Duration::from_secs(2)),
+                        )
+                        .await;
+                        continue;
+                    }
+                    if let Some(low) = disk.is_low() {
+                        let reason = low.reason();
+                        self.set_state(&batch.id, BatchState::WaitingDisk, Some(&reason))?;
+                        self.report(&batch.id, BatchState::WaitingDisk, Some(reason))?;
+                        let until = now + duration_to_span(self.settings.recheck);
+                        self.wait(&mut shutdown, until).await;
+                        continue;
+                    }
+                    let Idle {
+                        until,
+                        state,
+                        reason,
+                        quota_spent,
+                    } = self.idle_reason(&shared, now, probe_at)?;
+                    self.set_state(&batch.id, state, reason.as_deref())?;
+                    self.report(&batch.id, state, reason)?;
+                    if state == BatchState::WaitingReset && last_idle_state != Some(state) {
+                        if quota_spent {
+                            self.observer
+                                .event(&Event::KeysExhausted { reset_at: until });
+                        }
+                        self.maintain_if_due(&batch.id, &mut maintenance, now);
+                    }
+                    last_idle_state = Some(state);
+                    // Look at the database again now and then: stop requests, other processes.
+                    let until = until.min(now + duration_to_span(self.settings.recheck));
                     self.wait(&mut shutdown, until).await;
                     continue;
                 }
-                let Idle {
-                    until,
-                    state,
-                    reason,
-                    quota_spent,
-                } = self.idle_reason(&shared, now, probe_at)?;
-                self.set_state(&batch.id, state, reason.as_deref())?;
-                self.report(&batch.id, state, reason)?;
-                if state == BatchState::WaitingReset && last_idle_state != Some(state) {
-                    if quota_spent {
-                        self.observer
-                            .event(&Event::KeysExhausted { reset_at: until });
-                    }
-                    self.maintain_if_due(&batch.id, &mut maintenance, now);
-                }
-                last_idle_state = Some(state);
-                // Look at the database again now and then: stop requests, other processes.
-                let until = until.min(now + duration_to_span(self.settings.recheck));
-                self.wait(&mut shutdown, until).await;
-                continue;
-            }
-            // Wait for a task to end (or a signal).
-            tokio::select! {
-                joined = inflight.join_next() => {
-                    if let Some(joined) = joined {
-                        match joined {
-                            Ok(Ok(TaskEnd::Configuration(msg))) => {
-                                model_retired = false;
-                                config_problem = Some(msg);
+                // Wait for a task to end (or a signal).
+                tokio::select! {
+                    joined = inflight.join_next() => {
+                        if let Some(joined) = joined {
+                            match joined {
+                                Ok(Ok(TaskEnd::Configuration(msg))) => {
+                                    stops.model_retired = false;
+                                    stops.config_problem = Some(msg);
+                                }
+                                Ok(Ok(TaskEnd::ModelRetired(msg))) => {
+                                    stops.model_retired = true;
+                                    stops.config_problem = Some(msg);
+                                }
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => return Err(e),
+                                Err(e) if e.is_cancelled() => {}
+                                Err(e) => return Err(EngineError::Invalid(format!("worker panicked: {e}"))),
                             }
-                            Ok(Ok(TaskEnd::ModelRetired(msg))) => {
-                                model_retired = true;
-                                config_problem = Some(msg);
+                        }
+                        // Counting every task row after every task would dominate a large batch's
+                        // run time; a few reports a second are plenty for a person.
+                        if last_report.elapsed() >= Duration::from_millis(200) {
+                            last_report = std::time::Instant::now();
+                            let state = if shared.engine.breaker_open() {
+                                BatchState::WaitingProvider
+                            } else if disk.is_low().is_some() {
+                                BatchState::WaitingDisk
+                            } else {
+                                BatchState::Running
+                            };
+                            last_idle_state = Some(state);
+                            if state == BatchState::Running {
+                                self.set_state(&batch.id, state, None)?;
                             }
-                            Ok(Ok(_)) => {}
-                            Ok(Err(e)) => return Err(e),
-                            Err(e) if e.is_cancelled() => {}
-                            Err(e) => return Err(EngineError::Invalid(format!("worker panicked: {e}"))),
+                            self.report(&batch.id, state, None)?;
                         }
                     }
-                    // Counting every task row after every task would dominate a large batch's
-                    // run time; a few reports a second are plenty for a person.
-                    if last_report.elapsed() >= Duration::from_millis(200) {
-                        last_report = std::time::Instant::now();
-                        let state = if shared.engine.breaker_open() {
-                            BatchState::WaitingProvider
-                        } else if disk.is_low().is_some() {
-                            BatchState::WaitingDisk
-                        } else {
-                            BatchState::Running
-                        };
-                        last_idle_state = Some(state);
-                        if state == BatchState::Running {
-                            self.set_state(&batch.id, state, None)?;
-                        }
-                        self.report(&batch.id, state, None)?;
-                    }
+                    _ = shutdown.changed() => {}
                 }
-                _ = shutdown.changed() => {}
-            }
+            })
+        }
+        .await;
+        let outcome = match looped {
+            Ok(outcome) => outcome,
+            Err(error) => match local_error::on_error(&error) {
+                OnError::Drain(reason) => {
+                    stops.local_error = Some((reason, error));
+                    None
+                }
+                OnError::Crash => return Err(error),
+            },
         };
         if let Some(outcome) = outcome {
             return Ok(outcome);
         }
-        // Drain: let in-flight calls finish within the grace period, then give back the rest.
-        let grace = tokio::time::sleep(self.settings.grace);
-        tokio::pin!(grace);
-        while !inflight.is_empty() {
-            tokio::select! {
-                joined = inflight.join_next() => {
-                    match joined {
-                        Some(Ok(Ok(TaskEnd::Configuration(msg)))) => {
-                            config_problem.get_or_insert(msg);
-                        }
-                        Some(Ok(Ok(TaskEnd::ModelRetired(msg)))) if config_problem.is_none() => {
-                            model_retired = true;
-                            config_problem = Some(msg);
-                        }
-                        _ => {}
-                    }
-                }
-                _ = &mut grace => {
-                    inflight.abort_all();
-                    while inflight.join_next().await.is_some() {}
-                }
-            }
-        }
-        let now = self.now();
-        store.release_owner(&self.owner, now)?;
-        let Ok(current) = store.find_batch(&batch.id).map(|b| b.state) else {
-            // Deleted under this process (an older fintel allowed that): nothing to write.
-            return Ok(RunOutcome::Cancelled);
-        };
-        let others = store
-            .live_owners_of(&batch.id)?
-            .into_iter()
-            .filter(|o| o != &self.owner)
-            .count();
-        let decision = lifecycle::state_after_drain(current, others, config_problem.as_deref());
-        if let Some((state, reason)) = &decision.write {
-            store.set_batch_state_if(
-                &batch.id,
-                lifecycle::DRAIN_WRITABLE,
-                *state,
-                Some(reason),
-                now,
-            )?;
-        }
-        if let Some(msg) = config_problem {
-            return Ok(if model_retired {
-                RunOutcome::ModelRetired(msg)
-            } else {
-                RunOutcome::ConfigurationProblem(msg)
-            });
-        }
-        if decision.cancelled {
-            return Ok(RunOutcome::Cancelled);
-        }
-        Ok(RunOutcome::Stopped)
+        self.drain(&batch.id, &mut inflight, stops).await
     }
 
     /// Takes back the leases of dead owners of the batch (their OS lock could be taken) and

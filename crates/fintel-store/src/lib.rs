@@ -77,6 +77,42 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// A condition of the machine the database lives on, not of the data: it may pass or be
+/// fixed (space freed, the other program gone), and a resume then goes on where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalCondition {
+    /// SQLITE_FULL: the disk (or a size limit) has no room for the database to grow.
+    DiskFull,
+    /// SQLITE_BUSY or SQLITE_LOCKED past the busy timeout: another connection held the
+    /// database too long.
+    Busy,
+    /// SQLITE_IOERR or SQLITE_CANTOPEN: reading or writing the file failed.
+    Io,
+    /// SQLITE_READONLY or SQLITE_PERM: the file or its directory can no longer be written.
+    ReadOnly,
+    /// This process lost a task's lease: another process took the task over.
+    LeaseLost,
+}
+
+impl StoreError {
+    /// The local condition behind this error, if it is one; `None` for everything that says
+    /// the data or fintel itself is wrong (corruption, a newer schema, a constraint, a bug).
+    pub fn local_condition(&self) -> Option<LocalCondition> {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::LeaseLost => Some(LocalCondition::LeaseLost),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                C::DiskFull => Some(LocalCondition::DiskFull),
+                C::DatabaseBusy | C::DatabaseLocked => Some(LocalCondition::Busy),
+                C::SystemIoFailure | C::CannotOpen => Some(LocalCondition::Io),
+                C::ReadOnly | C::PermissionDenied => Some(LocalCondition::ReadOnly),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// A handle on the database. Cheap operations run under one connection mutex; SQLite's own
 /// locking (WAL, busy timeout) arbitrates between processes.
 pub struct Store {

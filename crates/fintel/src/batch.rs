@@ -678,6 +678,11 @@ pub async fn run_with(
         ),
         RunOutcome::Stopped => (exit::OK, format!("stopped. Resume with: {resume}")),
         RunOutcome::Cancelled => (exit::OK, format!("batch {batch_id} was cancelled")),
+        // The batch is stopped, resumable; the run itself did not end as asked.
+        RunOutcome::StoppedOnError(reason) => (
+            exit::RUNTIME,
+            format!("stopped on a {reason}\nNo task was failed for it; resume with: {resume}"),
+        ),
         RunOutcome::ConfigurationProblem(msg) => (
             exit::CONFIG,
             format!("stopped on a configuration problem: {msg}\nNo task was failed for it; fix it and resume with: {resume}"),

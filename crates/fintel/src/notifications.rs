@@ -113,6 +113,11 @@ pub async fn send_outcome(
             reason: format!("configuration problem: {message}"),
             resume_command,
         },
+        RunOutcome::StoppedOnError(reason) => Notification::BatchStopped {
+            batch_id: batch_id.to_string(),
+            reason: reason.clone(),
+            resume_command,
+        },
         RunOutcome::ModelRetired(message) => Notification::BatchStopped {
             batch_id: batch_id.to_string(),
             reason: format!("the batch's model is no longer served: {message}"),

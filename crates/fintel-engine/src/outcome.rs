@@ -8,6 +8,7 @@
 //! - what a per-day refusal means for its bucket: the day is spent, or the provider has not
 //!   reset yet ([`daily_refusal`]);
 //! - whether a transient failure fails its task or waits and retries ([`transient_step`]);
+//! - which outage breakers a task's end closes ([`breakers_closed`]);
 //! - what a retry inside an attempt carries across a wait ([`retry_continues`],
 //!   [`retry_request`], [`retry_state_after`]).
 
@@ -362,9 +363,91 @@ pub fn transient_step(ctx: &TransientContext) -> TransientStep {
     }
 }
 
+/// Which outside services answered a task while it ran (for SEC: its filings came; for the
+/// provider: it answered a model call, well or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Heard {
+    pub sec: bool,
+    pub provider: bool,
+}
+
+/// Which outage breakers a task's end closes: only a service that answered the task, and only
+/// when the task ended (a result, a skip, a failure of its own). A task that reused a stored
+/// result, or was skipped before asking anyone, heard nothing and says nothing about an
+/// outage, however well it ended; a task that ended in a transient failure or was put back
+/// closes nothing either.
+pub fn breakers_closed(ended: bool, heard: Heard) -> Heard {
+    if ended {
+        heard
+    } else {
+        Heard::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_service_that_answered_closes_its_breaker() {
+        let h = |sec, provider| Heard { sec, provider };
+        // What the task was, whether it ended, what it heard -> what it closes.
+        let table = [
+            (
+                "a result reused from an earlier batch",
+                true,
+                h(false, false),
+                h(false, false),
+            ),
+            (
+                "a year skipped without asking anyone",
+                true,
+                h(false, false),
+                h(false, false),
+            ),
+            (
+                "a year skipped after its document came",
+                true,
+                h(true, false),
+                h(true, false),
+            ),
+            (
+                "a company's filings resolved",
+                true,
+                h(true, false),
+                h(true, false),
+            ),
+            ("a year answered", true, h(true, true), h(true, true)),
+            (
+                "an aggregate answered",
+                true,
+                h(false, true),
+                h(false, true),
+            ),
+            (
+                "a year failed on bad answers",
+                true,
+                h(true, true),
+                h(true, true),
+            ),
+            (
+                "a transient failure after the document",
+                false,
+                h(true, false),
+                h(false, false),
+            ),
+            (
+                "a transient failure after a bad answer",
+                false,
+                h(true, true),
+                h(false, false),
+            ),
+            ("put back for quota", false, h(true, false), h(false, false)),
+        ];
+        for (what, ended, heard, closes) in table {
+            assert_eq!(breakers_closed(ended, heard), closes, "{what}");
+        }
+    }
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 mod drain;
+mod heard;
 mod model_call;
 mod packed;
 
@@ -29,7 +30,7 @@ use crate::backoff::{retry_delay, Breaker};
 use crate::idle::{self, CapWait, Idle, IdleInputs};
 use crate::keys::{Grant, KeyPool, WaitReason};
 use crate::local_error::{self, OnError};
-use crate::outcome::{transient_step, TransientContext, TransientStep};
+use crate::outcome::{self, transient_step, TransientContext, TransientStep};
 use crate::ports::{AggregateInput, Analysis, FilingSource, SourceError, YearInput, YearsSpec};
 use crate::settings::{BatchSettings, EngineSettings};
 use crate::upkeep::{human_bytes, DiskChange, DiskLow, DiskWatch, MaintenanceSchedule, Upkeep};
@@ -673,19 +674,30 @@ impl EngineInner {
 
     async fn execute(self: Arc<Self>, task: ClaimedTask) -> Result<TaskEnd, EngineError> {
         let started = self.now();
-        let end = match task.kind {
-            TaskKind::Resolve => self.resolve(&task).await?,
-            TaskKind::Year => self.year(&task, started).await?,
-            TaskKind::Aggregate => self.aggregate(&task, started).await?,
-        };
-        if let TaskEnd::Done = end {
-            let mut b = self.lock_breakers();
-            b.sec.record_success_of(started);
-            if task.kind != TaskKind::Resolve {
-                b.provider.record_success_of(started);
+        let (end, heard) = heard::listening(async {
+            match task.kind {
+                TaskKind::Resolve => self.resolve(&task).await,
+                TaskKind::Year => self.year(&task, started).await,
+                TaskKind::Aggregate => self.aggregate(&task, started).await,
             }
-        }
+        })
+        .await;
+        let end = end?;
+        self.close_breakers(matches!(end, TaskEnd::Done), heard, started);
         Ok(end)
+    }
+
+    /// Closes the breakers of the services that answered a task that ended
+    /// ([`outcome::breakers_closed`]).
+    fn close_breakers(&self, ended: bool, heard: outcome::Heard, started: Timestamp) {
+        let closes = outcome::breakers_closed(ended, heard);
+        let mut b = self.lock_breakers();
+        if closes.sec {
+            b.sec.record_success_of(started);
+        }
+        if closes.provider {
+            b.provider.record_success_of(started);
+        }
     }
 
     /// Applies a transient failure. The breaker's lock is held for the whole decision, so a
@@ -902,6 +914,7 @@ impl EngineInner {
             .await
         {
             Ok(resolution) => {
+                heard::sec_answered();
                 self.store().complete_resolution(
                     task.id,
                     self.owner(),
@@ -977,7 +990,10 @@ impl EngineInner {
         let mut truncated_once = false;
         loop {
             let doc = match self.e.source.prepare_document(cik, filing, budget).await {
-                Ok(doc) => doc,
+                Ok(doc) => {
+                    heard::sec_answered();
+                    doc
+                }
                 Err(e) => return self.source_error(task, e),
             };
             let mut result = NewResult {

@@ -343,6 +343,7 @@ impl EngineInner {
             let secrets: Vec<&str> = key.iter().map(|k| k.secret()).collect();
             let err = match answer {
                 Ok(gen) => {
+                    super::heard::provider_answered();
                     let truncated = self.e.settings.truncation_advice.as_ref().and_then(|_| {
                         budget::truncation(
                             // Local servers turn the schema into a grammar: only the prompt
@@ -407,6 +408,9 @@ impl EngineInner {
                             latency,
                         )?,
                         LedgerOutcome::Answered | LedgerOutcome::Uncertain => {
+                            if ledger_outcome(&err) == LedgerOutcome::Answered {
+                                super::heard::provider_answered();
+                            }
                             self.store().finish_call(
                                 call_id,
                                 outcome_name(&err),

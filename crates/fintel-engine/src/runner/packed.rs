@@ -100,12 +100,9 @@ impl EngineInner {
         tasks: Vec<ClaimedTask>,
     ) -> Result<TaskEnd, EngineError> {
         let started = self.now();
-        let end = self.pack(tasks, started).await?;
-        if let TaskEnd::Done = end {
-            let mut b = self.lock_breakers();
-            b.sec.record_success_of(started);
-            b.provider.record_success_of(started);
-        }
+        let (end, heard) = super::heard::listening(self.pack(tasks, started)).await;
+        let end = end?;
+        self.close_breakers(matches!(end, TaskEnd::Done), heard, started);
         Ok(end)
     }
 
@@ -189,7 +186,10 @@ impl EngineInner {
                 };
                 let filing = &filing;
                 match self.e.source.prepare_document(cik, filing, doc_share).await {
-                    Ok(doc) => m.doc = Some(doc),
+                    Ok(doc) => {
+                        super::heard::sec_answered();
+                        m.doc = Some(doc);
+                    }
                     Err(e) => {
                         // One year's document cannot be read: the pack breaks up, each year
                         // going its own way (the ordinary path says why for this one).

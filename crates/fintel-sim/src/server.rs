@@ -49,6 +49,10 @@ pub struct SimState {
     weather: Option<Weather>,
     /// The slots of the OpenAI-compatible side (`openai.slots`).
     openai_slots: Arc<tokio::sync::Semaphore>,
+    /// While true, generateContent answers wait before they are sent (see
+    /// [`SimState::hold_answers`]); `held` counts those waiting.
+    hold: watch::Sender<bool>,
+    held: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -113,6 +117,8 @@ impl SimState {
             key_project,
             weather,
             openai_slots,
+            hold: watch::Sender::new(false),
+            held: std::sync::atomic::AtomicU64::new(0),
             inner: Mutex::new(Inner {
                 quotas,
                 outages,
@@ -198,6 +204,22 @@ impl SimState {
             },
             None => estimate,
         }
+    }
+
+    /// From now on, every generateContent answer waits until [`SimState::release_answers`]:
+    /// a test can then act while calls are known to be in flight, with no timing involved.
+    pub fn hold_answers(&self) {
+        self.hold.send_replace(true);
+    }
+
+    /// Sends the answers held since [`SimState::hold_answers`], and the later ones at once.
+    pub fn release_answers(&self) {
+        self.hold.send_replace(false);
+    }
+
+    /// How many answers are waiting for [`SimState::release_answers`] now.
+    pub fn held_answers(&self) -> u64 {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds an outage window: every generateContent request in it answers 503.
@@ -927,6 +949,12 @@ async fn deliver(state: &SimState, outcome: Outcome, killer: Option<ConnectionKi
             reply(errors::unavailable())
         }
         Outcome::Answer { body, slow, until } => {
+            let mut hold = state.hold.subscribe();
+            if *hold.borrow_and_update() {
+                state.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = hold.wait_for(|held| !*held).await;
+                state.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
             if let Some(until) = until {
                 // A slow answer in the weather: held for clock time, whatever the clock's pace.
                 while state.clock.now() < until {

@@ -838,6 +838,16 @@ fn list_incomplete(app: &App, json: bool) -> Result<u8> {
                 processes_line(&live)
             }
         );
+        // Why a batch stopped (a configuration problem, a database error) is what to fix
+        // before resuming it.
+        if let (BatchState::Stopped, Some(reason), true) =
+            (b.state, b.state_reason.as_deref(), live.is_empty())
+        {
+            println!(
+                "  stopped: {reason}; resume with: fintel batch --resume {}",
+                b.id
+            );
+        }
     }
     if any_idle {
         println!("\nresume the most recent with: fintel batch --resume");

@@ -1165,7 +1165,7 @@ impl EngineInner {
                 }
                 ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => return Ok(end),
                 // Only a packed call ends so; a single one counts its attempt itself.
-                ModelOutcome::Unusable(reason) => {
+                ModelOutcome::Unusable(reason) | ModelOutcome::GoAlone(reason) => {
                     self.count_failed_attempt(task, &reason)?;
                     return Ok(TaskEnd::Done);
                 }
@@ -1277,7 +1277,7 @@ impl EngineInner {
                 "the yearly results are too large for the model's context",
             ),
             ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => Ok(end),
-            ModelOutcome::Unusable(reason) => {
+            ModelOutcome::Unusable(reason) | ModelOutcome::GoAlone(reason) => {
                 self.count_failed_attempt(task, &reason)?;
                 Ok(TaskEnd::Done)
             }

@@ -23,6 +23,9 @@ use crate::pack::{
 use crate::ports::{PreparedDocument, StepRequest, YearInput};
 use crate::{lifecycle, EngineError};
 
+/// Why a pack's years go alone when it is too large.
+const TOO_LARGE_PACKED: &str = "a packed request would not fit the smallest bucket even fitted";
+
 /// One year of a pack, with its document once prepared.
 struct Member {
     task: ClaimedTask,
@@ -216,7 +219,7 @@ impl EngineInner {
             if tokens > limit {
                 if self.batch_settings.pack == Pack::Auto || fits >= MAX_FITS {
                     // Measured too large packed: the years go alone.
-                    return self.unpack(members, started).await;
+                    return self.unpack(members, started, TOO_LARGE_PACKED).await;
                 }
                 fits += 1;
                 doc_share = shrink_to(doc_share, tokens, limit);
@@ -307,19 +310,31 @@ impl EngineInner {
                 ModelOutcome::NeedsMoreOutput => {
                     // The pack's answer needs more room than a shared context leaves: the
                     // years go alone, with the larger output budget.
-                    return self.unpack(members, started).await;
+                    return self
+                        .unpack(
+                            members,
+                            started,
+                            "a packed answer needs more output than the context leaves",
+                        )
+                        .await;
                 }
                 ModelOutcome::Truncated { used } => {
                     // Not stored; the years go alone, fitted to the context the server used.
                     self.learn_context(used);
-                    return self.unpack(members, started).await;
+                    return self
+                        .unpack(
+                            members,
+                            started,
+                            "the server read only part of a packed request",
+                        )
+                        .await;
                 }
                 ModelOutcome::TooLong(max) => {
                     if let (Some(context), true) = (max, self.e.settings.output_in_context) {
                         self.learn_context(context);
                     }
                     if self.batch_settings.pack == Pack::Auto || fits >= MAX_FITS {
-                        return self.unpack(members, started).await;
+                        return self.unpack(members, started, TOO_LARGE_PACKED).await;
                     }
                     // Refused for size: never send the same request again; fit smaller now.
                     fits += 1;
@@ -341,6 +356,9 @@ impl EngineInner {
                 ModelOutcome::EndedAll(end) => return Ok(end),
                 ModelOutcome::Unusable(why) => {
                     return self.pack_unusable(&members, &years, &why);
+                }
+                ModelOutcome::GoAlone(why) => {
+                    return self.unpack(members, started, &why).await;
                 }
                 ModelOutcome::Ended(end) => {
                     let others: Vec<i64> = carried[1..].to_vec();
@@ -442,16 +460,17 @@ impl EngineInner {
         Ok(keep)
     }
 
-    /// A year sent alone after its pack could not be sent: the others go back untouched.
+    /// A year sent alone after its pack could not be sent (`why`): the others go back
+    /// untouched, and none of them is packed again.
     async fn unpack(
         &self,
         mut members: Vec<Member>,
         started: Timestamp,
+        why: &str,
     ) -> Result<TaskEnd, EngineError> {
-        self.e.observer.message(
-            Level::Info,
-            "a packed request would not fit the smallest bucket even fitted; its years go alone",
-        );
+        self.e
+            .observer
+            .message(Level::Info, &format!("{why}; its years go alone"));
         let now = self.now();
         let lead = members.remove(0);
         for m in &members {

@@ -155,6 +155,9 @@ struct EngineInner {
     /// The output budget cut-off answers showed is needed (0: none), where the output shares
     /// the context ([`crate::budget::after_length`]).
     output_floor: std::sync::atomic::AtomicU32,
+    /// The most years a claim takes together after a packed schema was refused as too complex
+    /// ([`crate::pack::pack_cap_after_schema_refusal`]; `usize::MAX`: none).
+    pack_cap: std::sync::atomic::AtomicUsize,
 }
 
 type EngineRef = Arc<Engine>;
@@ -217,6 +220,7 @@ impl Engine {
             }),
             learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
             output_floor: std::sync::atomic::AtomicU32::new(0),
+            pack_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;

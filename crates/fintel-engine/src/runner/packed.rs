@@ -5,6 +5,7 @@
 //! bad ones sent back as single-year tasks. The decisions are in [`crate::pack`]; this module
 //! carries them out. A claim of one task runs the ordinary way.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use fintel_store::{
@@ -17,8 +18,9 @@ use super::model_call::{shrink_to, Check, ModelOutcome, MAX_FITS};
 use super::{CatchUnwind, EngineInner, Level, TaskEnd};
 use crate::backoff::retry_delay;
 use crate::pack::{
-    auto_pack_size, document_block, pack_budget, packed_preamble, packed_schema, part_fate, share,
-    split_answer, unusable_pack_charges, Pack, PackedDocument, PartFate, PartOutcome,
+    auto_pack_size, claim_size_under, document_block, pack_budget, pack_cap_after_schema_refusal,
+    packed_preamble, packed_schema, part_fate, share, split_answer, unusable_pack_charges, Pack,
+    PackedDocument, PartFate, PartOutcome,
 };
 use crate::ports::{PreparedDocument, StepRequest, YearInput};
 use crate::{lifecycle, EngineError};
@@ -41,21 +43,19 @@ impl EngineInner {
         now: Timestamp,
         model_allowed: bool,
     ) -> Result<Vec<ClaimedTask>, StoreError> {
-        let pack = self.batch_settings.pack;
-        if pack == Pack::Off || !self.e.analysis.needs_model() {
+        let size = claim_size_under(
+            self.batch_settings.pack,
+            self.pack_cap.load(Ordering::Relaxed),
+        );
+        if size <= 1 || !self.e.analysis.needs_model() {
             return Ok(self
                 .store()
                 .claim_next(&self.batch.id, self.owner(), now, model_allowed)?
                 .into_iter()
                 .collect());
         }
-        self.store().claim_pack(
-            &self.batch.id,
-            self.owner(),
-            now,
-            model_allowed,
-            pack.claim_size(),
-        )
+        self.store()
+            .claim_pack(&self.batch.id, self.owner(), now, model_allowed, size)
     }
 
     /// Runs a claim: one task the ordinary way, several as a pack, a panic failing the pack's
@@ -358,6 +358,11 @@ impl EngineInner {
                     return self.pack_unusable(&members, &years, &why);
                 }
                 ModelOutcome::GoAlone(why) => {
+                    // Every later pack of this size would be refused the same way.
+                    self.pack_cap.fetch_min(
+                        pack_cap_after_schema_refusal(members.len()),
+                        Ordering::Relaxed,
+                    );
                     return self.unpack(members, started, &why).await;
                 }
                 ModelOutcome::Ended(end) => {

@@ -219,7 +219,10 @@ async fn a_packed_schema_with_too_many_states_sends_its_years_alone() {
         stats.invalid_request as i64
     );
     assert_eq!(
-        sql_i64(&env, "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL"),
+        sql_i64(
+            &env,
+            "SELECT COUNT(*) FROM results WHERE packed_with IS NOT NULL"
+        ),
         0
     );
 }

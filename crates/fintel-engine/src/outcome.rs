@@ -56,6 +56,7 @@ pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
         | CallError::BadOutput { .. }
         | CallError::Truncated { .. }
         | CallError::Refused { .. }
+        | CallError::SchemaTooComplex { .. }
         | CallError::Configuration { .. }
         | CallError::ModelUnavailable { .. } => LedgerOutcome::Answered,
     }
@@ -74,6 +75,8 @@ pub struct CallContext {
     pub repaired: bool,
     /// Whether this call was already the attempt's retry with less thinking.
     pub thinking_lowered: bool,
+    /// Whether the call carried a pack of several years.
+    pub packed: bool,
 }
 
 /// What to do after a failed call.
@@ -102,6 +105,12 @@ pub enum CallAction {
     Skip { reason: String },
     /// Every task would fail the same way: stop the batch (exit 4), failing no task.
     Stop { message: String },
+    /// The analysis type's own schema is too complex for the model: every task would fail,
+    /// so stop the batch (exit 4) naming the type ([`schema_too_complex_message`]).
+    SchemaStop { message: String },
+    /// The request was refused for its packing (a packed schema too complex), not for any
+    /// year's content: every year of the pack goes alone from now on, charged nothing.
+    GoAlone { reason: String },
     /// The batch's model, which pre-flight found served, is no longer: stop the batch (exit
     /// 4), failing no task, so the user can start a new batch or switch this one's model.
     ModelRetired { message: String },
@@ -166,6 +175,15 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
         CallError::Refused { reason } => CallAction::Skip {
             reason: format!("refused by the model: {reason}"),
         },
+        // A packed schema repeats the type's once per year: alone, each year's is smaller and
+        // may pass. A single year's schema is the type's own, and every task would fail.
+        CallError::SchemaTooComplex { .. } if ctx.packed => CallAction::GoAlone {
+            reason: "the packed response schema was refused as too complex (too many states)"
+                .into(),
+        },
+        CallError::SchemaTooComplex { message } => CallAction::SchemaStop {
+            message: message.clone(),
+        },
         CallError::Configuration { message } => CallAction::Stop {
             message: message.clone(),
         },
@@ -173,6 +191,17 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
             message: message.clone(),
         },
     }
+}
+
+/// The exit-4 message of an analysis type whose own (single-year) schema the model refused as
+/// too complex: which type, which model, what to change, and the provider's words.
+pub fn schema_too_complex_message(analysis_type: &str, model: &str, provider: &str) -> String {
+    format!(
+        "the schema of analysis type `{analysis_type}` is too complex for {model}: simplify it \
+         (fewer or shorter properties and enum values, no long array length limits or number \
+         bounds) in a custom analysis type, or choose another model (--model). Provider said: \
+         {provider}"
+    )
 }
 
 /// The thinking budget of a retry after an answer was cut off: a quarter of an explicit
@@ -249,12 +278,14 @@ pub fn retry_state_after(action: &CallAction) -> RetryStateChange {
         CallAction::Refit { .. }
         | CallAction::CountAttempt
         | CallAction::Skip { .. }
+        | CallAction::GoAlone { .. }
         | CallAction::ModelRetired { .. } => RetryStateChange::Clear,
         CallAction::DailyRefusal
         | CallAction::PaceBucket { .. }
         | CallAction::DisableKey { .. }
         | CallAction::Transient
-        | CallAction::Stop { .. } => RetryStateChange::Keep,
+        | CallAction::Stop { .. }
+        | CallAction::SchemaStop { .. } => RetryStateChange::Keep,
     }
 }
 
@@ -533,6 +564,7 @@ mod tests {
             others_tokens_last_minute: others,
             repaired: false,
             thinking_lowered: false,
+            packed: false,
         };
         let bad = |raw: Option<&str>| CallError::BadOutput {
             reason: "not JSON".into(),
@@ -639,6 +671,38 @@ mod tests {
                     message: "models/gemini-3-flash is not found".into(),
                 },
             ),
+            // A schema too complex: a pack's years go alone (the packed schema repeats the
+            // type's once per year); a single year's is the type's own, so the batch stops.
+            (
+                too_complex(),
+                CallContext {
+                    packed: true,
+                    ..ctx(10, false, 0)
+                },
+                CallAction::GoAlone {
+                    reason: "the packed response schema was refused as too complex (too many \
+                             states)"
+                        .into(),
+                },
+            ),
+            (
+                too_complex(),
+                ctx(10, false, 0),
+                CallAction::SchemaStop {
+                    message: "too many states".into(),
+                },
+            ),
+            // A prompt refused for its content skips its task, packed or not (a skipped lead
+            // breaks its pack up, so each year is asked alone).
+            (
+                CallError::Refused {
+                    reason: "HTTP 400 content_filter, filtered".into(),
+                },
+                ctx(10, false, 0),
+                CallAction::Skip {
+                    reason: "refused by the model: HTTP 400 content_filter, filtered".into(),
+                },
+            ),
             (truncated(), ctx(10, false, 0), CallAction::LessThinking),
             (
                 truncated(),
@@ -651,6 +715,28 @@ mod tests {
         ];
         for (err, ctx, expected) in table {
             assert_eq!(decide_call(&err, &ctx), expected, "{err:?} {ctx:?}");
+        }
+    }
+
+    #[test]
+    fn a_schema_too_complex_names_the_type_the_model_and_what_to_change() {
+        let provider = "HTTP 400, INVALID_ARGUMENT: The specified schema produces a constraint \
+                        that has too many states for serving.";
+        let message = schema_too_complex_message("fundamental", "gemini-2.5-flash", provider);
+        for needle in [
+            "analysis type `fundamental`",
+            "gemini-2.5-flash",
+            "too many states",
+            "fewer",
+            "another model (--model)",
+        ] {
+            assert!(message.contains(needle), "{needle}: {message}");
+        }
+    }
+
+    fn too_complex() -> CallError {
+        CallError::SchemaTooComplex {
+            message: "too many states".into(),
         }
     }
 

@@ -288,9 +288,41 @@ pub fn unusable_pack_charges(attempts: u32, max_retries: u32) -> bool {
     attempts < max_retries
 }
 
+/// The most years a claim may take together for the rest of a run after the provider refused
+/// the packed schema of `refused` years as too complex: the packed schema repeats the type's
+/// once per year, so fewer years may pass and more never will (1: no packing).
+pub fn pack_cap_after_schema_refusal(refused: usize) -> usize {
+    refused.saturating_sub(1).max(1)
+}
+
+/// The years a claim takes together: the pack mode's size under the run's learned cap.
+pub fn claim_size_under(pack: Pack, cap: usize) -> usize {
+    pack.claim_size().min(cap).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_schema_refused_as_too_complex_caps_later_claims_below_its_size() {
+        // (pack mode, years of the refused pack, claim size afterwards)
+        let cases = [
+            (Pack::Years(2), 2, 1),
+            (Pack::Years(3), 3, 2),
+            (Pack::Years(3), 2, 1),
+            (Pack::Auto, 3, 2),
+            (Pack::Auto, 2, 1),
+            (Pack::Off, 2, 1),
+        ];
+        for (pack, refused, want) in cases {
+            let cap = pack_cap_after_schema_refusal(refused);
+            assert_eq!(claim_size_under(pack, cap), want, "{pack:?} {refused}");
+        }
+        // Nothing learned: the mode's own size.
+        assert_eq!(claim_size_under(Pack::Years(3), usize::MAX), 3);
+        assert_eq!(claim_size_under(Pack::Off, usize::MAX), 1);
+    }
 
     #[test]
     fn pack_modes_parse_and_bad_values_say_what_to_write() {

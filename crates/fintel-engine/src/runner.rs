@@ -162,6 +162,9 @@ struct EngineInner {
     /// The output budget cut-off answers showed is needed (0: none), where the output shares
     /// the context ([`crate::budget::after_length`]).
     output_floor: std::sync::atomic::AtomicU32,
+    /// The most years a claim takes together after a packed schema was refused as too complex
+    /// ([`crate::pack::pack_cap_after_schema_refusal`]; `usize::MAX`: none).
+    pack_cap: std::sync::atomic::AtomicUsize,
 }
 
 type EngineRef = Arc<Engine>;
@@ -231,6 +234,7 @@ impl Engine {
             }),
             learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
             output_floor: std::sync::atomic::AtomicU32::new(0),
+            pack_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
@@ -1154,7 +1158,7 @@ impl EngineInner {
                 }
                 ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => return Ok(end),
                 // Only a packed call ends so; a single one counts its attempt itself.
-                ModelOutcome::Unusable(reason) => {
+                ModelOutcome::Unusable(reason) | ModelOutcome::GoAlone(reason) => {
                     self.count_failed_attempt(task, &reason)?;
                     return Ok(TaskEnd::Done);
                 }
@@ -1266,7 +1270,7 @@ impl EngineInner {
                 "the yearly results are too large for the model's context",
             ),
             ModelOutcome::Ended(end) | ModelOutcome::EndedAll(end) => Ok(end),
-            ModelOutcome::Unusable(reason) => {
+            ModelOutcome::Unusable(reason) | ModelOutcome::GoAlone(reason) => {
                 self.count_failed_attempt(task, &reason)?;
                 Ok(TaskEnd::Done)
             }

@@ -650,6 +650,7 @@ impl RpcStatus {
                         .or_else(|| text("subject"))
                         .unwrap_or_default(),
                     quota_value: optional_u64_field(v, "quotaValue"),
+                    metric: text("quotaMetric").unwrap_or_default(),
                     model: v
                         .pointer("/quotaDimensions/model")
                         .and_then(Value::as_str)
@@ -665,6 +666,8 @@ impl RpcStatus {
 struct QuotaViolation {
     quota_id: String,
     quota_value: Option<u64>,
+    /// `quotaMetric`, e.g. `generativelanguage.googleapis.com/generate_content_free_tier_requests`.
+    metric: String,
     model: Option<String>,
 }
 
@@ -786,6 +789,9 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
                 project: rpc.consumer_project(),
             }
         }
+        400 if is_schema_too_complex(&rpc.message) => CallError::SchemaTooComplex {
+            message: format!("HTTP 400, {message}"),
+        },
         400 | 413 if is_context_too_long(&rpc.message) => CallError::ContextTooLong {
             max_tokens: number_after(&rpc.message, "exceeds the maximum"),
             message,
@@ -826,13 +832,46 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     // "limit: 0": the model has no quota on this project's tier. No reset will change that,
     // so it is a configuration problem (exit 4), not a day to wait for.
     if let Some(zero) = violations.iter().find(|v| v.quota_value == Some(0)) {
-        return CallError::Configuration {
-            message: format!(
-                "{} exceeded: the model has no quota on this project's tier; choose another \
-                 model (--model) or enable billing for the project. Provider said: {message}",
-                zero.describe()
-            ),
+        return no_quota(&zero.describe(), &message);
+    }
+    // ProtoJSON leaves zero values out, so a real limit of 0 has no `quotaValue`: the message
+    // is then the only place that says "limit: 0".
+    let zeros = zero_limits_in_message(&rpc.message);
+    let per_day_metric = |z: &&ZeroLimit| {
+        violations
+            .iter()
+            .any(|v| v.is_per_day() && !v.metric.is_empty() && z.metric.ends_with(&v.metric))
+    };
+    // Named by the quota a user thinks in first: requests per day, then any requests quota.
+    let zero = zeros
+        .iter()
+        .find(per_day_metric)
+        .or_else(|| zeros.iter().find(|z| z.metric.contains("requests")))
+        .or_else(|| zeros.first())
+        .cloned();
+    if let Some(zero) = zero {
+        // The violation of that metric names the quota; a per-day one first.
+        let same_metric =
+            |v: &&QuotaViolation| !v.metric.is_empty() && zero.metric.ends_with(v.metric.as_str());
+        let id = violations
+            .iter()
+            .filter(same_metric)
+            .find(|v| v.is_per_day())
+            .or_else(|| violations.iter().find(same_metric))
+            .map(|v| v.quota_id.as_str())
+            .filter(|id| !id.is_empty());
+        let mut quota = zero.metric.clone();
+        if let Some(id) = id {
+            quota.push_str(&format!(" ({id})"));
+        }
+        let model = zero
+            .model
+            .or_else(|| violations.iter().find_map(|v| v.model.clone()));
+        let described = match model {
+            Some(model) => format!("{quota} (limit 0, model {model})"),
+            None => format!("{quota} (limit 0)"),
         };
+        return no_quota(&described, &message);
     }
     if let Some(day) = violations.iter().find(|v| v.is_per_day()) {
         return CallError::DailyQuotaExhausted {
@@ -874,6 +913,45 @@ fn classify_quota(rpc: &RpcStatus, message: String) -> CallError {
     }
 }
 
+/// The configuration stop of a quota whose limit is 0 (SPEC.md section 3): no reset will
+/// change it.
+fn no_quota(described: &str, message: &str) -> CallError {
+    CallError::Configuration {
+        message: format!(
+            "{described} exceeded: the model has no quota on this project's tier; choose another \
+             model (--model) or enable billing for the project. Provider said: {message}"
+        ),
+    }
+}
+
+/// A "limit: 0" line of a 429 message: "Quota exceeded for metric: M, limit: 0, model: X".
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ZeroLimit {
+    metric: String,
+    model: Option<String>,
+}
+
+/// Every line of `message` that says a quota's limit is 0, in order.
+fn zero_limits_in_message(message: &str) -> Vec<ZeroLimit> {
+    let field = |line: &str, name: &str| -> Option<String> {
+        let lower = line.to_ascii_lowercase();
+        let at = lower.find(name)? + name.len();
+        let value = line[at..].split(',').next()?.trim();
+        (!value.is_empty()).then(|| value.to_string())
+    };
+    message
+        .lines()
+        .filter(|line| {
+            field(line, "limit:")
+                .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit()) && v.parse() == Ok(0u64))
+        })
+        .map(|line| ZeroLimit {
+            metric: field(line, "metric:").unwrap_or_else(|| "a quota".to_string()),
+            model: field(line, "model:"),
+        })
+        .collect()
+}
+
 fn permission_denied_reason(rpc: &RpcStatus, message: &str) -> String {
     let lower = rpc.message.to_ascii_lowercase();
     if lower.contains("leaked") {
@@ -913,6 +991,12 @@ pub(crate) fn is_model_gone(message: &str) -> bool {
 fn is_key_message(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     lower.contains("api key not valid") || lower.contains("api key expired")
+}
+
+/// Gemini's words for a response schema its constrained decoding cannot serve: "The specified
+/// schema produces a constraint that has too many states for serving."
+fn is_schema_too_complex(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("too many states")
 }
 
 fn is_context_too_long(message: &str) -> bool {

@@ -815,7 +815,13 @@ fn classify_openai_fields(
         || crate::gemini::is_model_gone(message)
         || (lower.contains("model")
             && (lower.contains("does not exist") || lower.contains("not found")));
+    // A prompt refused for its content refuses this request only: OpenAI `invalid_prompt`
+    // ("Invalid prompt: your prompt was flagged as potentially violating our usage policy"),
+    // Azure OpenAI `content_filter` ("The response was filtered due to the prompt triggering
+    // Azure OpenAI's content management policy").
+    let content_refused = is("content_filter") || is("invalid_prompt");
     match status {
+        400 if content_refused => CallError::Refused { reason: shown },
         429 | 402 if is("insufficient_quota") || status == 402 => {
             CallError::KeyExhausted { message: shown }
         }

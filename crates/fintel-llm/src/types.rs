@@ -361,10 +361,19 @@ pub enum CallError {
     #[error("answer cut off: {message}")]
     Truncated { message: String, usage: Usage },
 
-    /// HTTP 200 that the model refused (finishReason SAFETY, RECITATION, blocked prompt):
-    /// the task is skipped with this reason.
+    /// The provider will not answer this prompt's content: HTTP 200 that the model refused
+    /// (finishReason SAFETY, RECITATION, a blocked prompt), or a 400 refusing the prompt itself
+    /// (OpenAI `invalid_prompt`, Azure OpenAI `content_filter`). Only this request is
+    /// concerned: the task is skipped with this reason.
     #[error("refused by the model: {reason}")]
     Refused { reason: String },
+
+    /// 400 refusing the response schema as too complex for constrained decoding (Gemini "The
+    /// specified schema produces a constraint that has too many states for serving"). A
+    /// packed schema repeats the type's schema once per year, so its years may still go
+    /// alone; a single year's schema is the analysis type's own, and every task would fail.
+    #[error("response schema too complex: {message}")]
+    SchemaTooComplex { message: String },
 
     /// 404 unknown model, or any other 400 INVALID_ARGUMENT (e.g. a schema the model rejects):
     /// every task would fail, so the batch stops with exit 4 and the provider's message.
@@ -488,6 +497,9 @@ impl CallError {
                 usage,
             },
             CallError::Refused { reason } => CallError::Refused { reason: m(reason) },
+            CallError::SchemaTooComplex { message } => CallError::SchemaTooComplex {
+                message: m(message),
+            },
             CallError::Configuration { message } => CallError::Configuration {
                 message: m(message),
             },

@@ -757,3 +757,96 @@ fn retired_and_unknown_models_are_model_unavailable() {
         CallError::Configuration { .. }
     ));
 }
+
+/// The body of a model with no free quota on the project's tier, as quoted in
+/// continuedev/continue#10085 (and #10066, #10573, #11652, gemini-cli#22486): the limits are 0,
+/// which ProtoJSON leaves out, so the QuotaFailure violations carry no `quotaValue` and "limit:
+/// 0" is only in the message.
+fn limit_0_body(violations: bool) -> String {
+    let model = "gemini-2.5-pro";
+    let line = |metric: &str| {
+        format!("* Quota exceeded for metric: generativelanguage.googleapis.com/{metric}, limit: 0, model: {model}\n")
+    };
+    let message = format!(
+        "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: https://ai.dev/rate-limit. \n{}{}{}{}Please retry in 38.863719904s.",
+        line("generate_content_free_tier_input_token_count"),
+        line("generate_content_free_tier_requests"),
+        line("generate_content_free_tier_requests"),
+        line("generate_content_free_tier_input_token_count"),
+    );
+    let violation = |metric: &str, id: &str| {
+        json!({
+            "quotaMetric": format!("generativelanguage.googleapis.com/{metric}"),
+            "quotaId": id,
+            "quotaDimensions": {"location": "global", "model": model}
+        })
+    };
+    let mut details = vec![
+        json!({"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}),
+    ];
+    if violations {
+        details.push(
+            json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                violation("generate_content_free_tier_input_token_count", INPUT_TPM),
+                violation("generate_content_free_tier_requests", PER_DAY),
+                violation("generate_content_free_tier_requests", PER_MINUTE),
+                violation("generate_content_free_tier_input_token_count", INPUT_TPM),
+            ]}),
+        );
+    }
+    details.push(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "38s"}));
+    json!({"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}})
+        .to_string()
+}
+
+#[test]
+fn a_limit_0_in_the_message_without_quota_value_is_a_configuration_stop() {
+    for violations in [true, false] {
+        match classify_gemini(429, &limit_0_body(violations), &[]) {
+            CallError::Configuration { message } => {
+                assert!(message.contains("gemini-2.5-pro"), "{message}");
+                assert!(
+                    message.contains("generate_content_free_tier_requests"),
+                    "{message}"
+                );
+                assert!(message.contains("limit 0"), "{message}");
+                assert!(message.contains("no quota"), "{message}");
+                if violations {
+                    // The per-day quota is named by its id where the body has it.
+                    assert!(message.contains(PER_DAY), "{message}");
+                }
+            }
+            other => panic!("violations {violations}: {other:?}"),
+        }
+    }
+    // A spent day of a real limit says its limit in the message too: still a spent day.
+    let spent = json!({"error": {"code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details. \n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20, model: gemini-2.5-flash\nPlease retry in 41.754757778s.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+            {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": PER_DAY,
+             "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "20"}]}]}});
+    assert!(matches!(
+        classify_gemini(429, &spent.to_string(), &[]),
+        CallError::DailyQuotaExhausted { .. }
+    ));
+}
+
+/// Gemini's 400 for a response schema too complex for constrained decoding, as quoted in
+/// googleapis/python-genai#660 and bethington/ghidra-mcp#440.
+#[test]
+fn a_schema_with_too_many_states_is_schema_too_complex() {
+    let body = json!({"error": {"code": 400, "message": "The specified schema produces a constraint that has too many states for serving.  Typical causes of this error are schemas with lots of text (for example, very long property or enum names), schemas with long array length limits (especially when nested), or schemas using complex value matchers (for example, integers or numbers with minimum/maximum bounds or strings with complex formats like date-time)", "status": "INVALID_ARGUMENT"}});
+    match classify_gemini(400, &body.to_string(), &[]) {
+        CallError::SchemaTooComplex { message } => {
+            assert!(message.contains("too many states"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Through the compatibility endpoint too.
+    let array = format!("[{body}]");
+    assert!(matches!(
+        classify_openai(400, &array, None, &[]),
+        CallError::SchemaTooComplex { .. }
+    ));
+}

@@ -427,3 +427,70 @@ fn a_numeric_code_does_not_repeat_the_status() {
         assert!(shown.contains(&format!("HTTP {status}")), "{shown}");
     }
 }
+
+/// A 400 refusing one prompt's content refuses that request only (the task is skipped): Azure
+/// OpenAI's `content_filter` (body quoted in openai/openai-python#331 and
+/// vibrantlabsai/ragas#649, with its `innererror`) and OpenAI's `invalid_prompt` (quoted in
+/// alan-turing-institute/t0-1#69). Neither is a configuration problem that stops the batch.
+#[test]
+fn a_prompt_refused_for_its_content_is_a_refusal_of_that_request() {
+    let azure = r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":true,"severity":"medium"}}}}}"#;
+    match classify_openai(400, azure, None, &[]) {
+        CallError::Refused { reason } => {
+            assert!(reason.contains("content_filter"), "{reason}");
+            assert!(reason.contains("content management policy"), "{reason}");
+            assert!(!reason.contains("400 400"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let openai = r#"{"error":{"message":"Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting","type":"invalid_request_error","param":null,"code":"invalid_prompt"}}"#;
+    match classify_openai(400, openai, None, &[]) {
+        CallError::Refused { reason } => {
+            assert!(reason.contains("invalid_prompt"), "{reason}");
+            assert!(
+                reason.contains("flagged as potentially violating"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another 400 invalid_request_error stays a configuration problem.
+    let other = openai_error(
+        "Invalid type for 'messages[0].content'",
+        "invalid_request_error",
+        Some("invalid_type"),
+    );
+    assert!(matches!(
+        classify_openai(400, &other, None, &[]),
+        CallError::Configuration { .. }
+    ));
+}
+
+/// Gemini's OpenAI-compatible endpoint answers a model without quota on the project's tier
+/// with the native body (array-shaped): "limit: 0" only in the message, no `quotaValue`.
+#[test]
+fn a_limit_0_body_from_the_compatibility_endpoint_is_a_configuration_stop() {
+    let body = json!([{"error": {
+        "code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. To monitor your current usage, head to: https://ai.dev/rate-limit. \n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-pro\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_input_token_count, limit: 0, model: gemini-2.5-pro\nPlease retry in 7.967587226s.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more about Gemini API quotas", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+                {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quotaDimensions": {"location": "global", "model": "gemini-2.5-pro"}}
+            ]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}
+        ]
+    }}]);
+    match classify_openai(429, &body.to_string(), None, &[]) {
+        CallError::Configuration { message } => {
+            assert!(message.contains("gemini-2.5-pro"), "{message}");
+            assert!(
+                message.contains("generate_content_free_tier_requests"),
+                "{message}"
+            );
+            assert!(message.contains("no quota"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

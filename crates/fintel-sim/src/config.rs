@@ -130,6 +130,14 @@ pub struct GeminiConfig {
     /// larger one is refused 400 INVALID_ARGUMENT "...too many states for serving", as Gemini
     /// refuses schemas too complex for its constrained decoding. `None`: no limit.
     pub max_schema_chars: Option<usize>,
+    /// Every packed response schema (one `fyYYYY` property per fiscal year) is refused 400
+    /// INVALID_ARGUMENT "...too many states for serving", while each year's own schema is
+    /// accepted: a type whose schema Gemini serves alone but not repeated.
+    pub packed_schema_too_complex: bool,
+    /// A request whose body contains one of these texts (e.g. `(ticker SIM3)`, as the prompt
+    /// names its company) is answered 200 with `promptFeedback.blockReason`
+    /// `PROHIBITED_CONTENT` and no candidates, as Gemini answers a prompt it blocks.
+    pub blocked_prompts: Vec<String>,
     /// When true, a request refused with 429 is still recorded against the per-minute and
     /// per-day counters (the harshest reading of the real API). Off by default: refusals are
     /// counted in the stats but consume no quota.
@@ -163,6 +171,8 @@ impl Default for GeminiConfig {
             invalid_keys: Vec::new(),
             leaked_keys: Vec::new(),
             max_schema_chars: None,
+            packed_schema_too_complex: false,
+            blocked_prompts: Vec::new(),
             refused_requests_consume_quota: false,
         }
     }

@@ -149,6 +149,8 @@ pub fn quota_exceeded(
     limits: crate::quota::QuotaLimits,
     consumer: Option<&str>,
 ) -> ErrorReply {
+    // The message lists every violation, with its limit: the only place a limit of 0 shows.
+    let mut lines = String::new();
     let violations: Vec<Value> = refusal
         .violations
         .iter()
@@ -170,12 +172,19 @@ pub fn quota_exceeded(
                     limits.input_tokens_per_minute,
                 ),
             };
-            json!({
+            let mut violation = json!({
                 "quotaMetric": metric,
                 "quotaId": id,
                 "quotaDimensions": {"location": "global", "model": model},
-                "quotaValue": value.to_string()
-            })
+            });
+            // ProtoJSON leaves zero values out: a limit of 0 has no quotaValue.
+            if value != 0 {
+                violation["quotaValue"] = json!(value.to_string());
+            }
+            lines.push_str(&format!(
+                "\n* Quota exceeded for metric: {metric}, limit: {value}, model: {model}"
+            ));
+            violation
         })
         .collect();
     let mut details = vec![
@@ -202,7 +211,10 @@ pub fn quota_exceeded(
     error(
         StatusCode::TOO_MANY_REQUESTS,
         "RESOURCE_EXHAUSTED",
-        &format!("You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: {HELP_URL}."),
+        &format!(
+            "You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: {HELP_URL}. To monitor your current usage, head to: https://ai.dev/rate-limit. {lines}\nPlease retry in {}s.",
+            refusal.retry_after.as_secs()
+        ),
         Some(Value::Array(details)),
     )
 }

@@ -405,6 +405,16 @@ pub fn response_id(hash: u64, attempt: u32) -> String {
     out
 }
 
+/// The 200 body of a prompt Gemini blocks before generating: `promptFeedback.blockReason` and
+/// no candidates (the shape recorded in vercel/ai#19758).
+pub fn blocked_prompt_body(model: &str, prompt_tokens: u64) -> Value {
+    json!({
+        "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+        "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+        "modelVersion": model
+    })
+}
+
 /// A generateContent 200 body.
 pub fn success_body(
     model: &str,

@@ -28,8 +28,13 @@
 //! * **Order of checks** for generateContent, as the real API: key (missing -> 403, unknown or
 //!   listed invalid -> 400 API_KEY_INVALID, leaked -> 403), model (404), body (400
 //!   INVALID_ARGUMENT, including a response schema longer than `gemini.max_schema_chars`, which
-//!   gets Gemini's "too many states for serving" message), context limit (400), outage window
-//!   (503), quota (429), then faults.
+//!   gets Gemini's "too many states for serving" message, as does any packed schema with
+//!   `gemini.packed_schema_too_complex`), context limit (400), outage window (503), quota
+//!   (429), a prompt in `gemini.blocked_prompts` (200 with `promptFeedback.blockReason`, no
+//!   candidates; it costs quota), then faults.
+//! * **Quota refusals** list every violated limit in the message ("Quota exceeded for metric:
+//!   M, limit: N, model: X"), and a limit of 0 has no `quotaValue` (ProtoJSON omits zero
+//!   values), as the live API answers a model without quota on the project's tier.
 //! * **Tokens**: characters of all text parts of `contents` and `systemInstruction` plus the
 //!   characters of the compact response-schema JSON, divided by 4, rounded up. The same number
 //!   is used by countTokens, the context limit and the per-minute token quota.
@@ -74,7 +79,7 @@ pub use config::{
 };
 pub use document::{annual_report_html, filing_html, financials, Financials};
 pub use gemini::estimate_tokens;
-pub use openai::{Flavor, OpenAiSimConfig, OpenAiStats};
+pub use openai::{FilterReply, Flavor, OpenAiSimConfig, OpenAiStats};
 pub use quota::{ProjectQuota, QuotaLimitKind, QuotaLimits, QuotaRefusal};
 pub use rng::DetRng;
 pub use server::{router, start, SimHandle, SimState};

@@ -2,7 +2,9 @@
 //! `POST /v1/chat/completions` answering schema-shaped JSON, as OpenAI itself, a llama.cpp
 //! `llama-server`, Ollama or vLLM would, each *flavor* with its own extras and error bodies:
 //!
-//! * **openai**: 400 `context_length_exceeded`, 404 `model_not_found`.
+//! * **openai**: 400 `context_length_exceeded`, 404 `model_not_found`, and on demand
+//!   (`content_filtered`) the 400 refusing a prompt's content, as Azure OpenAI
+//!   (`content_filter`) or OpenAI (`invalid_prompt`) answers it.
 //! * **llamacpp**: `GET /props` (`default_generation_settings.n_ctx`, the context of one slot,
 //!   and `total_slots`), `POST /tokenize` (`{"content"}` -> `{"tokens": [...]}`), `GET
 //!   /health`, and the 400 `exceed_context_size_error` with `n_prompt_tokens` and `n_ctx`. It
@@ -86,6 +88,52 @@ pub struct OpenAiSimConfig {
     pub token_factor: f64,
     /// Ollama only: refuse an over-long prompt with a 400 instead of truncating it silently.
     pub context_error: bool,
+    /// A request whose body contains one of these texts (e.g. `(ticker SIM3)`, as the prompt
+    /// names its company) is refused 400 for its content, in the shape of `content_filter_reply`.
+    pub content_filtered: Vec<String>,
+    /// The body of a content refusal.
+    pub content_filter_reply: FilterReply,
+}
+
+/// How a server refuses a prompt for its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterReply {
+    /// Azure OpenAI: 400 `content_filter` with its `innererror` (quoted in
+    /// openai/openai-python#331 and vibrantlabsai/ragas#649).
+    #[default]
+    Azure,
+    /// OpenAI: 400 `invalid_prompt` "your prompt was flagged as potentially violating our
+    /// usage policy" (quoted in alan-turing-institute/t0-1#69).
+    InvalidPrompt,
+}
+
+/// The 400 body of a prompt refused for its content.
+pub(crate) fn content_filter_body(reply: FilterReply) -> Value {
+    match reply {
+        FilterReply::Azure => json!({"error": {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+            "type": null,
+            "param": "prompt",
+            "code": "content_filter",
+            "status": 400,
+            "innererror": {
+                "code": "ResponsibleAIPolicyViolation",
+                "content_filter_result": {
+                    "hate": {"filtered": false, "severity": "safe"},
+                    "self_harm": {"filtered": false, "severity": "safe"},
+                    "sexual": {"filtered": false, "severity": "safe"},
+                    "violence": {"filtered": true, "severity": "medium"}
+                }
+            }
+        }}),
+        FilterReply::InvalidPrompt => json!({"error": {
+            "message": "Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "invalid_prompt"
+        }}),
+    }
 }
 
 impl Default for OpenAiSimConfig {
@@ -102,6 +150,8 @@ impl Default for OpenAiSimConfig {
             ramble_tokens: 8_192,
             token_factor: 1.0,
             context_error: false,
+            content_filtered: Vec::new(),
+            content_filter_reply: FilterReply::default(),
         }
     }
 }
@@ -175,6 +225,8 @@ pub struct OpenAiStats {
     pub unknown_model: u64,
     /// Refused 400 for a malformed body.
     pub invalid_request: u64,
+    /// Refused 400 for the prompt's content (`content_filtered`).
+    pub content_filtered: u64,
     /// `GET /v1/models` answered.
     pub model_lists: u64,
     /// `GET /props` answered (llama.cpp).
@@ -681,6 +733,17 @@ pub(crate) async fn chat_completions(
             404,
             error_body(config.flavor, 404, &message, Some("model_not_found")),
         );
+    }
+    if !config.content_filtered.is_empty() {
+        let text = String::from_utf8_lossy(&body);
+        if config
+            .content_filtered
+            .iter()
+            .any(|t| !t.is_empty() && text.contains(t.as_str()))
+        {
+            state.with_openai(|o| o.stats.content_filtered += 1);
+            return json_reply(400, content_filter_body(config.content_filter_reply));
+        }
     }
     state.with_openai(|o| {
         if o.length_bodies.contains(&request.body_hash) {

@@ -717,6 +717,15 @@ fn decide_generate(
             return Outcome::Reply(errors::schema_too_complex());
         }
     }
+    if config.packed_schema_too_complex
+        && request
+            .schema
+            .as_ref()
+            .is_some_and(|s| !crate::packed::packed_years(s).is_empty())
+    {
+        bump(&mut inner.gemini, GeminiEvent::InvalidRequest);
+        return Outcome::Reply(errors::schema_too_complex());
+    }
     if request.tokens > model.input_token_limit {
         bump(&mut inner.gemini, GeminiEvent::RefusedContext);
         return Outcome::Reply(errors::context_too_long(
@@ -759,6 +768,21 @@ fn decide_generate(
         ));
     }
     quota.record(now, request.tokens);
+    if !config.blocked_prompts.is_empty() {
+        let text = String::from_utf8_lossy(body);
+        if config
+            .blocked_prompts
+            .iter()
+            .any(|t| !t.is_empty() && text.contains(t.as_str()))
+        {
+            bump(&mut inner.gemini, GeminiEvent::BlockedPrompt);
+            return Outcome::Answer {
+                body: gemini::blocked_prompt_body(&model.name, request.tokens),
+                slow: false,
+                until: None,
+            };
+        }
+    }
 
     let attempt = {
         let a = inner.attempts.entry(request.content_hash).or_insert(0);

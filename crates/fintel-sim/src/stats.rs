@@ -30,6 +30,9 @@ pub struct GeminiCounters {
     pub over_limit: u64,
     /// 200 STOP answers to request content that had already been answered 200 STOP.
     pub duplicates: u64,
+    /// 200 with `promptFeedback.blockReason` (a prompt in `gemini.blocked_prompts`).
+    #[serde(default)]
+    pub blocked_prompts: u64,
     /// Injected faults by kind.
     pub faults: FaultCounters,
 }
@@ -136,6 +139,7 @@ pub(crate) enum GeminiEvent {
     InvalidRequest,
     OverLimit,
     Duplicate,
+    BlockedPrompt,
     Unavailable,
     Outage,
     Slow,
@@ -158,6 +162,7 @@ impl GeminiCounters {
             GeminiEvent::InvalidRequest => &mut self.invalid_request,
             GeminiEvent::OverLimit => &mut self.over_limit,
             GeminiEvent::Duplicate => &mut self.duplicates,
+            GeminiEvent::BlockedPrompt => &mut self.blocked_prompts,
             GeminiEvent::Unavailable => &mut self.faults.unavailable,
             GeminiEvent::Outage => &mut self.faults.outage,
             GeminiEvent::Slow => &mut self.faults.slow,

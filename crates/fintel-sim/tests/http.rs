@@ -1158,7 +1158,17 @@ async fn error_bodies_have_the_shapes_of_the_real_ones() {
         "429-resource-exhausted-input-tokens-per-minute-free-tier.issue-roo-code-3883.json",
     );
     assert_eq!(shape(&too_big_for_tpm), shape(&tpm));
-    assert_eq!(too_big_for_tpm["error"]["message"], tpm["error"]["message"]);
+    // The live message has since gained one line per violation with its limit (bodies of 2026
+    // quoted in continuedev/continue#11557 and #10085): the fixture's text, then those lines.
+    let message = too_big_for_tpm["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(tpm["error"]["message"].as_str().unwrap()),
+        "{message}"
+    );
+    assert!(
+        message.contains("\n* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_input_token_count, limit: 1000, model: gemini-2.5-flash\n"),
+        "{message}"
+    );
     assert_eq!(quota_ids(&too_big_for_tpm), quota_ids(&tpm));
 
     // The fault makes the first accepted request a 503; it still used the day's only request.
@@ -1425,5 +1435,85 @@ async fn answers_that_depend_on_thinking_size_and_packing_are_exact() {
     }
     let faults = sim.stats().gemini.total;
     assert_eq!(faults.accepted, 8);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refusals_on_demand_have_the_real_shapes() {
+    // A project without quota for the model: the 429 says "limit: 0" in its message, and its
+    // violation has no quotaValue (ProtoJSON omits zero values).
+    let config = shared_project(0, 100, 1_000_000);
+    let (sim, _clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let (status, body) = generate(&sim, Some("key-a"), "gemini-2.5-flash", &request("hi")).await;
+    assert_eq!(status, 429, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0, model: gemini-2.5-flash"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("Please retry in"), "{message}");
+    let violations = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.QuotaFailure")
+        .unwrap()["violations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        violations[0]["quotaId"],
+        "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+    );
+    assert!(violations[0].get("quotaValue").is_none(), "{body}");
+    sim.shutdown().await;
+
+    let mut config = shared_project(100, 100, 1_000_000);
+    config.gemini.packed_schema_too_complex = true;
+    config.gemini.blocked_prompts = vec!["(ticker BAD)".into()];
+    let (sim, _clock) = sim_at(config, "2026-06-01T12:00:00Z").await;
+    let part =
+        json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]});
+    let packed = json!({"type": "object", "properties": {"fy2023": part, "fy2024": part},
+        "required": ["fy2023", "fy2024"]});
+    // A packed schema is too complex; each year's alone is served.
+    let (status, body) = generate(
+        &sim,
+        Some("key-a"),
+        "gemini-2.5-flash",
+        &schema_request("x", &packed),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many states for serving"));
+    let (status, _) = generate(
+        &sim,
+        Some("key-a"),
+        "gemini-2.5-flash",
+        &schema_request("x", &part),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A blocked prompt: 200, promptFeedback.blockReason, no candidates.
+    let (status, body) = generate(
+        &sim,
+        Some("key-a"),
+        "gemini-2.5-flash",
+        &schema_request("Company: Bad Corp (ticker BAD)", &part),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["promptFeedback"]["blockReason"], "PROHIBITED_CONTENT");
+    assert!(body.get("candidates").is_none(), "{body}");
+    let t = sim.stats().gemini.total;
+    assert_eq!(
+        (t.accepted, t.blocked_prompts, t.invalid_request),
+        (1, 1, 1)
+    );
     sim.shutdown().await;
 }

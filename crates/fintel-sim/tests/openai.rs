@@ -317,3 +317,37 @@ async fn a_one_slot_server_finishes_an_abandoned_request_and_a_resend_queues_beh
     }
     assert_eq!(sim.stats().openai.answered, 2);
 }
+
+#[tokio::test]
+async fn a_prompt_on_the_filter_list_is_refused_for_its_content_in_either_form() {
+    for (reply, code) in [
+        (fintel_sim::FilterReply::Azure, "content_filter"),
+        (fintel_sim::FilterReply::InvalidPrompt, "invalid_prompt"),
+    ] {
+        let sim = sim(OpenAiSimConfig {
+            models: vec!["gpt-test".into()],
+            content_filtered: vec!["(ticker BAD)".into()],
+            content_filter_reply: reply,
+            ..OpenAiSimConfig::default()
+        })
+        .await;
+        let (status, body) = post(
+            &sim,
+            "/v1/chat/completions",
+            &chat("gpt-test", "Company: Bad Corp (ticker BAD)", None),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        let (status, body) = post(
+            &sim,
+            "/v1/chat/completions",
+            &chat("gpt-test", "Company: Good Corp (ticker GOOD)", None),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let stats = sim.stats().openai;
+        assert_eq!((stats.content_filtered, stats.answered), (1, 1));
+        sim.shutdown().await;
+    }
+}

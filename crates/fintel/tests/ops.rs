@@ -677,7 +677,7 @@ async fn a_schema_the_provider_rejects_stops_the_batch_with_exit_4_and_fails_no_
         assert!(
             sql_i64(
                 &env,
-                "SELECT COUNT(*) FROM calls WHERE outcome = 'configuration'"
+                "SELECT COUNT(*) FROM calls WHERE outcome = 'schema_too_complex'"
             ) > round,
             "the refused request is in the ledger"
         );

@@ -15,7 +15,8 @@ use crate::budget::{self, Budget, BudgetInput, ContextTooSmall};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
     decide_call, ledger_outcome, lower_thinking, retry_continues, retry_request, retry_state_after,
-    CallAction, CallContext, DailyVerdict, LedgerOutcome, RetryProgress, RetryStateChange,
+    schema_too_complex_message, CallAction, CallContext, DailyVerdict, LedgerOutcome,
+    RetryProgress, RetryStateChange,
 };
 use crate::ports::StepRequest;
 use crate::projects::ProjectWatch;
@@ -445,6 +446,7 @@ impl EngineInner {
                 others_tokens_last_minute: self.others_tokens_last_minute(&bucket, call_id, now)?,
                 repaired,
                 thinking_lowered,
+                packed: carried.len() > 1,
             };
             let action = decide_call(&err, &context);
             if retry_state_after(&action) == RetryStateChange::Clear {
@@ -578,6 +580,18 @@ impl EngineInner {
                 CallAction::Skip { reason } => {
                     return Ok(ModelOutcome::Ended(self.skip(task, &reason)?));
                 }
+                CallAction::GoAlone { reason } => return Ok(ModelOutcome::GoAlone(reason)),
+                CallAction::SchemaStop { message } => {
+                    self.store()
+                        .release_task(task.id, self.owner(), None, now)?;
+                    return Ok(ModelOutcome::Ended(TaskEnd::Configuration(
+                        schema_too_complex_message(
+                            self.e.analysis.name(),
+                            &self.e.settings.model,
+                            &message,
+                        ),
+                    )));
+                }
                 CallAction::Stop { message } => {
                     self.store()
                         .release_task(task.id, self.owner(), None, now)?;
@@ -697,6 +711,7 @@ pub(super) fn outcome_name(e: &CallError) -> &'static str {
         CallError::BadOutput { .. } => "bad_output",
         CallError::Truncated { .. } => "truncated",
         CallError::Refused { .. } => "refused",
+        CallError::SchemaTooComplex { .. } => "schema_too_complex",
         CallError::Configuration { .. } => "configuration",
         CallError::ModelUnavailable { .. } => "model_unavailable",
     }
@@ -760,4 +775,7 @@ pub(super) enum ModelOutcome {
     /// A packed answer unusable as a whole, its repair or its lower thinking spent: nothing
     /// was applied to any task; why.
     Unusable(String),
+    /// A packed request refused for its packing: nothing was applied to any task; its years
+    /// are to go alone, charged nothing; why.
+    GoAlone(String),
 }

@@ -5,6 +5,7 @@
 //! bad ones sent back as single-year tasks. The decisions are in [`crate::pack`]; this module
 //! carries them out. A claim of one task runs the ordinary way.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use fintel_store::{
@@ -17,11 +18,15 @@ use super::model_call::{shrink_to, Check, ModelOutcome, MAX_FITS};
 use super::{CatchUnwind, EngineInner, Level, TaskEnd};
 use crate::backoff::retry_delay;
 use crate::pack::{
-    auto_pack_size, document_block, pack_budget, packed_preamble, packed_schema, part_fate, share,
-    split_answer, unusable_pack_charges, Pack, PackedDocument, PartFate, PartOutcome,
+    auto_pack_size, claim_size_under, document_block, pack_budget, pack_cap_after_schema_refusal,
+    packed_preamble, packed_schema, part_fate, share, split_answer, unusable_pack_charges, Pack,
+    PackedDocument, PartFate, PartOutcome,
 };
 use crate::ports::{PreparedDocument, StepRequest, YearInput};
 use crate::{lifecycle, EngineError};
+
+/// Why a pack's years go alone when it is too large.
+const TOO_LARGE_PACKED: &str = "a packed request would not fit the smallest bucket even fitted";
 
 /// One year of a pack, with its document once prepared.
 struct Member {
@@ -38,21 +43,19 @@ impl EngineInner {
         now: Timestamp,
         model_allowed: bool,
     ) -> Result<Vec<ClaimedTask>, StoreError> {
-        let pack = self.batch_settings.pack;
-        if pack == Pack::Off || !self.e.analysis.needs_model() {
+        let size = claim_size_under(
+            self.batch_settings.pack,
+            self.pack_cap.load(Ordering::Relaxed),
+        );
+        if size <= 1 || !self.e.analysis.needs_model() {
             return Ok(self
                 .store()
                 .claim_next(&self.batch.id, self.owner(), now, model_allowed)?
                 .into_iter()
                 .collect());
         }
-        self.store().claim_pack(
-            &self.batch.id,
-            self.owner(),
-            now,
-            model_allowed,
-            pack.claim_size(),
-        )
+        self.store()
+            .claim_pack(&self.batch.id, self.owner(), now, model_allowed, size)
     }
 
     /// Runs a claim: one task the ordinary way, several as a pack, a panic failing the pack's
@@ -216,7 +219,7 @@ impl EngineInner {
             if tokens > limit {
                 if self.batch_settings.pack == Pack::Auto || fits >= MAX_FITS {
                     // Measured too large packed: the years go alone.
-                    return self.unpack(members, started).await;
+                    return self.unpack(members, started, TOO_LARGE_PACKED).await;
                 }
                 fits += 1;
                 doc_share = shrink_to(doc_share, tokens, limit);
@@ -307,19 +310,31 @@ impl EngineInner {
                 ModelOutcome::NeedsMoreOutput => {
                     // The pack's answer needs more room than a shared context leaves: the
                     // years go alone, with the larger output budget.
-                    return self.unpack(members, started).await;
+                    return self
+                        .unpack(
+                            members,
+                            started,
+                            "a packed answer needs more output than the context leaves",
+                        )
+                        .await;
                 }
                 ModelOutcome::Truncated { used } => {
                     // Not stored; the years go alone, fitted to the context the server used.
                     self.learn_context(used);
-                    return self.unpack(members, started).await;
+                    return self
+                        .unpack(
+                            members,
+                            started,
+                            "the server read only part of a packed request",
+                        )
+                        .await;
                 }
                 ModelOutcome::TooLong(max) => {
                     if let (Some(context), true) = (max, self.e.settings.output_in_context) {
                         self.learn_context(context);
                     }
                     if self.batch_settings.pack == Pack::Auto || fits >= MAX_FITS {
-                        return self.unpack(members, started).await;
+                        return self.unpack(members, started, TOO_LARGE_PACKED).await;
                     }
                     // Refused for size: never send the same request again; fit smaller now.
                     fits += 1;
@@ -341,6 +356,14 @@ impl EngineInner {
                 ModelOutcome::EndedAll(end) => return Ok(end),
                 ModelOutcome::Unusable(why) => {
                     return self.pack_unusable(&members, &years, &why);
+                }
+                ModelOutcome::GoAlone(why) => {
+                    // Every later pack of this size would be refused the same way.
+                    self.pack_cap.fetch_min(
+                        pack_cap_after_schema_refusal(members.len()),
+                        Ordering::Relaxed,
+                    );
+                    return self.unpack(members, started, &why).await;
                 }
                 ModelOutcome::Ended(end) => {
                     let others: Vec<i64> = carried[1..].to_vec();
@@ -442,16 +465,17 @@ impl EngineInner {
         Ok(keep)
     }
 
-    /// A year sent alone after its pack could not be sent: the others go back untouched.
+    /// A year sent alone after its pack could not be sent (`why`): the others go back
+    /// untouched, and none of them is packed again.
     async fn unpack(
         &self,
         mut members: Vec<Member>,
         started: Timestamp,
+        why: &str,
     ) -> Result<TaskEnd, EngineError> {
-        self.e.observer.message(
-            Level::Info,
-            "a packed request would not fit the smallest bucket even fitted; its years go alone",
-        );
+        self.e
+            .observer
+            .message(Level::Info, &format!("{why}; its years go alone"));
         let now = self.now();
         let lead = members.remove(0);
         for m in &members {

@@ -614,6 +614,8 @@ mod tests {
             temperature: Some(0.2),
             max_output_tokens: Some(100),
             thinking: Thinking::Budget(8192),
+            seed: None,
+            output_field: None,
         };
         let lowered = RetryProgress {
             thinking_lowered: true,

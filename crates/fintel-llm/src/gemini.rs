@@ -263,6 +263,9 @@ pub fn gemini_generate_body(request: &GenerateRequest) -> Value {
     if let Some(max) = request.max_output_tokens {
         generation_config.insert("maxOutputTokens".into(), json!(max));
     }
+    if let Some(seed) = request.seed {
+        generation_config.insert("seed".into(), json!(seed));
+    }
     match &request.thinking {
         Thinking::ProviderDefault => {}
         Thinking::Budget(budget) => {

@@ -163,6 +163,8 @@ fn request(model: &str, thinking: Thinking) -> GenerateRequest {
         temperature: Some(0.2),
         max_output_tokens: Some(8192),
         thinking,
+        seed: None,
+        output_field: None,
     }
 }
 

@@ -90,6 +90,9 @@ pub struct OpenAiSimConfig {
     pub token_factor: f64,
     /// Ollama only: refuse an over-long prompt with a 400 instead of truncating it silently.
     pub context_error: bool,
+    /// OpenAI only: name prefixes of the models that take only `max_completion_tokens` and the
+    /// default temperature (OpenAI's reasoning and GPT-5 models).
+    pub reasoning_models: Vec<String>,
 }
 
 impl Default for OpenAiSimConfig {
@@ -106,6 +109,7 @@ impl Default for OpenAiSimConfig {
             ramble_tokens: 8_192,
             token_factor: 1.0,
             context_error: false,
+            reasoning_models: ["gpt-5", "o1", "o3", "o4"].map(String::from).to_vec(),
         }
     }
 }
@@ -317,21 +321,23 @@ pub(crate) fn parse_chat(body: &[u8], factor: f64) -> Result<ChatRequest, String
     })
 }
 
-/// OpenAI's reasoning and GPT-5 models, which take only `max_completion_tokens` and the
-/// default temperature.
-pub(crate) fn is_reasoning_model(model: &str) -> bool {
+/// Whether `model` is one of `config.reasoning_models`, which take only
+/// `max_completion_tokens` and the default temperature.
+pub(crate) fn is_reasoning_model(config: &OpenAiSimConfig, model: &str) -> bool {
     let m = model
         .rsplit('/')
         .next()
         .unwrap_or(model)
         .to_ascii_lowercase();
-    m.starts_with("gpt-5")
-        || (m.len() >= 2 && m.starts_with('o') && m.as_bytes()[1].is_ascii_digit())
+    config
+        .reasoning_models
+        .iter()
+        .any(|prefix| m.starts_with(&prefix.to_ascii_lowercase()))
 }
 
 /// The 400 body a model's parameter rules give `request`, as OpenAI words them.
-pub(crate) fn parameter_refusal(flavor: Flavor, request: &ChatRequest) -> Option<Value> {
-    if flavor != Flavor::OpenAi || !is_reasoning_model(&request.model) {
+pub(crate) fn parameter_refusal(config: &OpenAiSimConfig, request: &ChatRequest) -> Option<Value> {
+    if config.flavor != Flavor::OpenAi || !is_reasoning_model(config, &request.model) {
         return None;
     }
     if request.sent_max_tokens {
@@ -871,7 +877,7 @@ pub(crate) async fn chat_completions(
         }
         state.with_openai(|o| o.stats.strict += 1);
     }
-    if let Some(body) = parameter_refusal(config.flavor, &request) {
+    if let Some(body) = parameter_refusal(&config, &request) {
         state.with_openai(|o| o.stats.param_refused += 1);
         return json_reply(400, body);
     }
@@ -993,11 +999,12 @@ mod tests {
         let mut r = request(10, Some(100));
         r.model = "gpt-5-mini".into();
         r.temperature = Some(0.2);
-        let body = parameter_refusal(Flavor::OpenAi, &r).unwrap();
+        let openai = OpenAiSimConfig::default();
+        let body = parameter_refusal(&openai, &r).unwrap();
         assert_eq!(body["error"]["code"], "unsupported_parameter");
         assert_eq!(body["error"]["param"], "max_tokens");
         r.sent_max_tokens = false;
-        let body = parameter_refusal(Flavor::OpenAi, &r).unwrap();
+        let body = parameter_refusal(&openai, &r).unwrap();
         assert_eq!(body["error"]["code"], "unsupported_value");
         assert_eq!(
             body["error"]["message"],
@@ -1005,13 +1012,13 @@ mod tests {
              default (1) value is supported."
         );
         r.temperature = Some(1.0);
-        assert_eq!(parameter_refusal(Flavor::OpenAi, &r), None);
+        assert_eq!(parameter_refusal(&openai, &r), None);
         let mut old = request(10, Some(100));
         old.model = "gpt-4o-mini".into();
         old.temperature = Some(0.2);
-        assert_eq!(parameter_refusal(Flavor::OpenAi, &old), None);
-        assert!(is_reasoning_model("o3-mini") && is_reasoning_model("openai/o1"));
-        assert!(!is_reasoning_model("olmo") && !is_reasoning_model("gpt-4.1"));
+        assert_eq!(parameter_refusal(&openai, &old), None);
+        assert!(is_reasoning_model(&openai, "o3-mini") && is_reasoning_model(&openai, "openai/o1"));
+        assert!(!is_reasoning_model(&openai, "olmo") && !is_reasoning_model(&openai, "gpt-4.1"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 mod model_call;
 mod packed;
+mod params;
 
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
@@ -155,6 +156,9 @@ struct EngineInner {
     /// The output budget cut-off answers showed is needed (0: none), where the output shares
     /// the context ([`crate::budget::after_length`]).
     output_floor: std::sync::atomic::AtomicU32,
+    /// The parameter rules learned for the run's model (`None`: not read from the database
+    /// yet), see `runner/params.rs`.
+    learned_params: Mutex<Option<Vec<fintel_llm::params::LearnedParam>>>,
 }
 
 type EngineRef = Arc<Engine>;
@@ -217,6 +221,7 @@ impl Engine {
             }),
             learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
             output_floor: std::sync::atomic::AtomicU32::new(0),
+            learned_params: Mutex::new(None),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
@@ -1083,6 +1088,7 @@ impl EngineInner {
                     result.output_tokens = usage.tokens.output_tokens;
                     result.thinking_tokens = usage.tokens.thinking_tokens;
                     result.calls = usage.calls;
+                    result.request_params = usage.params.map(|p| p.to_string());
                     self.store().complete_with_result(
                         task.id,
                         self.owner(),
@@ -1261,6 +1267,7 @@ impl EngineInner {
                     thinking_tokens: usage.tokens.thinking_tokens,
                     attempts: task.attempts + 1,
                     calls: usage.calls,
+                    request_params: usage.params.map(|p| p.to_string()),
                     fitting: Some(serde_json::json!({ "years": years }).to_string()),
                     started_at: Some(started),
                     supersede: self.batch_settings.force,

@@ -62,6 +62,25 @@ pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
     }
 }
 
+/// The ledger's name for the outcome of a call that ended with `e`.
+pub fn outcome_name(e: &CallError) -> &'static str {
+    match e {
+        CallError::DailyQuotaExhausted { .. } => "quota_day",
+        CallError::RateLimited { .. } => "quota_minute",
+        CallError::InputTokensPerMinute { .. } => "quota_tokens",
+        CallError::ContextTooLong { .. } => "context_too_long",
+        CallError::KeyUnusable { .. } => "key_unusable",
+        CallError::KeyExhausted { .. } => "key_exhausted",
+        CallError::Transient { .. } => "transient",
+        CallError::BadOutput { .. } => "bad_output",
+        CallError::Truncated { .. } => "truncated",
+        CallError::Refused { .. } => "refused",
+        CallError::Configuration { .. } => "configuration",
+        CallError::ModelUnavailable { .. } => "model_unavailable",
+        CallError::ParameterRefused { .. } => "parameter_refused",
+    }
+}
+
 /// What the runner knew when the call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallContext {
@@ -695,23 +714,10 @@ mod tests {
         );
         // Refused again after the rename, under either name.
         assert!(stops(
-            &verdict(
-                "max_completion_tokens",
-                &none,
-                &r,
-                &r
-            ),
+            &verdict("max_completion_tokens", &none, &r, &r),
             "again"
         ));
-        assert!(stops(
-            &verdict(
-                "temperature",
-                &none,
-                &d,
-                &d
-            ),
-            "again"
-        ));
+        assert!(stops(&verdict("temperature", &none, &d, &d), "again"));
         // The user's own setting is never learned away.
         assert!(stops(
             &verdict("temperature", &user_temperature, &[], &[]),

@@ -62,9 +62,13 @@ fn request_params(env: &Env) -> Vec<Value> {
 async fn refused_parameters_are_learned_once_stored_and_followed_by_the_next_process() {
     // A model fintel does not know as a reasoning model, which refuses like one.
     let env = openai_env(&["acme-reasoner-1"], &["acme-reasoner"]).await;
-    let out = openai_cmd(&env, "acme-reasoner-1", &["batch", "companies.csv", "--years", "1"])
-        .output()
-        .unwrap();
+    let out = openai_cmd(
+        &env,
+        "acme-reasoner-1",
+        &["batch", "companies.csv", "--years", "1"],
+    )
+    .output()
+    .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
@@ -118,10 +122,14 @@ async fn refused_parameters_are_learned_once_stored_and_followed_by_the_next_pro
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gpt_5_model_gets_its_parameters_from_the_first_request() {
     let env = openai_env(&["gpt-5-mini"], &["gpt-5"]).await;
-    let out = openai_cmd(&env, "gpt-5-mini", &["batch", "companies.csv", "--years", "1"])
-        .env("FINTEL_SEED", "7")
-        .output()
-        .unwrap();
+    let out = openai_cmd(
+        &env,
+        "gpt-5-mini",
+        &["batch", "companies.csv", "--years", "1"],
+    )
+    .env("FINTEL_SEED", "7")
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stats = env.sim.as_ref().unwrap().stats().openai;
     assert_eq!(stats.param_refused, 0, "{stats:?}");
@@ -137,13 +145,16 @@ async fn a_gpt_5_model_gets_its_parameters_from_the_first_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_temperature_the_user_set_and_the_model_refuses_is_exit_4_with_the_providers_message()
-{
+async fn a_temperature_the_user_set_and_the_model_refuses_is_exit_4_with_the_providers_message() {
     let env = openai_env(&["gpt-5-mini"], &["gpt-5"]).await;
-    let out = openai_cmd(&env, "gpt-5-mini", &["batch", "companies.csv", "--years", "1"])
-        .env("FINTEL_TEMPERATURE", "0.5")
-        .output()
-        .unwrap();
+    let out = openai_cmd(
+        &env,
+        "gpt-5-mini",
+        &["batch", "companies.csv", "--years", "1"],
+    )
+    .env("FINTEL_TEMPERATURE", "0.5")
+    .output()
+    .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
@@ -154,7 +165,10 @@ async fn a_temperature_the_user_set_and_the_model_refuses_is_exit_4_with_the_pro
         "{stderr}"
     );
     assert!(stderr.contains("FINTEL_TEMPERATURE"), "{stderr}");
-    assert!(learned(&env).is_empty(), "a setting of the user's is not learned");
+    assert!(
+        learned(&env).is_empty(),
+        "a setting of the user's is not learned"
+    );
     assert_eq!(env.completed_results(), 0);
 }
 
@@ -182,20 +196,29 @@ async fn a_gemini_3_model_gets_a_thinking_level_and_no_temperature() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openai_wire_schema_is_strict_and_the_server_accepts_it() {
     let env = openai_env(&["gpt-4o-mini"], &[]).await;
-    let out = openai_cmd(&env, "gpt-4o-mini", &["batch", "companies.csv", "--years", "1"])
-        .output()
-        .unwrap();
+    let out = openai_cmd(
+        &env,
+        "gpt-4o-mini",
+        &["batch", "companies.csv", "--years", "1"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stats = env.sim.as_ref().unwrap().stats().openai;
     assert_eq!(stats.strict_refused, 0, "{stats:?}");
-    assert_eq!(stats.strict, stats.received, "every request strict: {stats:?}");
+    assert_eq!(
+        stats.strict, stats.received,
+        "every request strict: {stats:?}"
+    );
     assert_eq!(env.completed_results(), 8);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_spends_nothing_unless_asked_to_probe_and_the_probe_learns() {
     let env = openai_env(&["acme-reasoner-1"], &["acme-reasoner"]).await;
-    let out = openai_cmd(&env, "acme-reasoner-1", &["doctor"]).output().unwrap();
+    let out = openai_cmd(&env, "acme-reasoner-1", &["doctor"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(env.sim.as_ref().unwrap().stats().openai.received, 0);
 
@@ -214,16 +237,23 @@ async fn doctor_spends_nothing_unless_asked_to_probe_and_the_probe_learns() {
     assert_eq!(probe["ok"], true, "{probe}");
     let detail = probe["detail"].as_str().unwrap();
     assert!(detail.contains("one request"), "{detail}");
-    assert!(detail.contains("max_tokens is sent as max_completion_tokens"), "{detail}");
+    assert!(
+        detail.contains("max_tokens is sent as max_completion_tokens"),
+        "{detail}"
+    );
     assert_eq!(learned(&env).len(), 2);
     let stats = env.sim.as_ref().unwrap().stats().openai;
     assert_eq!(stats.param_refused, 2, "{stats:?}");
     assert_eq!(stats.answered, 1, "{stats:?}");
 
     // The batch after it is never refused.
-    let out = openai_cmd(&env, "acme-reasoner-1", &["batch", "companies.csv", "--years", "1"])
-        .output()
-        .unwrap();
+    let out = openai_cmd(
+        &env,
+        "acme-reasoner-1",
+        &["batch", "companies.csv", "--years", "1"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(env.sim.as_ref().unwrap().stats().openai.param_refused, 2);
 }

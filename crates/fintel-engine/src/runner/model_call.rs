@@ -14,8 +14,9 @@ use super::{EngineInner, Level, Side, TaskEnd};
 use crate::budget::{self, Budget, BudgetInput, ContextTooSmall};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
-    decide_call, ledger_outcome, lower_thinking, retry_continues, retry_request, retry_state_after,
-    CallAction, CallContext, DailyVerdict, LedgerOutcome, RetryProgress, RetryStateChange,
+    decide_call, ledger_outcome, lower_thinking, outcome_name, retry_continues, retry_request,
+    retry_state_after, CallAction, CallContext, DailyVerdict, LedgerOutcome, RetryProgress,
+    RetryStateChange,
 };
 use crate::ports::StepRequest;
 use crate::projects::ProjectWatch;
@@ -703,24 +704,6 @@ fn request_digest(request: &GenerateRequest) -> String {
     hasher.update([0]);
     hasher.update(request.response_schema.to_string().as_bytes());
     hex::encode(hasher.finalize())
-}
-
-pub(super) fn outcome_name(e: &CallError) -> &'static str {
-    match e {
-        CallError::DailyQuotaExhausted { .. } => "quota_day",
-        CallError::RateLimited { .. } => "quota_minute",
-        CallError::InputTokensPerMinute { .. } => "quota_tokens",
-        CallError::ContextTooLong { .. } => "context_too_long",
-        CallError::KeyUnusable { .. } => "key_unusable",
-        CallError::KeyExhausted { .. } => "key_exhausted",
-        CallError::Transient { .. } => "transient",
-        CallError::BadOutput { .. } => "bad_output",
-        CallError::Truncated { .. } => "truncated",
-        CallError::Refused { .. } => "refused",
-        CallError::Configuration { .. } => "configuration",
-        CallError::ModelUnavailable { .. } => "model_unavailable",
-        CallError::ParameterRefused { .. } => "parameter_refused",
-    }
 }
 
 #[derive(Default)]

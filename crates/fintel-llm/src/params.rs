@@ -24,20 +24,24 @@ pub const DEFAULT_THINKING_LEVEL: &str = "high";
 
 /// The families whose parameters differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum ParamFamily {
     /// Gemini 2.5: `thinkingBudget`, a low temperature.
+    #[serde(rename = "gemini-2.5")]
     Gemini25,
     /// Gemini 3 and later: `thinkingLevel`, and the temperature left at its default of 1.0
     /// (Google: lower values may make these models loop).
+    #[serde(rename = "gemini-3")]
     Gemini3,
     /// Other Gemini-API models (Gemma, Gemini 2.0): no thinking settings.
+    #[serde(rename = "gemini-other")]
     GeminiOther,
     /// OpenAI's reasoning models (o1, o3, o4-mini...) and GPT-5: `max_completion_tokens`, only
     /// the default temperature, `reasoning_effort` when the user asks.
+    #[serde(rename = "openai-reasoning")]
     OpenAiReasoning,
     /// Any other model on the OpenAI protocol (older OpenAI models, local servers):
     /// `max_tokens`.
+    #[serde(rename = "openai-compatible")]
     OpenAiCompatible,
 }
 
@@ -549,6 +553,30 @@ mod tests {
             learned: &[],
         });
         assert_eq!(got.thinking, Thinking::Budget(2_048));
+    }
+
+    #[test]
+    fn families_are_recorded_by_name() {
+        let names: Vec<Value> = [
+            ParamFamily::Gemini25,
+            ParamFamily::Gemini3,
+            ParamFamily::GeminiOther,
+            ParamFamily::OpenAiReasoning,
+            ParamFamily::OpenAiCompatible,
+        ]
+        .iter()
+        .map(|f| json!(f))
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "gemini-2.5",
+                "gemini-3",
+                "gemini-other",
+                "openai-reasoning",
+                "openai-compatible"
+            ]
+        );
     }
 
     #[test]

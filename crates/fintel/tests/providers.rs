@@ -138,7 +138,7 @@ async fn a_gpt_5_model_gets_its_parameters_from_the_first_request() {
     let params = request_params(&env);
     assert_eq!(params.len(), 8);
     for p in params {
-        assert_eq!(p["family"], "open-ai-reasoning", "{p}");
+        assert_eq!(p["family"], "openai-reasoning", "{p}");
         assert_eq!(p["seed"], 7, "{p}");
         assert_eq!(p["output_field"], "max_completion_tokens", "{p}");
     }
@@ -186,7 +186,7 @@ async fn a_gemini_3_model_gets_a_thinking_level_and_no_temperature() {
     assert!(gemini.gemini3_thinking_level >= 8, "{gemini:?}");
     assert!(gemini.seeded >= 8, "{gemini:?}");
     for p in request_params(&env) {
-        assert_eq!(p["family"], "gemini3", "{p}");
+        assert_eq!(p["family"], "gemini-3", "{p}");
         assert_eq!(p["temperature"], Value::Null, "{p}");
         assert_eq!(p["thinking"]["level"], "high", "{p}");
         assert_eq!(p["seed"], 1, "{p}");

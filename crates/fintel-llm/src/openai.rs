@@ -709,6 +709,9 @@ pub fn strip_added_nulls(schema: &Value, text: &str) -> String {
 }
 
 fn allows_null(schema: &Value) -> bool {
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values.contains(&Value::Null);
+    }
     match schema.get("type") {
         Some(Value::String(t)) => t == "null",
         Some(Value::Array(ts)) => ts.iter().any(|t| t == "null"),
@@ -1352,7 +1355,8 @@ mod tests {
                     "required": ["name"]
                 }},
                 "note": {"type": "string", "format": "date", "pattern": "^[0-9-]+$"},
-                "code": {"type": "string", "format": "isin"}
+                "code": {"type": "string", "format": "isin"},
+                "grade": {"enum": ["a", "b"]}
             },
             "required": ["verdict", "risks"]
         });
@@ -1374,9 +1378,10 @@ mod tests {
                         "additionalProperties": false
                     }},
                     "note": {"type": ["string", "null"], "format": "date", "pattern": "^[0-9-]+$"},
-                    "code": {"type": ["string", "null"]}
+                    "code": {"type": ["string", "null"]},
+                    "grade": {"enum": ["a", "b", null]}
                 },
-                "required": ["verdict", "risks", "note", "code"],
+                "required": ["verdict", "risks", "note", "code", "grade"],
                 "additionalProperties": false
             })
         );

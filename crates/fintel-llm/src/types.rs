@@ -413,8 +413,9 @@ pub enum CallError {
 
     /// 400 `unsupported_parameter` / `unsupported_value` naming one request parameter (OpenAI:
     /// "Unsupported parameter: 'max_tokens' is not supported with this model. Use
-    /// 'max_completion_tokens' instead."): the engine drops or renames a parameter it chose,
-    /// once per model, and stops when the user set it or it is refused again.
+    /// 'max_completion_tokens' instead."), or Gemini's "Thinking level is not supported for
+    /// this model." (`thinkingLevel`): the engine drops or renames a parameter it chose, once
+    /// per model, and stops when the user set it or it is refused again.
     #[error("parameter {param:?} refused: {message}")]
     ParameterRefused { param: String, message: String },
 }

@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use fintel_llm::params::{LearnedParam, RequestParams};
 use fintel_llm::{repair_request, CallError, GenerateRequest, Thinking};
 use fintel_time::{duration_to_span, span_between};
 use jiff::Timestamp;
@@ -58,7 +59,28 @@ pub fn ledger_outcome(err: &CallError) -> LedgerOutcome {
         | CallError::Refused { .. }
         | CallError::SchemaTooComplex { .. }
         | CallError::Configuration { .. }
+        | CallError::ParameterRefused { .. }
         | CallError::ModelUnavailable { .. } => LedgerOutcome::Answered,
+    }
+}
+
+/// The ledger's name for the outcome of a call that ended with `e`.
+pub fn outcome_name(e: &CallError) -> &'static str {
+    match e {
+        CallError::DailyQuotaExhausted { .. } => "quota_day",
+        CallError::RateLimited { .. } => "quota_minute",
+        CallError::InputTokensPerMinute { .. } => "quota_tokens",
+        CallError::ContextTooLong { .. } => "context_too_long",
+        CallError::KeyUnusable { .. } => "key_unusable",
+        CallError::KeyExhausted { .. } => "key_exhausted",
+        CallError::Transient { .. } => "transient",
+        CallError::BadOutput { .. } => "bad_output",
+        CallError::Truncated { .. } => "truncated",
+        CallError::Refused { .. } => "refused",
+        CallError::SchemaTooComplex { .. } => "schema_too_complex",
+        CallError::Configuration { .. } => "configuration",
+        CallError::ModelUnavailable { .. } => "model_unavailable",
+        CallError::ParameterRefused { .. } => "parameter_refused",
     }
 }
 
@@ -114,6 +136,59 @@ pub enum CallAction {
     /// The batch's model, which pre-flight found served, is no longer: stop the batch (exit
     /// 4), failing no task, so the user can start a new batch or switch this one's model.
     ModelRetired { message: String },
+    /// The provider refused one request parameter: [`param_refusal`] decides whether fintel
+    /// learns to do without it (and sends again, counting no attempt) or stops.
+    ParameterRefused { param: String, message: String },
+}
+
+/// What to do about a refused request parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamVerdict {
+    /// Store the rule, say so, and send the request again without counting an attempt.
+    Learn(LearnedParam),
+    /// Another process learned it after this request was built: send again with it.
+    AlreadyLearned,
+    /// Stop the batch (exit 4) with this message.
+    Stop(String),
+}
+
+/// Decides a refusal of `param` (the provider's `message`) of a request built with `sent`,
+/// while the database now knows `known` for the model: a parameter the user set, one refused
+/// again after fintel already changed it, or one fintel cannot do without stops the batch;
+/// one fintel chose is dropped or renamed once.
+pub fn param_refusal(
+    param: &str,
+    message: &str,
+    sent: &RequestParams,
+    known: &[LearnedParam],
+) -> ParamVerdict {
+    if sent.user_set(param) {
+        let setting = match param {
+            "temperature" => "FINTEL_TEMPERATURE or [model] temperature",
+            "seed" => "FINTEL_SEED or [model] seed",
+            _ => "FINTEL_THINKING or [model] thinking",
+        };
+        return ParamVerdict::Stop(format!(
+            "the model refused the {param} you set ({setting}): {message}. Remove the setting \
+             or change it to a value the model accepts"
+        ));
+    }
+    if let Some(rule) = sent.learned.iter().find(|l| l.covers(param)) {
+        return ParamVerdict::Stop(format!(
+            "the model refused {param} again after fintel had changed it ({}): {message}",
+            rule.describe()
+        ));
+    }
+    if known.iter().any(|l| l.covers(param)) {
+        return ParamVerdict::AlreadyLearned;
+    }
+    match LearnedParam::for_refused(param) {
+        Some(rule) => ParamVerdict::Learn(rule),
+        None => ParamVerdict::Stop(format!(
+            "the model refused the request parameter {param}, which fintel cannot leave out: \
+             {message}"
+        )),
+    }
 }
 
 /// Decides what a failed call means. Quota refusals never count as attempts.
@@ -185,6 +260,10 @@ pub fn decide_call(err: &CallError, ctx: &CallContext) -> CallAction {
             message: message.clone(),
         },
         CallError::Configuration { message } => CallAction::Stop {
+            message: message.clone(),
+        },
+        CallError::ParameterRefused { param, message } => CallAction::ParameterRefused {
+            param: param.clone(),
             message: message.clone(),
         },
         CallError::ModelUnavailable { message } => CallAction::ModelRetired {
@@ -284,6 +363,7 @@ pub fn retry_state_after(action: &CallAction) -> RetryStateChange {
         | CallAction::PaceBucket { .. }
         | CallAction::DisableKey { .. }
         | CallAction::Transient
+        | CallAction::ParameterRefused { .. }
         | CallAction::Stop { .. }
         | CallAction::SchemaStop { .. } => RetryStateChange::Keep,
     }
@@ -703,6 +783,17 @@ mod tests {
                     reason: "refused by the model: HTTP 400 content_filter, filtered".into(),
                 },
             ),
+            (
+                CallError::ParameterRefused {
+                    param: "max_tokens".into(),
+                    message: "Unsupported parameter".into(),
+                },
+                ctx(10, false, 0),
+                CallAction::ParameterRefused {
+                    param: "max_tokens".into(),
+                    message: "Unsupported parameter".into(),
+                },
+            ),
             (truncated(), ctx(10, false, 0), CallAction::LessThinking),
             (
                 truncated(),
@@ -748,6 +839,68 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_parameter_is_learned_once_unless_the_user_set_it() {
+        use fintel_llm::params::{request_params, ParamAction, ParamsInput, UserParams};
+        let rename = LearnedParam::for_refused("max_tokens").unwrap();
+        let drop_temperature = LearnedParam::for_refused("temperature").unwrap();
+        let r = [rename.clone()];
+        let d = [drop_temperature];
+        let sent = |user: &UserParams, learned: &[LearnedParam]| {
+            request_params(&ParamsInput {
+                server: fintel_llm::ServerKind::OpenAiCompatible,
+                model: "acme-1",
+                thinks: None,
+                max_output_tokens: Some(1_000),
+                user,
+                learned,
+            })
+        };
+        let none = UserParams::default();
+        let user_temperature = UserParams {
+            temperature: Some(0.5),
+            ..UserParams::default()
+        };
+        let verdict =
+            |param: &str, user: &UserParams, applied: &[LearnedParam], known: &[LearnedParam]| {
+                param_refusal(param, "the provider's words", &sent(user, applied), known)
+            };
+        let stops = |v: &ParamVerdict, says: &str| matches!(v, ParamVerdict::Stop(m) if m.contains(says) && m.contains("the provider's words"));
+        // (param, user, rules the request was built with, rules known now) -> verdict
+        assert_eq!(
+            verdict("max_tokens", &none, &[], &[]),
+            ParamVerdict::Learn(rename.clone())
+        );
+        assert_eq!(
+            verdict("temperature", &none, &r, &r),
+            ParamVerdict::Learn(LearnedParam {
+                param: "temperature".into(),
+                action: ParamAction::Drop
+            })
+        );
+        // Another process learned it while this request was on its way.
+        assert_eq!(
+            verdict("max_tokens", &none, &[], &r),
+            ParamVerdict::AlreadyLearned
+        );
+        // Refused again after the rename, under either name.
+        assert!(stops(
+            &verdict("max_completion_tokens", &none, &r, &r),
+            "again"
+        ));
+        assert!(stops(&verdict("temperature", &none, &d, &d), "again"));
+        // The user's own setting is never learned away.
+        assert!(stops(
+            &verdict("temperature", &user_temperature, &[], &[]),
+            "FINTEL_TEMPERATURE"
+        ));
+        // A parameter fintel cannot do without.
+        assert!(stops(
+            &verdict("response_format", &none, &[], &[]),
+            "cannot leave out"
+        ));
+    }
+
+    #[test]
     fn a_saved_retry_goes_on_only_in_its_attempt_and_for_the_same_call() {
         // (saved attempt, saved tasks, attempts now, tasks now), whether it goes on.
         type Row<'a> = ((u32, &'a [i64], u32, &'a [i64]), bool);
@@ -783,6 +936,8 @@ mod tests {
             temperature: Some(0.2),
             max_output_tokens: Some(100),
             thinking: Thinking::Budget(8192),
+            seed: None,
+            output_field: None,
         };
         let lowered = RetryProgress {
             thinking_lowered: true,

@@ -23,6 +23,7 @@ mod drain;
 mod heard;
 mod model_call;
 mod packed;
+mod params;
 
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
@@ -165,6 +166,9 @@ struct EngineInner {
     /// The most years a claim takes together after a packed schema was refused as too complex
     /// ([`crate::pack::pack_cap_after_schema_refusal`]; `usize::MAX`: none).
     pack_cap: std::sync::atomic::AtomicUsize,
+    /// The parameter rules learned for the run's model (`None`: not read from the database
+    /// yet), see `runner/params.rs`.
+    learned_params: Mutex<Option<Vec<fintel_llm::params::LearnedParam>>>,
 }
 
 type EngineRef = Arc<Engine>;
@@ -235,6 +239,7 @@ impl Engine {
             learned_context: std::sync::atomic::AtomicU64::new(u64::MAX),
             output_floor: std::sync::atomic::AtomicU32::new(0),
             pack_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            learned_params: Mutex::new(None),
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
@@ -1076,6 +1081,7 @@ impl EngineInner {
                     result.output_tokens = usage.tokens.output_tokens;
                     result.thinking_tokens = usage.tokens.thinking_tokens;
                     result.calls = usage.calls;
+                    result.request_params = usage.params.map(|p| p.to_string());
                     self.store().complete_with_result(
                         task.id,
                         self.owner(),
@@ -1254,6 +1260,7 @@ impl EngineInner {
                     thinking_tokens: usage.tokens.thinking_tokens,
                     attempts: task.attempts + 1,
                     calls: usage.calls,
+                    request_params: usage.params.map(|p| p.to_string()),
                     fitting: Some(serde_json::json!({ "years": years }).to_string()),
                     started_at: Some(started),
                     supersede: self.batch_settings.force,

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use fintel_llm::Thinking;
 use serde::{Deserialize, Serialize};
 
 /// How this process runs a batch.
@@ -32,9 +31,14 @@ pub struct EngineSettings {
     /// The provider client's request timeout: a timed-out request is not resent before this
     /// much more time ([`crate::backoff::resend_delay`]). `None`: the backoff alone.
     pub request_timeout: Option<Duration>,
-    pub temperature: Option<f32>,
+    /// Which server answers: with the model's name it decides the parameters each request
+    /// gets ([`fintel_llm::params::request_params`]).
+    pub server_kind: fintel_llm::ServerKind,
+    /// Discovery's word on whether the model thinks; `None`: unknown.
+    pub model_thinks: Option<bool>,
+    /// The temperature, thinking and seed the user set; the rest is the model family's.
+    pub user_params: fintel_llm::params::UserParams,
     pub max_output_tokens: Option<u32>,
-    pub thinking: Thinking,
     /// The longest an idle run sleeps before looking at the database again (stop requests,
     /// other processes' progress). Waits are for wall-clock instants either way.
     pub recheck: Duration,
@@ -56,9 +60,10 @@ impl Default for EngineSettings {
             output_in_context: false,
             truncation_advice: None,
             request_timeout: None,
-            temperature: Some(0.2),
+            server_kind: fintel_llm::ServerKind::Gemini,
+            model_thinks: None,
+            user_params: fintel_llm::params::UserParams::default(),
             max_output_tokens: Some(16_384),
-            thinking: Thinking::ProviderDefault,
             recheck: Duration::from_secs(60),
             transient_min_streak: Duration::from_secs(3600),
         }
@@ -67,31 +72,17 @@ impl Default for EngineSettings {
 
 /// `maxOutputTokens` when neither the user nor the model lookup says otherwise.
 pub const FALLBACK_MAX_OUTPUT_TOKENS: u32 = 16_384;
-/// The thinking budget of a Gemini 2.x model whose thinking the user did not set: thinking
-/// counts against the output limit, and a dynamic budget can use all of it (MAX_TOKENS).
-pub const DEFAULT_THINKING_BUDGET: i32 = 8_192;
 
 /// The output budget of a run: the user's `max_output_tokens` if set, else the model's
-/// `outputTokenLimit` from the pre-flight lookup, else [`FALLBACK_MAX_OUTPUT_TOKENS`]; and the
-/// user's thinking setting, or a bounded budget instead of the provider's dynamic default for
-/// Gemini 2.x models (SPEC.md section 3, output budget).
-pub fn output_budget(
-    configured_max: Option<u32>,
-    configured_thinking: &Thinking,
-    model: &str,
-    model_output_limit: Option<u64>,
-) -> (Option<u32>, Thinking) {
-    let max = configured_max
-        .or_else(|| model_output_limit.map(|n| n.min(u64::from(u32::MAX)) as u32))
-        .unwrap_or(FALLBACK_MAX_OUTPUT_TOKENS);
-    let name = model.trim().strip_prefix("models/").unwrap_or(model.trim());
-    let thinking = match configured_thinking {
-        Thinking::ProviderDefault if name.starts_with("gemini-2.5") => {
-            Thinking::Budget(DEFAULT_THINKING_BUDGET.min((max / 2) as i32).max(128))
-        }
-        other => other.clone(),
-    };
-    (Some(max), thinking)
+/// `outputTokenLimit` from the pre-flight lookup, else [`FALLBACK_MAX_OUTPUT_TOKENS`] (SPEC.md
+/// section 3, output budget). The thinking that fits inside it is the model family's
+/// ([`fintel_llm::params::request_params`]).
+pub fn output_budget(configured_max: Option<u32>, model_output_limit: Option<u64>) -> Option<u32> {
+    Some(
+        configured_max
+            .or_else(|| model_output_limit.map(|n| n.min(u64::from(u32::MAX)) as u32))
+            .unwrap_or(FALLBACK_MAX_OUTPUT_TOKENS),
+    )
 }
 
 /// The context assumed when neither the user nor the server says one.
@@ -255,49 +246,14 @@ mod tests {
 
     #[test]
     fn the_output_budget_follows_the_user_then_the_model_then_the_fallback() {
-        let default = Thinking::ProviderDefault;
         let table = [
-            // The model's own limit when the user set none, with a bounded thinking budget.
-            (
-                (None, default.clone(), "gemini-2.5-flash", Some(65_536)),
-                (Some(65_536), Thinking::Budget(8_192)),
-            ),
-            // The user's settings win.
-            (
-                (
-                    Some(4_096),
-                    Thinking::Budget(512),
-                    "gemini-2.5-flash",
-                    Some(65_536),
-                ),
-                (Some(4_096), Thinking::Budget(512)),
-            ),
-            // A small output limit keeps thinking to half of it.
-            (
-                (Some(4_096), default.clone(), "models/gemini-2.5-pro", None),
-                (Some(4_096), Thinking::Budget(2_048)),
-            ),
-            // No lookup (a local server): the fallback; other models keep their default.
-            (
-                (None, default.clone(), "gpt-4o-mini", None),
-                (Some(FALLBACK_MAX_OUTPUT_TOKENS), Thinking::ProviderDefault),
-            ),
-            (
-                (
-                    None,
-                    Thinking::Level("low".into()),
-                    "gemini-3-pro-preview",
-                    Some(65_536),
-                ),
-                (Some(65_536), Thinking::Level("low".into())),
-            ),
+            ((None, Some(65_536)), Some(65_536)),
+            ((Some(4_096), Some(65_536)), Some(4_096)),
+            ((None, None), Some(FALLBACK_MAX_OUTPUT_TOKENS)),
+            ((None, Some(u64::MAX)), Some(u32::MAX)),
         ];
-        for ((max, thinking, model, limit), expected) in table {
-            assert_eq!(
-                output_budget(max, &thinking, model, limit),
-                expected,
-                "{model}"
-            );
+        for ((max, limit), expected) in table {
+            assert_eq!(output_budget(max, limit), expected, "{max:?} {limit:?}");
         }
     }
 }

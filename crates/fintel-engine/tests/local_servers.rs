@@ -46,7 +46,6 @@ fn local_settings() -> EngineSettings {
             "raise Ollama's context (OLLAMA_CONTEXT_LENGTH, or num_ctx in a Modelfile)".into(),
         ),
         max_output_tokens: Some(16_384),
-        temperature: None,
         ..fast_settings()
     }
 }

@@ -307,6 +307,8 @@ fn request(text: &str) -> GenerateRequest {
         temperature: None,
         max_output_tokens: None,
         thinking: Thinking::ProviderDefault,
+        seed: None,
+        output_field: None,
     }
 }
 

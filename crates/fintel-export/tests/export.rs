@@ -117,6 +117,7 @@ fn filled_store(dir: &Path) -> Store {
                     fitting: Some("full".into()),
                     started_at: Some(now()),
                     supersede: false,
+                    request_params: None,
                 };
                 store
                     .complete_with_result(task.id, OWNER, &result, now())
@@ -757,6 +758,7 @@ fn fundamental_store(dir: &Path) -> Store {
                     fitting: None,
                     started_at: Some(now()),
                     supersede: false,
+                    request_params: None,
                 };
                 store
                     .complete_with_result(task.id, OWNER, &result, now())

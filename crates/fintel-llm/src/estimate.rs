@@ -66,6 +66,8 @@ mod tests {
             temperature: None,
             max_output_tokens: None,
             thinking: Thinking::ProviderDefault,
+            seed: None,
+            output_field: None,
         };
         // 10 + 100 + 1 + ceil(17 / 4) = 116 (the schema serialises to 17 characters).
         assert_eq!(estimate_request_tokens(&request), 116);

@@ -263,6 +263,9 @@ pub fn gemini_generate_body(request: &GenerateRequest) -> Value {
     if let Some(max) = request.max_output_tokens {
         generation_config.insert("maxOutputTokens".into(), json!(max));
     }
+    if let Some(seed) = request.seed {
+        generation_config.insert("seed".into(), json!(seed));
+    }
     match &request.thinking {
         Thinking::ProviderDefault => {}
         Thinking::Budget(budget) => {
@@ -815,6 +818,19 @@ pub(crate) fn classify_rpc(status: u16, rpc: &RpcStatus) -> CallError {
         400 | 404 if is_model_gone(&rpc.message) => CallError::ModelUnavailable {
             message: format!("HTTP {status}, the model is not served: {message}"),
         },
+        // "Thinking level is not supported for this model." (a model that takes no levels;
+        // a level the model does not offer, "Thinking level MINIMAL is not supported ...",
+        // names one value and stays a configuration problem).
+        400 if rpc
+            .message
+            .trim()
+            .eq_ignore_ascii_case("thinking level is not supported for this model.") =>
+        {
+            CallError::ParameterRefused {
+                param: "thinkingLevel".to_string(),
+                message: format!("HTTP 400, {message}"),
+            }
+        }
         404 => CallError::Configuration {
             message: format!("HTTP 404, the model or endpoint does not exist: {message}"),
         },

@@ -13,6 +13,8 @@
 //!   against the analysis schema and the follow-up request that asks for a corrected one.
 //! - [`models`]: the provider's model list and the rule that chooses one when none is
 //!   configured ([`choose_model`]).
+//! - [`params`]: the parameters each model family gets ([`params::request_params`]) and
+//!   what a refused one becomes.
 //! - [`estimate_request_tokens`]: a characters/4 estimate for planning.
 //!
 //! Every message in a [`CallError`] from this crate has the key that was used masked.
@@ -22,6 +24,7 @@ mod gemini;
 mod http;
 pub mod models;
 mod openai;
+pub mod params;
 mod types;
 mod validate;
 
@@ -37,10 +40,10 @@ pub use models::{
     choose_model, find_served, served_candidates, ModelChoice, ModelFamily, ServedModel,
 };
 pub use openai::{
-    classify_openai, interpret_openai_chat, openai_chat_body, parse_llamacpp_props,
-    parse_llamacpp_tokenize, parse_ollama_show, parse_openai_model_list, parse_openai_success,
-    parse_retry_after, retry_after_from_headers, schema_allows_strict, MaxTokensField,
-    OpenAiClient, OpenAiConfig, DEFAULT_OPENAI_URL,
+    classify_openai, interpret_openai_chat, openai_chat_body, openai_wire_schema,
+    parse_llamacpp_props, parse_llamacpp_tokenize, parse_ollama_show, parse_openai_model_list,
+    parse_openai_success, parse_retry_after, retry_after_from_headers, schema_allows_strict,
+    strip_added_nulls, OpenAiClient, OpenAiConfig, WireSchema, DEFAULT_OPENAI_URL,
 };
 pub use types::*;
 pub use validate::{

@@ -20,24 +20,12 @@ use crate::http::{
 };
 use crate::models::{parse_openai_models, ServedModel};
 use crate::types::{
-    mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, ModelInfo, Provider, Role,
-    ServerKind, ServerLimits, Thinking, TokenCount, Usage,
+    mask_secrets_in, ApiKey, CallError, GenerateRequest, Generation, MaxTokensField, ModelInfo,
+    Provider, Role, ServerKind, ServerLimits, Thinking, TokenCount, Usage,
 };
 
 /// OpenAI's own API, for when no base URL is configured (`FINTEL_OPENAI_URL`).
 pub const DEFAULT_OPENAI_URL: &str = "https://api.openai.com/v1";
-
-/// Which field carries the output limit. OpenAI's reasoning models accept only
-/// `max_completion_tokens`; older models and most local servers know only `max_tokens`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MaxTokensField {
-    /// `max_tokens`: understood by Ollama, vLLM, Gemini's compatibility endpoint and older
-    /// OpenAI models.
-    #[default]
-    MaxTokens,
-    /// `max_completion_tokens`: required by OpenAI's o-series and later models.
-    MaxCompletionTokens,
-}
 
 /// How an [`OpenAiClient`] reaches its server.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,6 +224,9 @@ impl Provider for OpenAiClient {
         let secrets: Vec<&str> = key.map(|k| k.secret()).into_iter().collect();
         interpret_openai_chat(status, &text, retry_after, &secrets).map(|mut generation| {
             generation.latency = latency;
+            if schema_allows_strict(&request.response_schema) {
+                generation.text = strip_added_nulls(&request.response_schema, &generation.text);
+            }
             generation
         })
     }
@@ -369,10 +360,12 @@ fn openai_api_base(base: &str) -> String {
 
 /// The JSON body of `POST /chat/completions`.
 ///
-/// `response_format` is `json_schema` named `result`, with `strict: true` only when
-/// [`schema_allows_strict`] says OpenAI's strict mode would accept the schema (otherwise the
-/// server would reject the request). `Thinking::Level` is sent as `reasoning_effort`;
-/// `Thinking::Budget` has no equivalent in this protocol and is not sent.
+/// `response_format` is `json_schema` named `result` with the wire schema of
+/// [`openai_wire_schema`]: closed for strict mode and sent with `strict: true` when it
+/// qualifies, else the schema without Gemini's `propertyOrdering` and `strict: false`.
+/// `Thinking::Level` is sent as `reasoning_effort`; `Thinking::Budget` has no equivalent in
+/// this protocol and is not sent. The output limit goes in the request's field, else in
+/// `max_tokens_field`.
 pub fn openai_chat_body(request: &GenerateRequest, max_tokens_field: MaxTokensField) -> Value {
     let mut messages = Vec::new();
     if let Some(system) = &request.system_instruction {
@@ -388,14 +381,15 @@ pub fn openai_chat_body(request: &GenerateRequest, max_tokens_field: MaxTokensFi
     let mut body = Map::new();
     body.insert("model".into(), json!(request.model.trim()));
     body.insert("messages".into(), Value::Array(messages));
+    let wire = openai_wire_schema(&request.response_schema);
     body.insert(
         "response_format".into(),
         json!({
             "type": "json_schema",
             "json_schema": {
                 "name": "result",
-                "schema": request.response_schema,
-                "strict": schema_allows_strict(&request.response_schema),
+                "schema": wire.schema,
+                "strict": wire.strict,
             }
         }),
     );
@@ -403,11 +397,11 @@ pub fn openai_chat_body(request: &GenerateRequest, max_tokens_field: MaxTokensFi
         body.insert("temperature".into(), f32_json(t));
     }
     if let Some(max) = request.max_output_tokens {
-        let field = match max_tokens_field {
-            MaxTokensField::MaxTokens => "max_tokens",
-            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
-        };
-        body.insert(field.into(), json!(max));
+        let field = request.output_field.unwrap_or(max_tokens_field);
+        body.insert(field.wire_name().into(), json!(max));
+    }
+    if let Some(seed) = request.seed {
+        body.insert("seed".into(), json!(seed));
     }
     if let Thinking::Level(level) = &request.thinking {
         body.insert("reasoning_effort".into(), json!(level));
@@ -415,7 +409,12 @@ pub fn openai_chat_body(request: &GenerateRequest, max_tokens_field: MaxTokensFi
     Value::Object(body)
 }
 
-/// Keywords OpenAI's strict structured-output mode is known to accept.
+/// Keywords OpenAI's strict structured outputs accept ("Supported schemas": the structure
+/// keywords, `pattern` and `format` for strings, `multipleOf`, `maximum`,
+/// `exclusiveMaximum`, `minimum`, `exclusiveMinimum` for numbers, `minItems` and `maxItems`
+/// for arrays). Anything else is left out of the wire schema where leaving it out only
+/// loosens the schema (the answer is still checked against the full schema), and disqualifies
+/// strict mode where it would change the schema's structure ([`STRICT_DISQUALIFYING`]).
 const STRICT_KEYWORDS: &[&str] = &[
     "type",
     "properties",
@@ -430,58 +429,331 @@ const STRICT_KEYWORDS: &[&str] = &[
     "$defs",
     "definitions",
     "$ref",
+    "pattern",
+    "format",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "minItems",
+    "maxItems",
 ];
 
-/// True when the schema meets OpenAI's strict mode: every object lists all its properties as
-/// required and sets `additionalProperties: false`, the root is an object, and only keywords
-/// strict mode accepts are used. Anything else is sent with `strict: false`.
-pub fn schema_allows_strict(schema: &Value) -> bool {
-    schema.get("type").and_then(Value::as_str) == Some("object") && strict_node(schema)
+/// String formats strict mode accepts; another `format` is left out.
+const STRICT_FORMATS: &[&str] = &[
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uuid",
+];
+
+/// Keywords strict mode refuses whose removal would change which answers the schema
+/// describes in structure (composition, tuples, open maps): such a schema goes non-strict.
+const STRICT_DISQUALIFYING: &[&str] = &[
+    "allOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "patternProperties",
+    "prefixItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+];
+
+/// Object nesting strict mode allows (OpenAI: "up to 5 levels of nesting"; newer pages say
+/// 10, the lower figure is kept so no schema is refused).
+const STRICT_MAX_DEPTH: usize = 5;
+/// Object properties in a whole strict schema.
+const STRICT_MAX_PROPERTIES: usize = 5_000;
+/// Enum values in a whole strict schema.
+const STRICT_MAX_ENUM_VALUES: usize = 1_000;
+
+/// The schema sent on the OpenAI protocol and whether it goes with `strict: true`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireSchema {
+    pub schema: Value,
+    pub strict: bool,
 }
 
-fn strict_node(node: &Value) -> bool {
-    let Some(map) = node.as_object() else {
-        return node.is_boolean();
-    };
-    if map.keys().any(|k| !STRICT_KEYWORDS.contains(&k.as_str())) {
-        return false;
-    }
-    let is_object = match map.get("type") {
-        Some(Value::String(t)) => t == "object",
-        Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
-        _ => map.contains_key("properties"),
-    };
-    if is_object {
-        if map.get("additionalProperties") != Some(&Value::Bool(false)) {
-            return false;
+/// The response schema as OpenAI-compatible servers get it: for strict mode, every object
+/// closed (`additionalProperties: false`) with all its properties required and the optional
+/// ones made nullable, and only [`STRICT_KEYWORDS`]; when that cannot describe the schema (a
+/// non-object root, composition, an open map, limits exceeded) the schema as it is, without
+/// `propertyOrdering`, and `strict: false`. Answers are validated against the full schema,
+/// after [`strip_added_nulls`].
+pub fn openai_wire_schema(schema: &Value) -> WireSchema {
+    let root_object = schema.get("type").and_then(Value::as_str) == Some("object");
+    let mut tally = Tally::default();
+    match (root_object, strict_node(schema, 0, &mut tally)) {
+        (true, Some(strict))
+            if tally.properties <= STRICT_MAX_PROPERTIES
+                && tally.enum_values <= STRICT_MAX_ENUM_VALUES =>
+        {
+            WireSchema {
+                schema: strict,
+                strict: true,
+            }
         }
-        let properties = map.get("properties").and_then(Value::as_object);
+        _ => WireSchema {
+            schema: without_property_ordering(schema),
+            strict: false,
+        },
+    }
+}
+
+/// True when [`openai_wire_schema`] sends the schema with `strict: true`.
+pub fn schema_allows_strict(schema: &Value) -> bool {
+    openai_wire_schema(schema).strict
+}
+
+#[derive(Default)]
+struct Tally {
+    properties: usize,
+    enum_values: usize,
+}
+
+/// The strict form of one schema node at object depth `depth`, or `None` when it has none.
+fn strict_node(node: &Value, depth: usize, tally: &mut Tally) -> Option<Value> {
+    let map = match node {
+        Value::Object(map) => map,
+        Value::Bool(true) => return None,
+        other => return Some(other.clone()),
+    };
+    if map
+        .keys()
+        .any(|k| STRICT_DISQUALIFYING.contains(&k.as_str()))
+    {
+        return None;
+    }
+    let types: Vec<&str> = match map.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is_object = types.contains(&"object") || map.contains_key("properties");
+    let mut out = Map::new();
+    for (key, value) in map {
+        if !STRICT_KEYWORDS.contains(&key.as_str()) {
+            continue;
+        }
+        let kept = match key.as_str() {
+            "format" if !value.as_str().is_some_and(|f| STRICT_FORMATS.contains(&f)) => continue,
+            "properties" | "additionalProperties" | "required" => continue,
+            "items" => match value {
+                Value::Object(_) => strict_node(value, depth, tally)?,
+                // Tuples (`items` as an array) have no strict form.
+                _ => return None,
+            },
+            "anyOf" => Value::Array(
+                value
+                    .as_array()?
+                    .iter()
+                    .map(|v| strict_node(v, depth, tally))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            "$defs" | "definitions" => Value::Object(
+                value
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), strict_node(v, depth, tally)?)))
+                    .collect::<Option<Map<_, _>>>()?,
+            ),
+            "enum" => {
+                tally.enum_values += value.as_array().map_or(0, Vec::len);
+                value.clone()
+            }
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), kept);
+    }
+    if is_object {
+        if depth >= STRICT_MAX_DEPTH {
+            return None;
+        }
+        // An open map (`additionalProperties` a schema) cannot be closed.
+        if map
+            .get("additionalProperties")
+            .is_some_and(|a| a.is_object())
+        {
+            return None;
+        }
         let required: Vec<&str> = map
             .get("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        if let Some(properties) = properties {
-            if properties.keys().any(|k| !required.contains(&k.as_str())) {
-                return false;
+        let mut properties = Map::new();
+        let empty = Map::new();
+        let declared = map
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        for (name, property) in declared {
+            tally.properties += 1;
+            let strict = strict_node(property, depth + 1, tally)?;
+            let strict = if required.contains(&name.as_str()) {
+                strict
+            } else {
+                nullable(strict)?
+            };
+            properties.insert(name.clone(), strict);
+        }
+        let names: Vec<Value> = declared.keys().map(|k| json!(k)).collect();
+        out.insert("properties".into(), Value::Object(properties));
+        out.insert("required".into(), Value::Array(names));
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Some(Value::Object(out))
+}
+
+/// A schema node that also accepts `null` (how strict mode says "optional").
+fn nullable(node: Value) -> Option<Value> {
+    let Value::Object(mut map) = node else {
+        return None;
+    };
+    if let Some(Value::Array(values)) = map.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
+    }
+    match map.get_mut("type") {
+        Some(Value::String(t)) if t == "null" => {}
+        Some(Value::String(t)) => {
+            let t = t.clone();
+            map.insert("type".into(), json!([t, "null"]));
+        }
+        Some(Value::Array(ts)) => {
+            if !ts.iter().any(|t| t == "null") {
+                ts.push(json!("null"));
             }
-            if !properties.values().all(strict_node) {
-                return false;
+        }
+        _ => {
+            if let Some(Value::Array(options)) = map.get_mut("anyOf") {
+                if !options
+                    .iter()
+                    .any(|o| o.get("type") == Some(&json!("null")))
+                {
+                    options.push(json!({"type": "null"}));
+                }
+            } else if map.contains_key("$ref") {
+                return Some(json!({"anyOf": [Value::Object(map), {"type": "null"}]}));
+            } else if !map.contains_key("enum") && !map.contains_key("const") {
+                return None;
             }
         }
     }
-    let children_ok = |key: &str| match map.get(key) {
-        None => true,
-        Some(Value::Array(items)) => items.iter().all(strict_node),
-        Some(Value::Object(defs)) if key == "$defs" || key == "definitions" => {
-            defs.values().all(strict_node)
-        }
-        Some(other) => strict_node(other),
+    Some(Value::Object(map))
+}
+
+/// `schema` without Gemini's `propertyOrdering` (which OpenAI-compatible servers do not
+/// know) in any schema node; a property named `propertyOrdering` is kept.
+fn without_property_ordering(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "propertyOrdering")
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "properties" | "$defs" | "definitions" => match v {
+                            Value::Object(props) => Value::Object(
+                                props
+                                    .iter()
+                                    .map(|(name, p)| (name.clone(), without_property_ordering(p)))
+                                    .collect(),
+                            ),
+                            other => other.clone(),
+                        },
+                        "items" | "additionalProperties" | "not" | "if" | "then" | "else" => {
+                            without_property_ordering(v)
+                        }
+                        "anyOf" | "oneOf" | "allOf" | "prefixItems" => match v {
+                            Value::Array(items) => {
+                                Value::Array(items.iter().map(without_property_ordering).collect())
+                            }
+                            other => other.clone(),
+                        },
+                        _ => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// An answer to a strict wire schema, made an answer to the full schema again: a `null` the
+/// wire schema allowed only because it made an optional property nullable is left out, as the
+/// full schema expects. Text that is not JSON is returned as it is (validation says why).
+pub fn strip_added_nulls(schema: &Value, text: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
     };
-    children_ok("items")
-        && children_ok("anyOf")
-        && children_ok("$defs")
-        && children_ok("definitions")
+    if strip_nulls(schema, &mut value) {
+        value.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+fn allows_null(schema: &Value) -> bool {
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values.contains(&Value::Null);
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "null",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "null"),
+        _ => true,
+    }
+}
+
+fn strip_nulls(schema: &Value, value: &mut Value) -> bool {
+    let mut changed = false;
+    match value {
+        Value::Object(fields) => {
+            let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+                return false;
+            };
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            fields.retain(|name, v| {
+                let added = v.is_null()
+                    && !required.contains(&name.as_str())
+                    && properties.get(name).is_some_and(|p| !allows_null(p));
+                changed |= added;
+                !added
+            });
+            for (name, v) in fields.iter_mut() {
+                if let Some(p) = properties.get(name) {
+                    changed |= strip_nulls(p, v);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items").filter(|i| i.is_object()) {
+                for item in items {
+                    changed |= strip_nulls(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+    changed
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -692,6 +964,8 @@ enum ErrorBody {
         message: String,
         kind: String,
         code: String,
+        /// The request parameter the error is about (`param`), when it names one.
+        param: String,
     },
     /// A `google.rpc.Status` (Gemini's compatibility endpoint, which answers with
     /// `[{"error": {"code", "message", "status", "details"}}]`).
@@ -710,6 +984,7 @@ fn parse_error_body(body: &str) -> Option<ErrorBody> {
                 message: message.clone(),
                 kind: String::new(),
                 code: String::new(),
+                param: String::new(),
             })
         }
         Some(error @ Value::Object(_)) => error,
@@ -730,6 +1005,7 @@ fn parse_error_body(body: &str) -> Option<ErrorBody> {
         message: text("message"),
         kind: text("type"),
         code: text("code"),
+        param: text("param"),
     })
 }
 
@@ -762,7 +1038,17 @@ pub fn classify_openai(
             message,
             kind,
             code,
-        }) => classify_openai_fields(status, &message, &kind, &code, retry_after),
+            param,
+        }) => match refused_param(status, &message, &code, &param) {
+            Some(param) => CallError::ParameterRefused {
+                param,
+                message: format!(
+                    "HTTP {status} {code}, {}",
+                    truncate_chars(message.trim(), MAX_MESSAGE_CHARS)
+                ),
+            },
+            None => classify_openai_fields(status, &message, &kind, &code, retry_after),
+        },
         None => classify_openai_fields(
             status,
             &format!("a body that is not a JSON error: {}", body_preview(&body)),
@@ -772,6 +1058,23 @@ pub fn classify_openai(
         ),
     };
     error.masked(secrets)
+}
+
+/// The parameter a 400 `unsupported_parameter` / `unsupported_value` refuses: its `param`,
+/// else the first quoted name of its message ("Unsupported parameter: 'max_tokens' is not
+/// supported with this model.").
+fn refused_param(status: u16, message: &str, code: &str, param: &str) -> Option<String> {
+    if status != 400 || !matches!(code, "unsupported_parameter" | "unsupported_value") {
+        return None;
+    }
+    if !param.is_empty() {
+        return Some(param.to_string());
+    }
+    let start = message.find('\'')? + 1;
+    let len = message[start..].find('\'')?;
+    let name = &message[start..start + len];
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_string())
 }
 
 fn classify_openai_fields(
@@ -1043,40 +1346,117 @@ mod tests {
     }
 
     #[test]
-    fn strict_only_for_closed_fully_required_schemas() {
-        let closed = json!({
+    fn the_wire_schema_is_closed_for_strict_mode_where_it_can_be() {
+        let schema = json!({
             "type": "object",
+            "propertyOrdering": ["verdict", "risks", "note"],
             "properties": {
                 "verdict": {"type": "string", "enum": ["buy", "hold"]},
-                "risks": {"type": "array", "items": {
+                "risks": {"type": "array", "minItems": 1, "maxItems": 5, "items": {
                     "type": "object",
-                    "properties": {"name": {"type": "string"}},
-                    "required": ["name"],
-                    "additionalProperties": false
-                }}
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+                        "weight": {"type": "number", "minimum": 0, "maximum": 1}
+                    },
+                    "required": ["name"]
+                }},
+                "note": {"type": "string", "format": "date", "pattern": "^[0-9-]+$"},
+                "code": {"type": "string", "format": "isin"},
+                "grade": {"enum": ["a", "b"]}
             },
-            "required": ["verdict", "risks"],
-            "additionalProperties": false
+            "required": ["verdict", "risks"]
         });
-        assert!(schema_allows_strict(&closed));
+        let wire = openai_wire_schema(&schema);
+        assert!(wire.strict);
+        assert_eq!(
+            wire.schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "verdict": {"type": "string", "enum": ["buy", "hold"]},
+                    "risks": {"type": "array", "minItems": 1, "maxItems": 5, "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "weight": {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+                        },
+                        "required": ["name", "weight"],
+                        "additionalProperties": false
+                    }},
+                    "note": {"type": ["string", "null"], "format": "date", "pattern": "^[0-9-]+$"},
+                    "code": {"type": ["string", "null"]},
+                    "grade": {"enum": ["a", "b", null]}
+                },
+                "required": ["verdict", "risks", "note", "code", "grade"],
+                "additionalProperties": false
+            })
+        );
+        // What strict mode adds is taken away again before the full schema checks the answer.
+        let answer =
+            r#"{"verdict":"buy","risks":[{"name":"fx","weight":null}],"note":null,"code":null}"#;
+        let back = strip_added_nulls(&schema, answer);
+        assert_eq!(back, r#"{"verdict":"buy","risks":[{"name":"fx"}]}"#);
+        assert!(crate::validate_output(&schema, &back).is_ok());
+        assert_eq!(strip_added_nulls(&schema, "not json"), "not json");
 
-        let mut optional = closed.clone();
-        optional["required"] = json!(["verdict"]);
-        assert!(!schema_allows_strict(&optional));
+        // No strict form: composition, tuples, open maps, a non-object root, deep nesting.
+        let mut composed = schema.clone();
+        composed["properties"]["verdict"] =
+            json!({"oneOf": [{"type": "string"}, {"type": "integer"}]});
+        let mut open_map = schema.clone();
+        open_map["properties"]["extra"] =
+            json!({"type": "object", "additionalProperties": {"type": "number"}});
+        let mut deep = json!({"type": "string"});
+        for _ in 0..6 {
+            deep = json!({"type": "object", "properties": {"x": deep}, "required": ["x"]});
+        }
+        for bad in [
+            composed,
+            open_map,
+            deep,
+            json!({"type": "array", "items": {"type": "string"}}),
+        ] {
+            let wire = openai_wire_schema(&bad);
+            assert!(!wire.strict, "{bad}");
+            assert!(!wire.schema.to_string().contains("propertyOrdering"));
+        }
+        // A property that happens to be called propertyOrdering stays.
+        let named = json!({"type": "object", "properties": {"propertyOrdering": {"type": "string"}},
+            "required": ["propertyOrdering"], "allOf": []});
+        assert!(openai_wire_schema(&named).schema["properties"]
+            .get("propertyOrdering")
+            .is_some());
+    }
 
-        let mut open_inner = closed.clone();
-        open_inner["properties"]["risks"]["items"]
-            .as_object_mut()
-            .unwrap()
-            .remove("additionalProperties");
-        assert!(!schema_allows_strict(&open_inner));
-
-        let mut with_min = closed.clone();
-        with_min["properties"]["verdict"]["minLength"] = json!(1);
-        assert!(!schema_allows_strict(&with_min));
-
-        assert!(!schema_allows_strict(
-            &json!({"type": "array", "items": {"type": "string"}})
+    #[test]
+    fn a_refused_parameter_is_named() {
+        let max_tokens = json!({"error": {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}});
+        match classify_openai(400, &max_tokens.to_string(), None, &[]) {
+            CallError::ParameterRefused { param, message } => {
+                assert_eq!(param, "max_tokens");
+                assert!(
+                    message.contains("Use 'max_completion_tokens' instead"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let temperature = json!({"error": {"message": "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.", "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}});
+        assert!(matches!(
+            classify_openai(400, &temperature.to_string(), None, &[]),
+            CallError::ParameterRefused { param, .. } if param == "temperature"
+        ));
+        // Without `param`, the quoted name of the message.
+        let bare = json!({"error": {"message": "Unsupported parameter: 'temperature' is not supported with this model.", "code": "unsupported_parameter"}});
+        assert!(matches!(
+            classify_openai(400, &bare.to_string(), None, &[]),
+            CallError::ParameterRefused { param, .. } if param == "temperature"
+        ));
+        // Any other 400 stays a configuration problem.
+        let other = json!({"error": {"message": "Invalid schema for response_format 'result'", "type": "invalid_request_error", "param": "response_format", "code": null}});
+        assert!(matches!(
+            classify_openai(400, &other.to_string(), None, &[]),
+            CallError::Configuration { .. }
         ));
     }
 }

@@ -168,6 +168,38 @@ pub struct GenerateRequest {
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
     pub thinking: Thinking,
+    /// Gemini `generationConfig.seed`, OpenAI `seed`: a fixed seed makes a study re-runnable
+    /// as far as the provider allows.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Which field carries the output limit on the OpenAI protocol; `None`: the client's own
+    /// setting.
+    #[serde(default)]
+    pub output_field: Option<MaxTokensField>,
+}
+
+/// Which field carries the output limit on the OpenAI protocol. OpenAI's reasoning and GPT-5
+/// models accept only `max_completion_tokens`; older models and most local servers know only
+/// `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens`: understood by Ollama, vLLM, llama.cpp, Gemini's compatibility endpoint
+    /// and older OpenAI models.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens`: required by OpenAI's o-series and GPT-5 models.
+    MaxCompletionTokens,
+}
+
+impl MaxTokensField {
+    /// The field's name on the wire.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            MaxTokensField::MaxTokens => "max_tokens",
+            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
 }
 
 /// Tokens the provider reports for a call.
@@ -387,6 +419,14 @@ pub enum CallError {
     /// mid-batch (exit 4 offering a new batch or `--switch-model`).
     #[error("model not served: {message}")]
     ModelUnavailable { message: String },
+
+    /// 400 `unsupported_parameter` / `unsupported_value` naming one request parameter (OpenAI:
+    /// "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+    /// 'max_completion_tokens' instead."), or Gemini's "Thinking level is not supported for
+    /// this model." (`thinkingLevel`): the engine drops or renames a parameter it chose, once
+    /// per model, and stops when the user set it or it is refused again.
+    #[error("parameter {param:?} refused: {message}")]
+    ParameterRefused { param: String, message: String },
 }
 
 impl CallError {
@@ -504,6 +544,10 @@ impl CallError {
                 message: m(message),
             },
             CallError::ModelUnavailable { message } => CallError::ModelUnavailable {
+                message: m(message),
+            },
+            CallError::ParameterRefused { param, message } => CallError::ParameterRefused {
+                param,
                 message: m(message),
             },
         }

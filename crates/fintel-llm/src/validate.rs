@@ -425,6 +425,8 @@ mod tests {
             temperature: Some(0.2),
             max_output_tokens: Some(8192),
             thinking: Thinking::Budget(1024),
+            seed: None,
+            output_field: None,
         };
         let problem =
             "the answer does not match the schema: /score: 11 is greater than the maximum of 10";

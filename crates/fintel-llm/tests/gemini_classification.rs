@@ -850,3 +850,28 @@ fn a_schema_with_too_many_states_is_schema_too_complex() {
         CallError::SchemaTooComplex { .. }
     ));
 }
+
+#[test]
+fn a_model_that_takes_no_thinking_level_refuses_the_parameter() {
+    // The body users quote for gemini-2.5-flash sent a thinkingLevel.
+    let body = json!({"error": {"code": 400,
+        "message": "Thinking level is not supported for this model.",
+        "status": "INVALID_ARGUMENT"}})
+    .to_string();
+    match classify_gemini(400, &body, &[]) {
+        CallError::ParameterRefused { param, message } => {
+            assert_eq!(param, "thinkingLevel");
+            assert!(message.contains("not supported"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // One level the model does not offer is not the parameter: a configuration problem.
+    let level = json!({"error": {"code": 400,
+        "message": "Thinking level MINIMAL is not supported for this model. Please retry with other thinking level.",
+        "status": "INVALID_ARGUMENT"}})
+    .to_string();
+    assert!(matches!(
+        classify_gemini(400, &level, &[]),
+        CallError::Configuration { .. }
+    ));
+}

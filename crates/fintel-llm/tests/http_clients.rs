@@ -163,6 +163,8 @@ fn request(model: &str, thinking: Thinking) -> GenerateRequest {
         temperature: Some(0.2),
         max_output_tokens: Some(8192),
         thinking,
+        seed: None,
+        output_field: None,
     }
 }
 
@@ -693,7 +695,13 @@ async fn openai_sends_bearer_and_the_exact_body() {
                 {"role": "assistant", "content": "{}"},
                 {"role": "user", "content": "Fill in every field."}
             ],
-            "response_format": {"type": "json_schema", "json_schema": {"name": "result", "schema": schema(), "strict": false}},
+            // Closed for strict mode: every object gets additionalProperties false.
+            "response_format": {"type": "json_schema", "json_schema": {"name": "result", "schema": {
+                "type": "object",
+                "properties": {"verdict": {"type": "string"}, "score": {"type": "integer"}},
+                "required": ["verdict", "score"],
+                "additionalProperties": false
+            }, "strict": true}},
             "temperature": 0.2,
             "max_tokens": 8192
         })

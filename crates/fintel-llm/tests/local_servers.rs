@@ -43,6 +43,8 @@ fn request(model: &str, text: &str) -> GenerateRequest {
         temperature: None,
         max_output_tokens: Some(512),
         thinking: Thinking::ProviderDefault,
+        seed: None,
+        output_field: None,
     }
 }
 

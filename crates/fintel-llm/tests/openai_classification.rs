@@ -157,8 +157,10 @@ fn keys_models_and_servers() {
         "invalid_request_error",
         Some("unsupported_parameter"),
     );
+    // Not a configuration stop: the engine renames the parameter and sends again.
     match classify_openai(400, &bad_param, None, &[]) {
-        CallError::Configuration { message } => {
+        CallError::ParameterRefused { param, message } => {
+            assert_eq!(param, "max_tokens");
             assert!(message.contains("max_completion_tokens"), "{message}")
         }
         other => panic!("{other:?}"),

@@ -63,6 +63,14 @@ pub struct GenerateRequest {
     /// How far thinking may go: `None` when unbounded (no thinking config, a budget of -1, or
     /// a level above `low`), else the budget (a level `minimal` reads 0 and `low` 1,024).
     pub thinking_bound: Option<i64>,
+    /// Whether `generationConfig.temperature` was sent.
+    pub temperature_sent: bool,
+    /// Whether `thinkingConfig.thinkingBudget` was sent.
+    pub thinking_budget_sent: bool,
+    /// Whether `thinkingConfig.thinkingLevel` was sent.
+    pub thinking_level_sent: bool,
+    /// `generationConfig.seed`, if set.
+    pub seed: Option<i64>,
 }
 
 /// The proto JSON mapping accepts snake_case names too; compare in camelCase.
@@ -312,10 +320,24 @@ pub fn parse_generate_request(
         }
     }
     let (thinking, thinking_bound) = check_generation_config(&request, model)?;
-    let max_output_tokens = field(&request, "generationConfig")
+    let gc = field(&request, "generationConfig");
+    let max_output_tokens = gc
         .and_then(|gc| field(gc, "maxOutputTokens"))
         .and_then(Value::as_u64);
+    let thinking_config = gc.and_then(|gc| field(gc, "thinkingConfig"));
+    let temperature_sent = gc.and_then(|gc| field(gc, "temperature")).is_some();
+    let thinking_budget_sent = thinking_config
+        .and_then(|tc| field(tc, "thinkingBudget"))
+        .is_some();
+    let thinking_level_sent = thinking_config
+        .and_then(|tc| field(tc, "thinkingLevel"))
+        .is_some();
+    let seed = gc.and_then(|gc| field(gc, "seed")).and_then(Value::as_i64);
     Ok(GenerateRequest {
+        temperature_sent,
+        thinking_budget_sent,
+        thinking_level_sent,
+        seed,
         tokens: estimate_tokens(&request),
         content_hash: content_hash(&request),
         schema: schema_of(&request).cloned(),

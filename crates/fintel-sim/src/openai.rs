@@ -4,7 +4,11 @@
 //!
 //! * **openai**: 400 `context_length_exceeded`, 404 `model_not_found`, and on demand
 //!   (`content_filtered`) the 400 refusing a prompt's content, as Azure OpenAI
-//!   (`content_filter`) or OpenAI (`invalid_prompt`) answers it.
+//!   (`content_filter`) or OpenAI (`invalid_prompt`) answers it; a reasoning or GPT-5
+//!   model (`o1*`, `o3*`, `o4*`, `gpt-5*`) refuses `max_tokens` (400 `unsupported_parameter`)
+//!   and any temperature but 1 (400 `unsupported_value`) with OpenAI's bodies; a `strict: true`
+//!   schema that strict mode would not accept is refused 400 "Invalid schema for
+//!   response_format ..." (every flavor checks it).
 //! * **llamacpp**: `GET /props` (`default_generation_settings.n_ctx`, the context of one slot,
 //!   and `total_slots`), `POST /tokenize` (`{"content"}` -> `{"tokens": [...]}`), `GET
 //!   /health`, and the 400 `exceed_context_size_error` with `n_prompt_tokens` and `n_ctx`. It
@@ -93,6 +97,9 @@ pub struct OpenAiSimConfig {
     pub content_filtered: Vec<String>,
     /// The body of a content refusal.
     pub content_filter_reply: FilterReply,
+    /// OpenAI only: name prefixes of the models that take only `max_completion_tokens` and the
+    /// default temperature (OpenAI's reasoning and GPT-5 models).
+    pub reasoning_models: Vec<String>,
 }
 
 /// How a server refuses a prompt for its content.
@@ -152,6 +159,7 @@ impl Default for OpenAiSimConfig {
             context_error: false,
             content_filtered: Vec::new(),
             content_filter_reply: FilterReply::default(),
+            reasoning_models: ["gpt-5", "o1", "o3", "o4"].map(String::from).to_vec(),
         }
     }
 }
@@ -235,6 +243,18 @@ pub struct OpenAiStats {
     pub tokenize: u64,
     /// `POST /api/show` answered (Ollama).
     pub show: u64,
+    /// Refused 400 `unsupported_parameter` / `unsupported_value` by a model's parameter rules.
+    #[serde(default)]
+    pub param_refused: u64,
+    /// Requests with `strict: true` whose schema qualified.
+    #[serde(default)]
+    pub strict: u64,
+    /// Refused 400 for a `strict: true` schema that does not qualify.
+    #[serde(default)]
+    pub strict_refused: u64,
+    /// Requests carrying `seed`.
+    #[serde(default)]
+    pub seeded: u64,
 }
 
 /// Mutable state of the OpenAI side, kept in the simulator's lock.
@@ -268,6 +288,14 @@ pub(crate) struct ChatRequest {
     /// `max_tokens` or `max_completion_tokens`.
     pub(crate) max_tokens: Option<u64>,
     pub(crate) schema: Option<Value>,
+    /// `response_format.json_schema.strict`.
+    pub(crate) strict: bool,
+    /// Whether the output limit came as `max_tokens` (not `max_completion_tokens`).
+    pub(crate) sent_max_tokens: bool,
+    /// `temperature`, if sent.
+    pub(crate) temperature: Option<f64>,
+    /// Whether `seed` was sent.
+    pub(crate) seeded: bool,
     /// Messages + schema (not the model, key or limits): identifies a resend.
     pub(crate) content_hash: u64,
     /// The whole body: identifies a byte-for-byte resend.
@@ -335,10 +363,163 @@ pub(crate) fn parse_chat(body: &[u8], factor: f64) -> Result<ChatRequest, String
         model,
         prompt_tokens: ((message_tokens + schema_tokens) as f64 * factor).ceil() as u64,
         max_tokens,
+        strict: value.pointer("/response_format/json_schema/strict") == Some(&json!(true)),
+        sent_max_tokens: value.get("max_tokens").is_some_and(|v| !v.is_null()),
+        temperature: value.get("temperature").and_then(Value::as_f64),
+        seeded: value.get("seed").is_some_and(|v| !v.is_null()),
         schema,
         content_hash,
         body_hash: hash_str(&String::from_utf8_lossy(body)),
     })
+}
+
+/// Whether `model` is one of `config.reasoning_models`, which take only
+/// `max_completion_tokens` and the default temperature.
+pub(crate) fn is_reasoning_model(config: &OpenAiSimConfig, model: &str) -> bool {
+    let m = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    config
+        .reasoning_models
+        .iter()
+        .any(|prefix| m.starts_with(&prefix.to_ascii_lowercase()))
+}
+
+/// The 400 body a model's parameter rules give `request`, as OpenAI words them.
+pub(crate) fn parameter_refusal(config: &OpenAiSimConfig, request: &ChatRequest) -> Option<Value> {
+    if config.flavor != Flavor::OpenAi || !is_reasoning_model(config, &request.model) {
+        return None;
+    }
+    if request.sent_max_tokens {
+        return Some(json!({"error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }}));
+    }
+    match request.temperature {
+        Some(t) if t != 1.0 => Some(json!({"error": {
+            "message": format!("Unsupported value: 'temperature' does not support {t} with this model. Only the default (1) value is supported."),
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "unsupported_value",
+        }})),
+        _ => None,
+    }
+}
+
+/// Keywords strict structured outputs accept (OpenAI, "Supported schemas").
+const STRICT_KEYWORDS: &[&str] = &[
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "description",
+    "title",
+    "$defs",
+    "definitions",
+    "$ref",
+    "pattern",
+    "format",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "minItems",
+    "maxItems",
+];
+
+/// Why strict mode would not accept `schema`, in OpenAI's words, or `None`.
+pub(crate) fn strict_schema_problem(schema: &Value) -> Option<String> {
+    fn context(path: &[String]) -> String {
+        let inner: Vec<String> = path.iter().map(|p| format!("'{p}'")).collect();
+        match inner.len() {
+            0 => "()".to_string(),
+            1 => format!("({},)", inner[0]),
+            _ => format!("({})", inner.join(", ")),
+        }
+    }
+    fn check(node: &Value, path: &mut Vec<String>) -> Option<String> {
+        let map = node.as_object()?;
+        if let Some(k) = map.keys().find(|k| !STRICT_KEYWORDS.contains(&k.as_str())) {
+            return Some(format!(
+                "In context={}, '{k}' is not permitted.",
+                context(path)
+            ));
+        }
+        let is_object = map.get("type").is_some_and(|t| {
+            t == "object"
+                || t.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "object"))
+        }) || map.contains_key("properties");
+        if is_object {
+            if map.get("additionalProperties") != Some(&Value::Bool(false)) {
+                return Some(format!(
+                    "In context={}, 'additionalProperties' is required to be supplied and to be false.",
+                    context(path)
+                ));
+            }
+            let required: Vec<&str> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(props) = map.get("properties").and_then(Value::as_object) {
+                if let Some(missing) = props.keys().find(|k| !required.contains(&k.as_str())) {
+                    return Some(format!(
+                        "In context={}, 'required' is required to be supplied and to be an array including every key in properties. Missing '{missing}'.",
+                        context(path)
+                    ));
+                }
+                for (name, p) in props {
+                    path.push("properties".into());
+                    path.push(name.clone());
+                    let problem = check(p, path);
+                    path.truncate(path.len() - 2);
+                    if problem.is_some() {
+                        return problem;
+                    }
+                }
+            }
+        }
+        if let Some(items) = map.get("items") {
+            path.push("items".into());
+            let problem = check(items, path);
+            path.pop();
+            if problem.is_some() {
+                return problem;
+            }
+        }
+        if let Some(options) = map.get("anyOf").and_then(Value::as_array) {
+            for (i, o) in options.iter().enumerate() {
+                path.push("anyOf".into());
+                path.push(i.to_string());
+                let problem = check(o, path);
+                path.truncate(path.len() - 2);
+                if problem.is_some() {
+                    return problem;
+                }
+            }
+        }
+        None
+    }
+    if schema.get("type") != Some(&json!("object")) {
+        let got = schema.get("type").and_then(Value::as_str).unwrap_or("None");
+        return Some(format!(
+            "Invalid schema for response_format 'result': schema must be a JSON Schema of \
+             'type: \"object\"', got 'type: \"{got}\"'."
+        ));
+    }
+    check(schema, &mut Vec::new())
+        .map(|problem| format!("Invalid schema for response_format 'result': {problem}"))
 }
 
 /// How the server answers a request that passed the key and model checks.
@@ -745,6 +926,24 @@ pub(crate) async fn chat_completions(
             return json_reply(400, content_filter_body(config.content_filter_reply));
         }
     }
+    if request.seeded {
+        state.with_openai(|o| o.stats.seeded += 1);
+    }
+    if request.strict {
+        if let Some(message) = request.schema.as_ref().and_then(strict_schema_problem) {
+            state.with_openai(|o| o.stats.strict_refused += 1);
+            let mut body = error_body(config.flavor, 400, &message, None);
+            if let Some(p) = body.pointer_mut("/error/param") {
+                *p = json!("response_format");
+            }
+            return json_reply(400, body);
+        }
+        state.with_openai(|o| o.stats.strict += 1);
+    }
+    if let Some(body) = parameter_refusal(&config, &request) {
+        state.with_openai(|o| o.stats.param_refused += 1);
+        return json_reply(400, body);
+    }
     state.with_openai(|o| {
         if o.length_bodies.contains(&request.body_hash) {
             o.stats.repeated_after_length += 1;
@@ -849,9 +1048,68 @@ mod tests {
             prompt_tokens,
             max_tokens,
             schema: None,
+            strict: false,
+            sent_max_tokens: max_tokens.is_some(),
+            temperature: None,
+            seeded: false,
             content_hash: 1,
             body_hash: 2,
         }
+    }
+
+    #[test]
+    fn reasoning_models_refuse_max_tokens_then_temperature_with_openais_bodies() {
+        let mut r = request(10, Some(100));
+        r.model = "gpt-5-mini".into();
+        r.temperature = Some(0.2);
+        let openai = OpenAiSimConfig::default();
+        let body = parameter_refusal(&openai, &r).unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_parameter");
+        assert_eq!(body["error"]["param"], "max_tokens");
+        r.sent_max_tokens = false;
+        let body = parameter_refusal(&openai, &r).unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_value");
+        assert_eq!(
+            body["error"]["message"],
+            "Unsupported value: 'temperature' does not support 0.2 with this model. Only the \
+             default (1) value is supported."
+        );
+        r.temperature = Some(1.0);
+        assert_eq!(parameter_refusal(&openai, &r), None);
+        let mut old = request(10, Some(100));
+        old.model = "gpt-4o-mini".into();
+        old.temperature = Some(0.2);
+        assert_eq!(parameter_refusal(&openai, &old), None);
+        assert!(is_reasoning_model(&openai, "o3-mini") && is_reasoning_model(&openai, "openai/o1"));
+        assert!(!is_reasoning_model(&openai, "olmo") && !is_reasoning_model(&openai, "gpt-4.1"));
+    }
+
+    #[test]
+    fn strict_schemas_that_do_not_qualify_are_named_as_openai_does() {
+        let good = json!({"type": "object", "properties": {"a": {"type": ["string", "null"], "pattern": "x"}},
+            "required": ["a"], "additionalProperties": false});
+        assert_eq!(strict_schema_problem(&good), None);
+        let mut ordering = good.clone();
+        ordering["propertyOrdering"] = json!(["a"]);
+        assert_eq!(
+            strict_schema_problem(&ordering).unwrap(),
+            "Invalid schema for response_format 'result': In context=(), 'propertyOrdering' is not permitted."
+        );
+        let mut optional = good.clone();
+        optional["properties"]["b"] = json!({"type": "object", "properties": {}, "additionalProperties": false, "required": []});
+        assert!(strict_schema_problem(&optional)
+            .unwrap()
+            .ends_with("an array including every key in properties. Missing 'b'."));
+        let mut open = good.clone();
+        open["properties"]["a"] =
+            json!({"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]});
+        assert_eq!(
+            strict_schema_problem(&open).unwrap(),
+            "Invalid schema for response_format 'result': In context=('properties', 'a'), 'additionalProperties' is required to be supplied and to be false."
+        );
+        assert!(strict_schema_problem(&json!({"type": "array"}))
+            .unwrap()
+            .contains("got 'type: \"array\"'"));
     }
 
     fn config(flavor: Flavor, context_tokens: u64) -> OpenAiSimConfig {

@@ -711,6 +711,17 @@ fn decide_generate(
             return Outcome::Reply(e);
         }
     };
+    if model.name.starts_with("gemini-3") {
+        if request.temperature_sent || request.thinking_budget_sent {
+            inner.gemini.gemini3_against_advice += 1;
+        }
+        if request.thinking_level_sent {
+            inner.gemini.gemini3_thinking_level += 1;
+        }
+    }
+    if request.seed.is_some() {
+        inner.gemini.seeded += 1;
+    }
     if let (Some(max), Some(schema)) = (config.max_schema_chars, &request.schema) {
         if schema.to_string().chars().count() > max {
             bump(&mut inner.gemini, GeminiEvent::InvalidRequest);

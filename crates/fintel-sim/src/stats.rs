@@ -93,6 +93,17 @@ pub struct GeminiStats {
     /// Pages of GET models (the model list) answered.
     #[serde(default)]
     pub model_lists: u64,
+    /// Well-formed generateContent requests to a Gemini 3 model that carried a temperature or a
+    /// `thinkingBudget`, against Google's advice for these models (temperature left at 1.0,
+    /// `thinkingLevel` instead of the budget kept for backwards compatibility).
+    #[serde(default)]
+    pub gemini3_against_advice: u64,
+    /// Well-formed generateContent requests to a Gemini 3 model with a `thinkingLevel`.
+    #[serde(default)]
+    pub gemini3_thinking_level: u64,
+    /// Well-formed generateContent requests carrying `generationConfig.seed`.
+    #[serde(default)]
+    pub seeded: u64,
 }
 
 /// SEC traffic counters.

@@ -11,6 +11,7 @@
 
 mod batches;
 mod bucket_state;
+mod learned_params;
 mod ledger;
 mod maintenance;
 mod model_switches;
@@ -34,6 +35,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use batches::*;
 pub use bucket_state::{bucket_state, BucketState};
+pub use learned_params::LearnedParamRow;
 pub use ledger::*;
 pub use maintenance::*;
 pub use model_switches::{ModelResults, ModelSwitch, SwitchRefused};

@@ -326,6 +326,22 @@ CREATE TABLE model_switches (
 );
 CREATE INDEX model_switches_batch ON model_switches (batch_id, at);
 "#,
+    // Request parameters a provider refused for a model (dropped or renamed from then on, by
+    // every process), and the parameters each result was asked with, so a study can be
+    // re-run. Results stored before this have none recorded (NULL).
+    r#"
+CREATE TABLE learned_params (
+    provider   TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    param      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    message    TEXT,
+    learned_at INTEGER NOT NULL,
+    PRIMARY KEY (provider, model, param)
+);
+ALTER TABLE results ADD COLUMN request_params TEXT;
+ALTER TABLE superseded_results ADD COLUMN request_params TEXT;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -381,6 +397,44 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database of the release before learned parameters opens and keeps its results, which
+    /// have no request parameters recorded.
+    #[test]
+    fn results_stored_before_request_params_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("before.db");
+        let before = MIGRATIONS.len() - 1;
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..before] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", before as i64)
+                .unwrap();
+            tx.execute_batch(
+                "INSERT INTO results (result_key, cik, analysis_type, analysis_version, model, \
+                   json, created_at) VALUES ('k1', 1, 't', 'v', 'm', '{}', 1);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        let (n, params): (i64, Option<String>) = conn
+            .query_row(
+                "SELECT COUNT(*), MAX(request_params) FROM results",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, params), (1, None));
+        let learned: i64 = conn
+            .query_row("SELECT COUNT(*) FROM learned_params", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(learned, 0);
+    }
 
     /// A version-2 database with a batch, a company and a task keeps every row through the
     /// rebuild of `batches`: dropping the old table must not cascade.

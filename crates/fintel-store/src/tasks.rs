@@ -97,6 +97,9 @@ pub struct NewResult {
     /// current one, and the replaced one is kept in `superseded_results`. Otherwise a stored
     /// result with the same key wins and is shared.
     pub supersede: bool,
+    /// The parameters the answering request was sent with (JSON: temperature, thinking, seed,
+    /// output limit), so a study can be re-run.
+    pub request_params: Option<String>,
 }
 
 /// A completed yearly result of a company, as an aggregate task reads it.
@@ -118,7 +121,7 @@ pub struct YearOutcomes {
 const RESULT_FIELDS: &str = "result_key, cik, ticker, company_name, fiscal_year, \
      fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
      prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
-     document_sha256, fitting, started_at, created_at, call_id, packed_with";
+     document_sha256, fitting, started_at, created_at, call_id, packed_with, request_params";
 
 pub(crate) const CLAIM_COLUMNS: &str =
     "t.id, t.batch_id, t.company_id, t.kind, t.fiscal_year, t.attempts, \
@@ -642,9 +645,9 @@ pub(crate) fn write_result(
         "INSERT INTO results (result_key, cik, ticker, company_name, fiscal_year, \
            fiscal_year_label, form, accession, analysis_type, analysis_version, model, json, \
            prompt_tokens, output_tokens, thinking_tokens, attempts, calls, document_url, \
-           document_sha256, fitting, started_at, created_at) \
+           document_sha256, fitting, started_at, created_at, request_params) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-           ?17, ?18, ?19, ?20, ?21, ?22) \
+           ?17, ?18, ?19, ?20, ?21, ?22, ?24) \
          ON CONFLICT (result_key) DO UPDATE SET ticker = excluded.ticker, \
            company_name = excluded.company_name, fiscal_year = excluded.fiscal_year, \
            fiscal_year_label = excluded.fiscal_year_label, form = excluded.form, \
@@ -653,7 +656,8 @@ pub(crate) fn write_result(
            thinking_tokens = excluded.thinking_tokens, attempts = excluded.attempts, \
            calls = excluded.calls, document_url = excluded.document_url, \
            document_sha256 = excluded.document_sha256, fitting = excluded.fitting, \
-           started_at = excluded.started_at, created_at = excluded.created_at \
+           started_at = excluded.started_at, created_at = excluded.created_at, \
+           request_params = excluded.request_params \
          WHERE ?23",
         params![
             result.result_key,
@@ -679,6 +683,7 @@ pub(crate) fn write_result(
             result.started_at.map(millis),
             millis(now),
             result.supersede,
+            result.request_params,
         ],
     )?;
     let result_id: i64 = tx.query_row(

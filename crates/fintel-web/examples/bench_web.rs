@@ -183,6 +183,7 @@ fn fill(store: &Store, start: Timestamp) -> (u64, Timestamp) {
                             ),
                             started_at: Some(now),
                             supersede: false,
+                            request_params: None,
                         },
                         now,
                     )

@@ -748,6 +748,7 @@ fn add_fundamental_years(f: &Fixture) {
             fitting: None,
             started_at: None,
             supersede: false,
+            request_params: None,
         };
         store
             .complete_with_result(task.id, OWNER, &result, now)

@@ -25,6 +25,8 @@ pub struct App {
     pub model_input_limit: std::sync::OnceLock<u64>,
     /// What the server said about its context and slots at pre-flight.
     pub server_limits: std::sync::OnceLock<fintel_llm::ServerLimits>,
+    /// Whether the model thinks, where the provider's model list says.
+    pub model_thinks: std::sync::OnceLock<bool>,
 }
 
 impl App {
@@ -134,10 +136,8 @@ impl App {
     /// The settings of a run analysing with `model` (a batch's own model).
     pub fn engine_settings(&self, model: &str) -> EngineSettings {
         let c = &self.config;
-        let (max_output_tokens, thinking) = fintel_engine::settings::output_budget(
+        let max_output_tokens = fintel_engine::settings::output_budget(
             c.max_output_tokens,
-            &c.thinking,
-            model,
             self.model_output_limit.get().copied(),
         );
         let server = self
@@ -168,9 +168,17 @@ impl App {
             output_in_context: from_server.output_in_context,
             truncation_advice: from_server.truncation_advice,
             request_timeout: Some(c.request_timeout),
-            temperature: c.temperature,
+            server_kind: match c.provider {
+                ProviderKind::Gemini => fintel_llm::ServerKind::Gemini,
+                ProviderKind::OpenAi => server.kind,
+            },
+            model_thinks: self.model_thinks.get().copied(),
+            user_params: fintel_llm::params::UserParams {
+                temperature: c.temperature,
+                thinking: c.thinking.clone(),
+                seed: c.seed,
+            },
             max_output_tokens,
-            thinking,
             ..EngineSettings::default()
         }
     }

@@ -235,6 +235,12 @@ pub async fn preflight_model(
         return Err(crate::config::no_keys_error());
     }
     let checks = crate::doctor::check_keys(provider, &pool.buckets(), model).await;
+    if let Some(thinks) = served
+        .and_then(|s| fintel_llm::find_served(s, model))
+        .and_then(|m| m.thinking)
+    {
+        let _ = app.model_thinks.set(thinks);
+    }
     let candidates = || crate::models::candidates(app.config.provider, served);
     let mut usable = 0;
     for check in &checks {

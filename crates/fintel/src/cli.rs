@@ -76,9 +76,20 @@ pub enum Command {
     /// Simulated SEC and Gemini endpoints, for tests, benchmarks and the demo
     Sim(SimArgs),
     /// Check keys, model, SEC User-Agent, data directory and free disk, spending no quota
-    Doctor(JsonFlag),
+    Doctor(DoctorArgs),
     /// Serve the dashboard: batches, keys, failures and results, live from the database
     Web(WebArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Also send one tiny generation request (it costs one request of quota), so a parameter
+    /// the model refuses is found and learned before a batch
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Args)]

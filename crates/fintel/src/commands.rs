@@ -553,7 +553,8 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         // The simulator's own model: the demo needs no choice, and names no model of its own.
         model: sim_config.gemini.models.first().map(|m| m.name.clone()),
         thinking: fintel_llm::Thinking::ProviderDefault,
-        temperature: Some(0.2),
+        temperature: None,
+        seed: None,
         max_output_tokens: Some(8_192),
         context_tokens: None,
         request_timeout: base.request_timeout,
@@ -598,6 +599,7 @@ pub async fn demo(base: &Config, args: DemoArgs) -> Result<u8> {
         model_output_limit: Default::default(),
         chosen_model: Default::default(),
         model_input_limit: Default::default(),
+        model_thinks: Default::default(),
         server_limits: Default::default(),
     };
     eprintln!(

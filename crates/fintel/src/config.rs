@@ -64,6 +64,7 @@ struct ModelFile {
     openai_url: Option<String>,
     thinking: Option<String>,
     temperature: Option<f32>,
+    seed: Option<i64>,
     max_output_tokens: Option<u32>,
     context_tokens: Option<u64>,
     request_timeout_seconds: Option<u64>,
@@ -123,7 +124,12 @@ pub struct Config {
     /// pre-flight choose one from the provider's list.
     pub model: Option<String>,
     pub thinking: Thinking,
+    /// The temperature the user set (`FINTEL_TEMPERATURE`, `[model] temperature`); unset, the
+    /// model family's (README, "What each provider family gets sent").
     pub temperature: Option<f32>,
+    /// The seed the user set (`FINTEL_SEED`, `[model] seed`); unset,
+    /// [`fintel_llm::params::DEFAULT_SEED`].
+    pub seed: Option<i64>,
     pub max_output_tokens: Option<u32>,
     /// The context the user set (`FINTEL_CONTEXT_TOKENS`, `[model] context_tokens`); unset,
     /// the server's word or the model's input limit is used.
@@ -271,7 +277,27 @@ impl Config {
                 .unwrap_or_else(|| "https://api.openai.com".into()),
             model,
             thinking,
-            temperature: file.model.temperature.or(Some(0.2)),
+            temperature: match env_num::<f32>("FINTEL_TEMPERATURE")?.or(file.model.temperature) {
+                Some(t) if !(0.0..=2.0).contains(&t) => {
+                    return Err(usage(format!(
+                        "temperature {t} is out of range (FINTEL_TEMPERATURE or [model] \
+                         temperature): give a number from 0 to 2, or leave it unset for the \
+                         model family's default"
+                    )))
+                }
+                other => other,
+            },
+            seed: match env_num::<i64>("FINTEL_SEED")?.or(file.model.seed) {
+                // Gemini's seed is a 32-bit integer; OpenAI's takes the same range.
+                Some(s) if !(0..=i64::from(i32::MAX)).contains(&s) => {
+                    return Err(usage(format!(
+                        "seed {s} is out of range (FINTEL_SEED or [model] seed): give a whole \
+                         number from 0 to {}",
+                        i32::MAX
+                    )))
+                }
+                other => other,
+            },
             // Unset: the model's own output limit, learned by the pre-flight lookup.
             max_output_tokens: file.model.max_output_tokens,
             context_tokens: match env_num::<u64>("FINTEL_CONTEXT_TOKENS")?
@@ -373,6 +399,7 @@ impl Config {
                 "url": match self.provider { ProviderKind::Gemini => &self.gemini_url, ProviderKind::OpenAi => &self.openai_url },
                 "thinking": format!("{:?}", self.thinking),
                 "temperature": self.temperature,
+                "seed": self.seed.unwrap_or(fintel_llm::params::DEFAULT_SEED),
                 "max_output_tokens": self.max_output_tokens,
                 "context_tokens": self.context_tokens,
                 "request_timeout_seconds": self.request_timeout.as_secs(),

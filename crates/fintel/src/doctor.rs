@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::cli::JsonFlag;
+use crate::cli::DoctorArgs;
 use crate::config::ProviderKind;
 use crate::exit;
 
@@ -111,7 +111,7 @@ struct KeyReport {
     detail: String,
 }
 
-pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
+pub async fn doctor(app: &App, args: DoctorArgs) -> Result<u8> {
     let config = &app.config;
     let provider = app.provider()?;
     let secrets: Vec<String> = config
@@ -202,6 +202,7 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
                 check.detail, choice.reason
             );
         }
+        let model_ok = check.ok;
         checks.push(check);
         if config.provider == ProviderKind::OpenAi {
             let key = results
@@ -215,6 +216,14 @@ pub async fn doctor(app: &App, args: JsonFlag) -> Result<u8> {
                 provider_url,
                 &app.engine_settings(&model),
             ));
+        }
+        if args.probe && model_ok {
+            checks.push(
+                match crate::probe::probe(app, provider.as_ref(), &model).await? {
+                    Ok(detail) => Check::pass("probe", mask(detail)),
+                    Err((detail, fix)) => Check::fail("probe", mask(detail), fix),
+                },
+            );
         }
         // The assumption plans rest on: how many projects the keys are in.
         let buckets = crate::projects::effective_buckets(app, store.as_deref())

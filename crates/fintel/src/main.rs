@@ -18,6 +18,7 @@ mod notifications;
 mod outlook;
 mod pipes;
 mod planning;
+mod probe;
 mod progress;
 mod projects;
 mod results;
@@ -112,6 +113,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         model_output_limit: Default::default(),
         chosen_model: Default::default(),
         model_input_limit: Default::default(),
+        model_thinks: Default::default(),
         server_limits: Default::default(),
     };
     let Some(command) = cli.command else {

@@ -14,9 +14,9 @@ use super::{EngineInner, Level, Side, TaskEnd};
 use crate::budget::{self, Budget, BudgetInput, ContextTooSmall};
 use crate::keys::{Grant, WaitReason};
 use crate::outcome::{
-    decide_call, ledger_outcome, lower_thinking, retry_continues, retry_request, retry_state_after,
-    schema_too_complex_message, CallAction, CallContext, DailyVerdict, LedgerOutcome,
-    RetryProgress, RetryStateChange,
+    decide_call, ledger_outcome, lower_thinking, outcome_name, retry_continues, retry_request,
+    retry_state_after, schema_too_complex_message, CallAction, CallContext, DailyVerdict,
+    LedgerOutcome, RetryProgress, RetryStateChange,
 };
 use crate::ports::StepRequest;
 use crate::projects::ProjectWatch;
@@ -122,10 +122,12 @@ impl EngineInner {
         )
     }
 
-    /// The request of a step, with the run's generation settings.
+    /// The request of a step, with the parameters of the model's family and what was learned
+    /// about the model ([`Self::params_for`]).
     pub(super) fn build_request(&self, step: &StepRequest) -> GenerateRequest {
         let settings = &self.e.settings;
-        GenerateRequest {
+        let max_output_tokens = self.output_limit();
+        let mut request = GenerateRequest {
             model: settings.model.clone(),
             system_instruction: step.system.clone(),
             turns: vec![Turn {
@@ -133,10 +135,14 @@ impl EngineInner {
                 text: step.prompt.clone(),
             }],
             response_schema: step.schema.clone(),
-            temperature: settings.temperature,
-            max_output_tokens: self.output_limit(),
-            thinking: settings.thinking.clone(),
-        }
+            temperature: None,
+            max_output_tokens,
+            thinking: fintel_llm::Thinking::ProviderDefault,
+            seed: None,
+            output_field: None,
+        };
+        self.params_for(max_output_tokens).apply(&mut request);
+        request
     }
 
     /// The largest request that could ever be sent: the model's context or the largest
@@ -221,7 +227,9 @@ impl EngineInner {
         } else {
             carried.to_vec()
         };
+        self.ensure_learned_params()?;
         let original = self.build_request(step);
+        let mut params = self.params_for(original.max_output_tokens);
         let saved = self.store().retry_state(task.id)?;
         let mut has_state = saved.is_some();
         let mut usage = CallUsage::default();
@@ -386,6 +394,10 @@ impl EngineInner {
                     self.e.pool.on_success(self.store(), &bucket, now)?;
                     self.store().end_transient_streak(task.id)?;
                     usage.add(&gen.usage);
+                    usage.params = Some(fintel_llm::params::record_request_params(
+                        params.family,
+                        &request,
+                    ));
                     match check.apply(&step.schema, &gen.text) {
                         Ok(value) => {
                             clear(has_state)?;
@@ -602,6 +614,18 @@ impl EngineInner {
                         .release_task(task.id, self.owner(), None, now)?;
                     return Ok(ModelOutcome::Ended(TaskEnd::ModelRetired(message)));
                 }
+                CallAction::ParameterRefused { param, message } => {
+                    match self.on_param_refused(&param, &message, &mut request, &mut params)? {
+                        // Sent again at once, counting no attempt: the provider said what to
+                        // change.
+                        super::params::Refusal::Resend => {}
+                        super::params::Refusal::Stop(message) => {
+                            self.store()
+                                .release_task(task.id, self.owner(), None, now)?;
+                            return Ok(ModelOutcome::Ended(TaskEnd::Configuration(message)));
+                        }
+                    }
+                }
             }
         }
     }
@@ -699,27 +723,11 @@ fn request_digest(request: &GenerateRequest) -> String {
     hex::encode(hasher.finalize())
 }
 
-pub(super) fn outcome_name(e: &CallError) -> &'static str {
-    match e {
-        CallError::DailyQuotaExhausted { .. } => "quota_day",
-        CallError::RateLimited { .. } => "quota_minute",
-        CallError::InputTokensPerMinute { .. } => "quota_tokens",
-        CallError::ContextTooLong { .. } => "context_too_long",
-        CallError::KeyUnusable { .. } => "key_unusable",
-        CallError::KeyExhausted { .. } => "key_exhausted",
-        CallError::Transient { .. } => "transient",
-        CallError::BadOutput { .. } => "bad_output",
-        CallError::Truncated { .. } => "truncated",
-        CallError::Refused { .. } => "refused",
-        CallError::SchemaTooComplex { .. } => "schema_too_complex",
-        CallError::Configuration { .. } => "configuration",
-        CallError::ModelUnavailable { .. } => "model_unavailable",
-    }
-}
-
 #[derive(Default)]
 pub(super) struct CallUsage {
     pub(super) tokens: fintel_llm::Usage,
+    /// The parameters of the request that answered, as stored with its result.
+    pub(super) params: Option<Value>,
     pub(super) calls: u32,
     /// The ledger row of the last call, the one that answered.
     pub(super) last_call: Option<i64>,

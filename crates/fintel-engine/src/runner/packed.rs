@@ -267,6 +267,7 @@ impl EngineInner {
                                 r.output_tokens = usage.tokens.output_tokens / k;
                                 r.thinking_tokens = usage.tokens.thinking_tokens / k;
                                 r.calls = usage.calls;
+                                r.request_params = usage.params.as_ref().map(|p| p.to_string());
                                 valid.push((m.task.id, r));
                                 continue;
                             }

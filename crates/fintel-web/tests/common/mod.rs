@@ -224,6 +224,7 @@ fn result_for(
         ),
         started_at: None,
         supersede: false,
+        request_params: None,
     }
 }
 

@@ -592,6 +592,7 @@ impl Engine {
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
@@ -618,6 +619,7 @@ impl Engine {
             let intent = CallIntent {
                 bucket: "",
                 key_fingerprint: None,
+                bucket_keys: &[],
                 batch_id: None,
                 task_id: None,
                 purpose: CallPurpose::Generate,

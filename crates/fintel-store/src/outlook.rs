@@ -27,16 +27,17 @@ pub fn tasks_per_company(years_spec: &str, min_years: u32) -> u64 {
 }
 
 impl Store {
-    /// A bucket's requests left before the next reset (none while the provider says the day
+    /// A bucket's (its keys `keys`) requests left before the next reset (none while the provider says the day
     /// is spent) and what a full quota day gives it, from the ledger at `now`.
     pub fn bucket_requests_left(
         &self,
         bucket: &str,
+        keys: &[String],
         limits: &BucketLimits,
         now: Timestamp,
         quota_date: &str,
     ) -> Result<(u64, u64), StoreError> {
-        let usage = self.bucket_standing(bucket, now, quota_date)?;
+        let usage = self.bucket_standing(bucket, keys, now, quota_date)?;
         let per_day = u64::from(limits.requests_per_day);
         let left_today = if usage.exhausted_until.is_some() {
             0

@@ -391,6 +391,7 @@ mod tests {
         let intent = crate::CallIntent {
             bucket: "b",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: Some("b1"),
             task_id: Some(ids[0]),
             purpose: crate::CallPurpose::Generate,

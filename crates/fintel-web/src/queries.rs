@@ -243,7 +243,8 @@ pub(crate) fn capacities(
         let (left_today, per_day) = if all_disabled || b.keys.is_empty() {
             (0, 0)
         } else {
-            store.bucket_requests_left(&b.name, &b.limits, now, &date)?
+            let fingerprints: Vec<String> = b.keys.iter().map(|k| k.fingerprint.clone()).collect();
+            store.bucket_requests_left(&b.name, &fingerprints, &b.limits, now, &date)?
         };
         out.push(BucketCapacity {
             left_today,

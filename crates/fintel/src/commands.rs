@@ -70,7 +70,7 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
     let mut rows = Vec::new();
     for b in &buckets {
         let usage_now = match &store {
-            Some(s) => s.bucket_usage(&b.name, now, &date)?,
+            Some(s) => s.bucket_usage(&b.name, &b.fingerprints(), now, &date)?,
             None => Default::default(),
         };
         let keys: Vec<_> = b

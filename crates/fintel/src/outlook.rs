@@ -37,7 +37,7 @@ pub fn capacities(
             continue;
         }
         let (left_today, per_day) = match store {
-            Some(s) => s.bucket_requests_left(&b.name, &b.limits, now, &date)?,
+            Some(s) => s.bucket_requests_left(&b.name, &b.fingerprints(), &b.limits, now, &date)?,
             None => {
                 let per_day = u64::from(b.limits.requests_per_day);
                 (per_day, per_day)

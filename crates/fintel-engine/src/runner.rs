@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 mod model_call;
 mod packed;
+mod stored;
 
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
@@ -220,6 +221,7 @@ impl Engine {
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
+        shared.engine.mark_quota_free_work()?;
 
         let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
         let mut config_problem: Option<String> = None;
@@ -309,6 +311,14 @@ impl Engine {
                     reason,
                     quota_spent,
                 } = self.idle_reason(&shared, now, probe_at)?;
+                // Before waiting for quota, the work that needs none goes now (once per wait:
+                // the next look finds nothing new to mark).
+                if state == BatchState::WaitingReset
+                    && last_idle_state != Some(state)
+                    && shared.engine.mark_quota_free_work()? > 0
+                {
+                    continue;
+                }
                 self.set_state(&batch.id, state, reason.as_deref())?;
                 self.report(&batch.id, state, reason)?;
                 if state == BatchState::WaitingReset && last_idle_state != Some(state) {
@@ -1211,13 +1221,7 @@ impl EngineInner {
             .map(|r| r.accession.clone().unwrap_or_default())
             .collect();
         let model = self.model_label();
-        let key = result_key(
-            cik,
-            &accessions.join("+"),
-            analysis.name(),
-            analysis.version(),
-            &model,
-        );
+        let key = self.aggregate_result_key(cik, &outcomes);
         if !self.batch_settings.force {
             if let Some(id) = self.store().find_result(&key)? {
                 self.store()

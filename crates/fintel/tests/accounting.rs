@@ -159,3 +159,73 @@ async fn grouping_keys_in_the_config_keeps_what_its_keys_used_today() {
     let _ = batch.0.kill();
 }
 
+// ------------------------------------------------------ stored results never wait for quota
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_stored_results_finishes_while_the_days_quota_is_spent() {
+    // Noon Pacific at the speed of real time: the reset is twelve hours away, so a batch that
+    // waited for it would never finish within this test.
+    let start: jiff::Timestamp = "2026-06-15T12:00:00-07:00".parse().unwrap();
+    let clock = std::sync::Arc::new(fintel_time::FakeClock::new(start, 1.0));
+    let mut config = sim_config(0);
+    config.gemini.projects[0].requests_per_day = 9;
+    let env = Env::start(config, clock.clone()).await;
+    let fake_clock = || format!("{}@{}", fintel_time::Clock::now(&*clock), clock.speed());
+    std::fs::write(
+        env.dir.path().join("three.csv"),
+        fintel_sim::companies_csv(3),
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["batch", "three.csv", "--years", "3"])
+        .env("FINTEL_FAKE_CLOCK", fake_clock())
+        .env("FINTEL_REQUESTS_PER_DAY", "9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sim = env.sim.as_ref().unwrap();
+    assert_eq!(
+        sim.stats().gemini.total.accepted,
+        9,
+        "the day's quota is spent"
+    );
+
+    let plan = env
+        .cmd(&["plan", "three.csv", "--years", "3"])
+        .env("FINTEL_FAKE_CLOCK", fake_clock())
+        .env("FINTEL_REQUESTS_PER_DAY", "9")
+        .output()
+        .unwrap();
+    assert!(
+        text(&plan.stdout).contains("every result is stored already"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let mut again = Guarded(
+        env.cmd(&["batch", "three.csv", "--years", "3", "--json"])
+            .env("FINTEL_FAKE_CLOCK", fake_clock())
+            .env("FINTEL_REQUESTS_PER_DAY", "9")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    until(
+        "the batch of stored results to finish",
+        Duration::from_secs(60),
+        || {
+            status = again.0.try_wait().unwrap();
+            status.is_some()
+        },
+    )
+    .await;
+    assert_eq!(status.unwrap().code(), Some(0));
+    let doc: Value = serde_json::from_str(&read_all(again.0.stdout.take().unwrap())).unwrap();
+    assert_eq!(doc["state"], "completed", "{doc}");
+    assert_eq!(sim.stats().gemini.total.received, 9, "not one more request");
+    assert!(
+        fintel_time::Clock::now(&*clock) < "2026-06-16T00:00:00-07:00".parse().unwrap(),
+        "finished before the reset"
+    );
+}

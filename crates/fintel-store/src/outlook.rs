@@ -47,6 +47,28 @@ impl Store {
         Ok((left_today, per_day))
     }
 
+    /// The batches that share the key pool now (pending, running or waiting: not stopped,
+    /// cancelled or completed) with the model requests each still has to send, as
+    /// `(id, priority, created_at, requests)`.
+    pub fn batch_queue(&self) -> Result<Vec<(String, i64, Timestamp, u64)>, StoreError> {
+        let live: Vec<(String, i64, i64)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id, priority, created_at FROM batches \
+                 WHERE state IN ('pending', 'running', 'waiting_reset', 'waiting_provider', \
+                   'waiting_disk') ORDER BY priority DESC, created_at, id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(live.len());
+        for (id, priority, created) in live {
+            let requests = self.model_requests_left(&id)?;
+            out.push((id, priority, crate::from_millis(created), requests));
+        }
+        Ok(out)
+    }
+
     /// Model requests a batch still has to send: one per open task that asks the model, plus,
     /// for companies still to resolve, one per task they are expected to bring (when the batch
     /// asks a model at all). Repairs and retries are not foreseen: this is the least it needs.

@@ -229,3 +229,124 @@ async fn a_batch_of_stored_results_finishes_while_the_days_quota_is_spent() {
         "finished before the reset"
     );
 }
+
+// ------------------------------------------------------------ several batches on one key pool
+
+/// Rows `from..to` of the simulator's companies, as a CSV with its header.
+fn companies(from: usize, to: usize) -> String {
+    let all = fintel_sim::companies_csv(to);
+    let mut lines = all.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let rows: Vec<&str> = lines.skip(from).take(to - from).collect();
+    format!("{header}\n{}\n", rows.join("\n"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_waiting_on_one_key_pool_are_estimated_one_after_another() {
+    // Noon Pacific; the day's 40 requests are spent first.
+    let start: jiff::Timestamp = "2026-06-15T12:00:00-07:00".parse().unwrap();
+    let clock = std::sync::Arc::new(fintel_time::FakeClock::new(start, 1.0));
+    let mut config = sim_config(0);
+    config.sec.companies = 60;
+    config.gemini.projects[0].requests_per_day = 40;
+    let env = Env::start(config, clock.clone()).await;
+    let fake_clock = || format!("{}@{}", fintel_time::Clock::now(&*clock), clock.speed());
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("FINTEL_FAKE_CLOCK", fake_clock())
+            .env("FINTEL_REQUESTS_PER_DAY", "40");
+        c
+    };
+    std::fs::write(env.dir.path().join("spend.csv"), companies(0, 20)).unwrap();
+    let out = run(&["batch", "spend.csv", "--years", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(env.sim.as_ref().unwrap().stats().gemini.total.accepted, 40);
+
+    // Three batches of 6, 12 and 46 requests, each left waiting for the reset.
+    let mut ids = Vec::new();
+    for (name, from, to) in [("a", 20, 23), ("b", 23, 29), ("c", 29, 52)] {
+        let file = format!("{name}.csv");
+        std::fs::write(env.dir.path().join(&file), companies(from, to)).unwrap();
+        let before = ids.len();
+        let mut child = Guarded(
+            run(&["batch", &file, "--years", "2"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        until(
+            "the batch waits for the reset",
+            Duration::from_secs(60),
+            || {
+                let c = rusqlite::Connection::open(env.db()).unwrap();
+                let waiting: Vec<String> = c
+                    .prepare(
+                        "SELECT id FROM batches WHERE state = 'waiting_reset' ORDER BY created_at",
+                    )
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                if waiting.len() > before {
+                    ids = waiting;
+                    true
+                } else {
+                    false
+                }
+            },
+        )
+        .await;
+        let _ = child.0.kill();
+    }
+    let status = |id: &str| json_of(&run(&["batch", "status", id, "--json"]).output().unwrap());
+    let expect = [
+        (0, 0, "2026-06-16T07:05:00Z"),
+        (1, 6, "2026-06-16T07:05:00Z"),
+        (2, 18, "2026-06-17T07:05:00Z"),
+    ];
+    for (id, (batches, requests, finish)) in ids.iter().zip(expect) {
+        let st = status(id);
+        assert_eq!(st["batches_ahead"], batches, "{st}");
+        assert_eq!(st["requests_ahead"], requests, "{st}");
+        assert_eq!(st["estimated_finish"], finish, "{st}");
+    }
+    let shown = text(&run(&["batch", "status", &ids[2]]).output().unwrap().stdout);
+    assert!(
+        shown.contains("after 2 other batches on these keys"),
+        "{shown}"
+    );
+
+    // A fourth of 4 requests comes after all three: 64 + 4 on 40 a day.
+    std::fs::write(env.dir.path().join("d.csv"), companies(52, 54)).unwrap();
+    let plan = json_of(
+        &run(&["plan", "d.csv", "--years", "2", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(plan["requests_needed"], 4, "{plan}");
+    assert_eq!(plan["batches_ahead"], 3, "{plan}");
+    assert_eq!(plan["requests_ahead"], 64, "{plan}");
+    assert_eq!(plan["expected_finish_quota_day"], "2026-06-17", "{plan}");
+    let words = text(
+        &run(&["plan", "d.csv", "--years", "2"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        words.contains("after 3 other batches on these keys"),
+        "{words}"
+    );
+    // Served first, a higher priority has the keys alone.
+    let first = json_of(
+        &run(&["plan", "d.csv", "--years", "2", "--priority", "5", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(first["batches_ahead"], 0, "{first}");
+    assert_eq!(first["expected_finish_quota_day"], "2026-06-16", "{first}");
+}

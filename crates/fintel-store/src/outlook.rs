@@ -69,6 +69,43 @@ impl Store {
         Ok(out)
     }
 
+    /// Model tasks the batches `batch_ids` still have open for company `cik` with this
+    /// analysis (pending or running, and those its unresolved company will bring): work a new
+    /// batch of the same company would reuse once they store it, not ask again.
+    pub fn open_model_tasks_of_company(
+        &self,
+        batch_ids: &[String],
+        cik: u64,
+        analysis_type: &str,
+        analysis_version: &str,
+    ) -> Result<u64, StoreError> {
+        let ids = serde_json::to_string(batch_ids).unwrap_or_else(|_| "[]".to_string());
+        let conn = self.conn();
+        let open: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM tasks t JOIN companies c ON c.id = t.company_id \
+             JOIN batches b ON b.id = t.batch_id \
+             WHERE b.id IN (SELECT value FROM json_each(?1)) AND c.cik = ?2 \
+               AND b.analysis_type = ?3 AND b.analysis_version = ?4 AND t.kind != 'resolve' \
+               AND t.needs_model = 1 AND t.state IN ('pending', 'running')",
+            params![ids, cik as i64, analysis_type, analysis_version],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT b.years_spec, b.min_years FROM tasks t JOIN companies c ON c.id = t.company_id \
+             JOIN batches b ON b.id = t.batch_id \
+             WHERE b.id IN (SELECT value FROM json_each(?1)) AND c.cik = ?2 \
+               AND b.analysis_type = ?3 AND b.analysis_version = ?4 AND t.kind = 'resolve' \
+               AND t.state IN ('pending', 'running')",
+        )?;
+        let unresolved = stmt
+            .query_map(
+                params![ids, cik as i64, analysis_type, analysis_version],
+                |r| Ok(tasks_per_company(&r.get::<_, String>(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<Vec<u64>, _>>()?;
+        Ok(open.max(0) as u64 + unresolved.iter().sum::<u64>())
+    }
+
     /// Model requests a batch still has to send: one per open task that asks the model, plus,
     /// for companies still to resolve, one per task they are expected to bring (when the batch
     /// asks a model at all). Repairs and retries are not foreseen: this is the least it needs.

@@ -88,15 +88,24 @@ pub struct Ahead {
 /// left and a higher priority, or the same priority and created earlier (the id breaks a
 /// tie). `this` need not be in `queue` (a batch still being planned).
 pub fn queue_ahead(queue: &[QueuedBatch], this: &QueuedBatch) -> Ahead {
-    let key = |b: &QueuedBatch| (std::cmp::Reverse(b.priority), b.created_at, b.id.clone());
-    let mine = key(this);
-    queue
-        .iter()
-        .filter(|b| b.id != this.id && b.requests > 0 && key(b) < mine)
+    served_before(queue, this)
+        .into_iter()
         .fold(Ahead::default(), |a, b| Ahead {
             requests: a.requests + b.requests,
             batches: a.batches + 1,
         })
+}
+
+/// The batches of `queue` that [`queue_ahead`] counts before `this`, in the order served.
+pub fn served_before<'a>(queue: &'a [QueuedBatch], this: &QueuedBatch) -> Vec<&'a QueuedBatch> {
+    let key = |b: &QueuedBatch| (std::cmp::Reverse(b.priority), b.created_at, b.id.clone());
+    let mine = key(this);
+    let mut before: Vec<&QueuedBatch> = queue
+        .iter()
+        .filter(|b| b.id != this.id && b.requests > 0 && key(b) < mine)
+        .collect();
+    before.sort_by_key(|b| key(b));
+    before
 }
 
 /// [`quota_eta`] for a batch sharing its keys: its own requests after those served before it.

@@ -17,6 +17,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
 mod eta;
+pub use eta::served_before;
 pub use eta::{
     ahead_words, queue_ahead, queued_eta, quota_day_number, quota_eta, Ahead, BucketCapacity,
     QueuedBatch, QuotaEta,

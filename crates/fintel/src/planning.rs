@@ -343,9 +343,33 @@ pub async fn make_plan(
         created_at: now,
         requests,
     };
+    // What the batches served first still have open of the same work, this one reuses once
+    // they store it: only the rest is its own to send after theirs.
+    let before: Vec<String> = fintel_time::served_before(&queue, &planned(requests_needed))
+        .into_iter()
+        .map(|b| b.id.clone())
+        .collect();
+    let mut own_left = left_per_company.clone();
+    if let (Some(store), false) = (&store, before.is_empty()) {
+        for (cik, left) in ciks.iter().zip(own_left.iter_mut()) {
+            let shared = store.open_model_tasks_of_company(
+                &before,
+                *cik,
+                &workflow.name,
+                &workflow.version,
+            )?;
+            *left = left.saturating_sub(shared);
+        }
+    }
+    let own_with = |p: Pack| -> u64 {
+        own_left
+            .iter()
+            .map(|&left| company_requests(left, multi, p))
+            .sum()
+    };
     let (eta, ahead) = queued_eta(
         &queue,
-        &planned(requests_needed),
+        &planned(own_with(pack)),
         &capacities,
         now,
         app.config.reset_buffer,
@@ -355,7 +379,7 @@ pub async fn make_plan(
             let packed = requests_with(Pack::Years(2));
             queued_eta(
                 &queue,
-                &planned(packed),
+                &planned(own_with(Pack::Years(2))),
                 &capacities,
                 now,
                 app.config.reset_buffer,

@@ -30,6 +30,13 @@ pub struct Bucket {
     pub limits: BucketLimits,
 }
 
+impl Bucket {
+    /// Its keys' fingerprints, whose ledger rows make up its counts.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys.iter().map(ApiKey::fingerprint).collect()
+    }
+}
+
 /// The answer to "may I send a request now?".
 #[derive(Debug, Clone)]
 pub enum Grant {
@@ -216,6 +223,18 @@ impl KeyPool {
             .map(|i| layout.buckets[i].name.clone())
     }
 
+    /// The fingerprints of the keys of the bucket in use named `bucket` (none if there is no
+    /// such bucket, or it has no key).
+    pub fn bucket_keys(&self, bucket: &str) -> Vec<String> {
+        let layout = self.layout();
+        layout
+            .buckets
+            .iter()
+            .position(|b| b.name == bucket)
+            .map(|i| layout.fingerprints[i].clone())
+            .unwrap_or_default()
+    }
+
     /// The limits of the configured buckets named `names`.
     pub fn configured_limits(&self, names: &[String]) -> Vec<BucketLimits> {
         self.configured
@@ -396,11 +415,14 @@ impl KeyPool {
             }
             any_fits = true;
             self.standing_reads.fetch_add(1, Ordering::Relaxed);
-            let usage = store.bucket_standing(&bucket.name, now, &quota_date)?;
+            let bucket_keys = &layout.fingerprints[index];
+            let usage = store.bucket_standing(&bucket.name, bucket_keys, now, &quota_date)?;
             let spent_yesterday = match &yesterday {
                 Some(date) => {
                     self.standing_reads.fetch_add(1, Ordering::Relaxed);
-                    store.bucket_standing(&bucket.name, now, date)?.used_today
+                    store
+                        .bucket_standing(&bucket.name, bucket_keys, now, date)?
+                        .used_today
                         >= limits.requests_per_day
                 }
                 None => false,
@@ -435,6 +457,7 @@ impl KeyPool {
             let intent = CallIntent {
                 bucket: &bucket.name,
                 key_fingerprint: fingerprint,
+                bucket_keys,
                 ..intent.clone()
             };
             match store.reserve_call_as(&intent, limits, now, &quota_date, mode)? {
@@ -499,7 +522,8 @@ impl KeyPool {
         now: Timestamp,
     ) -> Result<DailyVerdict, StoreError> {
         let today = pacific_date(now);
-        let usage = store.bucket_standing(bucket, now, &today.to_string())?;
+        let usage =
+            store.bucket_standing(bucket, &self.bucket_keys(bucket), now, &today.to_string())?;
         let requests_per_day = self
             .layout()
             .buckets
@@ -539,7 +563,12 @@ impl KeyPool {
             .unwrap_or(Duration::from_secs(60))
             .max(Duration::from_secs(1));
         let level = store
-            .bucket_standing(bucket, now, &pacific_date(now).to_string())?
+            .bucket_standing(
+                bucket,
+                &self.bucket_keys(bucket),
+                now,
+                &pacific_date(now).to_string(),
+            )?
             .backoff_level;
         store.set_bucket_backoff(bucket, Some(now + duration_to_span(wait)), level)
     }
@@ -551,7 +580,12 @@ impl KeyPool {
         bucket: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let usage = store.bucket_standing(bucket, now, &pacific_date(now).to_string())?;
+        let usage = store.bucket_standing(
+            bucket,
+            &self.bucket_keys(bucket),
+            now,
+            &pacific_date(now).to_string(),
+        )?;
         if usage.backoff_level > 0 {
             store.set_bucket_backoff(bucket, None, 0)?;
         }
@@ -649,6 +683,7 @@ mod tests {
         CallIntent {
             bucket: "",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,

@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod pack;
 pub mod ports;
 pub mod projects;
+pub mod quota_free;
 pub mod runner;
 pub mod settings;
 pub mod upkeep;

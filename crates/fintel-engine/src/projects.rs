@@ -329,9 +329,13 @@ impl ProjectWatch<'_> {
                 });
                 continue;
             }
-            let (left_today, per_day) = self
-                .store
-                .bucket_requests_left(&b.name, &b.limits, now, &date)?;
+            let (left_today, per_day) = self.store.bucket_requests_left(
+                &b.name,
+                &b.fingerprints(),
+                &b.limits,
+                now,
+                &date,
+            )?;
             out.push(BucketCapacity {
                 left_today,
                 per_day,
@@ -401,7 +405,7 @@ impl ProjectWatch<'_> {
             return Ok(());
         };
         let date = pacific_date(now).to_string();
-        let answered = self.store.answered_on(bucket, &date)?;
+        let answered = self.store.answered_on(bucket, &b.fingerprints(), &date)?;
         let judged = judge_daily_refusal(verdict, answered, b.limits.requests_per_day);
         if judged == DailyRefusalVerdict::NotResetYet {
             return Ok(());
@@ -718,7 +722,12 @@ mod tests {
         watch.on_daily_refusal(&bucket, &verdict, now).unwrap();
         let date = pacific_date(now).to_string();
         assert!(store
-            .bucket_usage("gcp-project-111", now, &date)
+            .bucket_usage(
+                "gcp-project-111",
+                &pool.bucket_keys("gcp-project-111"),
+                now,
+                &date
+            )
             .unwrap()
             .exhausted_until
             .is_some());

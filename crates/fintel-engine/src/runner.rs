@@ -24,6 +24,7 @@ mod heard;
 mod model_call;
 mod packed;
 mod params;
+mod stored;
 
 use model_call::{shrink_to, ModelOutcome, MAX_FITS};
 
@@ -243,6 +244,7 @@ impl Engine {
         });
         let shared = Shared { engine: inner };
         self.set_state(&batch.id, BatchState::Running, None)?;
+        shared.engine.mark_quota_free_work()?;
 
         let mut inflight: JoinSet<Result<TaskEnd, EngineError>> = JoinSet::new();
         let mut stops = drain::Stops::default();
@@ -334,6 +336,14 @@ impl Engine {
                         reason,
                         quota_spent,
                     } = self.idle_reason(&shared, now, probe_at)?;
+                    // Before waiting for quota, the work that needs none goes now (once per
+                    // wait: the next look finds nothing new to mark).
+                    if state == BatchState::WaitingReset
+                        && last_idle_state != Some(state)
+                        && shared.engine.mark_quota_free_work()? > 0
+                    {
+                        continue;
+                    }
                     self.set_state(&batch.id, state, reason.as_deref())?;
                     self.report(&batch.id, state, reason)?;
                     if state == BatchState::WaitingReset && last_idle_state != Some(state) {
@@ -575,6 +585,7 @@ impl Engine {
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
@@ -601,6 +612,7 @@ impl Engine {
             let intent = CallIntent {
                 bucket: "",
                 key_fingerprint: None,
+                bucket_keys: &[],
                 batch_id: None,
                 task_id: None,
                 purpose: CallPurpose::Generate,
@@ -1208,13 +1220,7 @@ impl EngineInner {
             .map(|r| r.accession.clone().unwrap_or_default())
             .collect();
         let model = self.model_label();
-        let key = result_key(
-            cik,
-            &accessions.join("+"),
-            analysis.name(),
-            analysis.version(),
-            &model,
-        );
+        let key = self.aggregate_result_key(cik, &outcomes);
         if !self.batch_settings.force {
             if let Some(id) = self.store().find_result(&key)? {
                 self.store()

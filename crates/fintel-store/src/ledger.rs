@@ -46,6 +46,9 @@ impl CallPurpose {
 pub struct CallIntent<'a> {
     pub bucket: &'a str,
     pub key_fingerprint: Option<&'a str>,
+    /// The fingerprints of every key of `bucket` as it is grouped now: its limits are checked
+    /// against these keys' rows (see [`key_set`]).
+    pub bucket_keys: &'a [String],
     pub batch_id: Option<&'a str>,
     pub task_id: Option<i64>,
     pub purpose: CallPurpose,
@@ -66,6 +69,9 @@ pub enum ReserveMode {
 /// A request without an outcome for this long is not "in flight" any more (its process died);
 /// it still counts as uncertain.
 pub const IN_FLIGHT_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// The ledger rows of the keys in parameter 13 (a [`key_set`]), by the fingerprint index.
+const KEYS_13: &str = "key_fingerprint IN (SELECT value FROM json_each(?13))";
 
 /// How a bucket stands, computed from the ledger.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -100,6 +106,25 @@ pub struct KeyRow {
     pub label: String,
     pub bucket: String,
     pub disabled_reason: Option<String>,
+}
+
+/// The fingerprint a ledger row of `bucket` carries when it was sent without a key (a local
+/// server's bucket): the same one [`Store::register_key`] is given for such a bucket.
+pub fn keyless_fingerprint(bucket: &str) -> String {
+    format!("keyless:{bucket}")
+}
+
+/// The keys whose ledger rows make up a bucket's counts, as the JSON array the ledger's
+/// statements read with `json_each`: the bucket's keys as grouped now, and its key-less rows.
+///
+/// Usage belongs to keys, not to bucket names: a bucket's day, minute and requests in flight
+/// are the sum of its current keys' rows, so grouping keys differently (in the configuration,
+/// or by a merge learned from the provider) never loses or doubles what they used.
+pub(crate) fn key_set(bucket: &str, keys: &[String]) -> String {
+    let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let keyless = keyless_fingerprint(bucket);
+    all.push(&keyless);
+    serde_json::to_string(&all).unwrap_or_else(|_| "[]".to_string())
 }
 
 impl Store {
@@ -196,16 +221,16 @@ impl Store {
             .query_row(
                 &format!("INSERT INTO calls (bucket, key_fingerprint, batch_id, task_id, purpose, sent_at, \
                    quota_date, input_tokens) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
-                 WHERE (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?7 \
+                 SELECT ?1, COALESCE(?2, 'keyless:' || ?1), ?3, ?4, ?5, ?6, ?7, ?8 \
+                 WHERE (SELECT COUNT(*) FROM calls WHERE {KEYS_13} AND quota_date = ?7 \
                           AND refunded = 0 AND (?12 = 0 OR (outcome IS NOT NULL \
                             AND outcome != 'transient'))) < ?9 \
-                   AND (?12 = 0 OR NOT EXISTS (SELECT 1 FROM calls WHERE bucket = ?1 \
+                   AND (?12 = 0 OR NOT EXISTS (SELECT 1 FROM calls WHERE {KEYS_13} \
                           AND refunded = 0 AND outcome IS NULL \
                           AND sent_at > ?6 - {IN_FLIGHT_WINDOW_MS})) \
-                   AND (SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND sent_at > ?6 - 60000 \
+                   AND (SELECT COUNT(*) FROM calls WHERE {KEYS_13} AND sent_at > ?6 - 60000 \
                           AND refunded = 0) < ?10 \
-                   AND (SELECT COALESCE(SUM(input_tokens), 0) FROM calls WHERE bucket = ?1 \
+                   AND (SELECT COALESCE(SUM(input_tokens), 0) FROM calls WHERE {KEYS_13} \
                           AND sent_at > ?6 - 60000 AND refunded = 0) + ?8 <= ?11 \
                  RETURNING id"),
                 params![
@@ -221,6 +246,7 @@ impl Store {
                     limits.requests_per_minute,
                     limits.input_tokens_per_minute,
                     one_at_a_time,
+                    key_set(intent.bucket, intent.bucket_keys),
                 ],
                 |r| r.get(0),
             )
@@ -282,35 +308,40 @@ impl Store {
         Ok(())
     }
 
-    /// A bucket's standing at `now`.
+    /// A bucket's standing at `now`, from the rows of its keys `keys` (fingerprints).
     pub fn bucket_usage(
         &self,
         bucket: &str,
+        keys: &[String],
         now: Timestamp,
         quota_date: &str,
     ) -> Result<BucketUsage, StoreError> {
         let conn = self.conn();
         let now_ms = millis(now);
+        let set = key_set(bucket, keys);
         let (used_today, answered, uncertain): (i64, i64, i64) = conn.query_row(
             "SELECT COUNT(*), \
                     COALESCE(SUM(outcome IS NOT NULL AND outcome != 'transient'), 0), \
                     COALESCE(SUM(outcome IS NULL OR outcome = 'transient'), 0) \
-             FROM calls WHERE bucket = ?1 AND quota_date = ?2 AND refunded = 0",
-            params![bucket, quota_date],
+             FROM calls WHERE key_fingerprint IN (SELECT value FROM json_each(?1)) \
+               AND quota_date = ?2 AND refunded = 0",
+            params![set, quota_date],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let in_flight: i64 = conn.query_row(
             &format!(
-                "SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND refunded = 0 \
+                "SELECT COUNT(*) FROM calls \
+                 WHERE key_fingerprint IN (SELECT value FROM json_each(?1)) AND refunded = 0 \
                  AND outcome IS NULL AND sent_at > ?2 - {IN_FLIGHT_WINDOW_MS}"
             ),
-            params![bucket, now_ms],
+            params![set, now_ms],
             |r| r.get(0),
         )?;
         let (sent, tokens, oldest): (i64, i64, Option<i64>) = conn.query_row(
             "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), MIN(sent_at) FROM calls \
-             WHERE bucket = ?1 AND sent_at > ?2 - 60000 AND refunded = 0",
-            params![bucket, now_ms],
+             WHERE key_fingerprint IN (SELECT value FROM json_each(?1)) \
+               AND sent_at > ?2 - 60000 AND refunded = 0",
+            params![set, now_ms],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let state: Option<(Option<i64>, Option<i64>, i64)> = conn

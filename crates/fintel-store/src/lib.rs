@@ -22,6 +22,7 @@ mod projects;
 mod reasons;
 mod retry_state;
 mod schema;
+mod stored_work;
 mod tasks;
 mod usage;
 mod weather;
@@ -46,6 +47,7 @@ pub use projects::*;
 pub use reasons::{merge_year_ranges, year_ranges};
 pub use retry_state::{AttemptSpent, RetryState};
 pub use schema::SCHEMA_VERSION;
+pub use stored_work::PendingModelTask;
 pub use tasks::*;
 
 /// Errors of the store. Messages say what to do, since most reach the user as they are.

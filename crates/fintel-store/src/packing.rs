@@ -67,12 +67,14 @@ impl Store {
         // `lead` is materialised, so the rows this statement turns to running cannot change
         // which task leads. A candidate year y joins only if every year between it and the
         // lead's is a candidate too (consecutive years, no gap, no done year in between).
+        // A lead that needs no model (its result is stored) goes alone.
         // The candidates are the lead company's few tasks: without statistics SQLite would
         // take the batch-wide (batch, kind, state) index and read every pending year of the
         // batch on every claim.
         let mut stmt = conn.prepare(
             "WITH lead AS MATERIALIZED ( \
-               SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone FROM tasks t \
+               SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone, t.needs_model \
+               FROM tasks t \
                WHERE t.batch_id = ?1 AND t.state = 'pending' \
                  AND (t.not_before IS NULL OR t.not_before <= ?3) \
                  AND (?4 OR t.needs_model = 0) \
@@ -84,7 +86,7 @@ impl Store {
              cand AS MATERIALIZED ( \
                SELECT y.id, y.fiscal_year FROM lead l \
                  JOIN tasks y INDEXED BY tasks_company ON y.company_id = l.company_id \
-               WHERE l.kind = 'year' AND l.pack_alone = 0 AND ?5 > 1 \
+               WHERE l.kind = 'year' AND l.pack_alone = 0 AND l.needs_model = 1 AND ?5 > 1 \
                  AND y.batch_id = ?1 AND y.kind = 'year' AND y.state = 'pending' \
                  AND y.pack_alone = 0 AND y.needs_model = 1 \
                  AND (y.not_before IS NULL OR y.not_before <= ?3) \
@@ -391,6 +393,7 @@ mod tests {
         let intent = crate::CallIntent {
             bucket: "b",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: Some("b1"),
             task_id: Some(ids[0]),
             purpose: crate::CallPurpose::Generate,

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use crate::ledger::{key_set, keyless_fingerprint};
 use crate::{from_millis, millis, Store, StoreError};
 
 /// The project a key was seen in.
@@ -121,9 +122,16 @@ impl Store {
             [into],
         )?;
         for name in from.iter().filter(|n| n.as_str() != into) {
+            // Usage belongs to keys; the rows sent without a key follow their bucket.
             tx.execute(
-                "UPDATE calls SET bucket = ?1 WHERE bucket = ?2",
-                params![into, name],
+                "UPDATE calls SET bucket = ?1, key_fingerprint = CASE key_fingerprint \
+                   WHEN ?3 THEN ?4 ELSE key_fingerprint END WHERE bucket = ?2",
+                params![
+                    into,
+                    name,
+                    keyless_fingerprint(name),
+                    keyless_fingerprint(into)
+                ],
             )?;
             tx.execute(
                 "UPDATE keys SET bucket = ?1 WHERE bucket = ?2",
@@ -195,15 +203,22 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Requests of `bucket` on `quota_date` the provider answered: the same count as
+    /// Requests of `bucket` (its keys `keys`) on `quota_date` the provider answered: the same count as
     /// [`crate::BucketUsage::answered_today`]. Refused, uncertain and never-sent requests and
     /// those still in flight are not answered.
-    pub fn answered_on(&self, bucket: &str, quota_date: &str) -> Result<u32, StoreError> {
+    pub fn answered_on(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        quota_date: &str,
+    ) -> Result<u32, StoreError> {
         let n: i64 = self.conn().query_row(
             &format!(
-                "SELECT COUNT(*) FROM calls WHERE bucket = ?1 AND quota_date = ?2 AND {ANSWERED}"
+                "SELECT COUNT(*) FROM calls \
+                 WHERE key_fingerprint IN (SELECT value FROM json_each(?1)) \
+                   AND quota_date = ?2 AND {ANSWERED}"
             ),
-            params![bucket, quota_date],
+            params![key_set(bucket, keys), quota_date],
             |r| r.get(0),
         )?;
         Ok(n as u32)
@@ -284,6 +299,7 @@ mod tests {
         let intent = CallIntent {
             bucket,
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
@@ -349,7 +365,7 @@ mod tests {
             .merge_buckets("gcp-project-1", &["key-3".into(), "key-7".into()])
             .unwrap();
         let usage = store
-            .bucket_usage("gcp-project-1", t, "2026-06-15")
+            .bucket_usage("gcp-project-1", &[], t, "2026-06-15")
             .unwrap();
         assert_eq!(
             usage.used_today, 4,
@@ -365,21 +381,26 @@ mod tests {
             usage.backoff_level, 2,
             "and backs off as far as its furthest"
         );
-        assert_eq!(store.answered_on("gcp-project-1", "2026-06-15").unwrap(), 2);
+        assert_eq!(
+            store
+                .answered_on("gcp-project-1", &[], "2026-06-15")
+                .unwrap(),
+            2
+        );
         assert!(
             store.daily_refusals_on("2026-06-15").unwrap().is_empty(),
             "a member's refusal does not judge the merged bucket"
         );
         assert_eq!(
             store
-                .bucket_usage("key-3", t, "2026-06-15")
+                .bucket_usage("key-3", &[], t, "2026-06-15")
                 .unwrap()
                 .used_today,
             0
         );
         assert_eq!(
             store
-                .bucket_usage("key-9", t, "2026-06-15")
+                .bucket_usage("key-9", &[], t, "2026-06-15")
                 .unwrap()
                 .used_today,
             1
@@ -399,7 +420,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             store
-                .bucket_usage("gcp-project-1", t, "2026-06-15")
+                .bucket_usage("gcp-project-1", &[], t, "2026-06-15")
                 .unwrap()
                 .used_today,
             4
@@ -435,16 +456,16 @@ mod tests {
         let never = send(&store, "key-1", t);
         store.refund_call(never, "connection refused").unwrap();
         send(&store, "key-1", t);
-        assert_eq!(store.answered_on("key-1", "2026-06-15").unwrap(), 5);
+        assert_eq!(store.answered_on("key-1", &[], "2026-06-15").unwrap(), 5);
         assert_eq!(
             store
-                .bucket_usage("key-1", t, "2026-06-15")
+                .bucket_usage("key-1", &[], t, "2026-06-15")
                 .unwrap()
                 .answered_today,
             5,
             "the same count as the ledger's own"
         );
-        assert_eq!(store.answered_on("key-1", "2026-06-16").unwrap(), 0);
+        assert_eq!(store.answered_on("key-1", &[], "2026-06-16").unwrap(), 0);
     }
 
     #[test]

@@ -342,6 +342,19 @@ CREATE TABLE learned_params (
 ALTER TABLE results ADD COLUMN request_params TEXT;
 ALTER TABLE superseded_results ADD COLUMN request_params TEXT;
 "#,
+    // Usage belongs to keys: a bucket's counts are the rows of the keys it holds now, however
+    // they are grouped. Rows written without a fingerprint take their bucket's one key where
+    // the bucket had exactly one, else the bucket's key-less fingerprint (a local server's
+    // bucket); the indexes serve the key pool's reads by key.
+    r#"
+UPDATE calls SET key_fingerprint = COALESCE(
+    (SELECT MIN(k.fingerprint) FROM keys k WHERE k.bucket = calls.bucket
+     HAVING COUNT(*) = 1),
+    'keyless:' || bucket)
+WHERE key_fingerprint IS NULL;
+CREATE INDEX calls_key_day ON calls (key_fingerprint, quota_date);
+CREATE INDEX calls_key_sent ON calls (key_fingerprint, sent_at);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -478,5 +491,68 @@ mod tests {
         // Deleting the batch still cascades to its companies and tasks.
         conn.execute("DELETE FROM batches", []).unwrap();
         assert_eq!(count("SELECT COUNT(*) FROM tasks"), 0);
+    }
+
+    /// A database written before usage belonged to keys opens with every count it had: rows
+    /// without a fingerprint go to their bucket's one key, or stay with the bucket (a group,
+    /// a local server) through its key-less fingerprint.
+    #[test]
+    fn ledger_rows_of_an_older_database_keep_their_counts_by_key() {
+        let by_key = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("calls_key_day"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for m in &MIGRATIONS[..by_key] {
+                tx.execute_batch(m).unwrap();
+            }
+            tx.pragma_update(None, "user_version", by_key as i64)
+                .unwrap();
+            tx.execute_batch(
+                "INSERT INTO keys (fingerprint, label, bucket) VALUES
+                     ('fp-solo', 'K1', 'key-solo'), ('fp-a', 'KA', 'team'),
+                     ('fp-b', 'KB', 'team'), ('keyless:local', 'no key', 'local');
+                 INSERT INTO calls (bucket, key_fingerprint, purpose, sent_at, quota_date, outcome)
+                 VALUES ('key-solo', NULL, 'generate', 1, '2026-06-15', 'ok'),
+                        ('key-solo', NULL, 'generate', 2, '2026-06-15', 'ok'),
+                        ('team', 'fp-a', 'generate', 3, '2026-06-15', 'ok'),
+                        ('team', NULL, 'generate', 4, '2026-06-15', 'ok'),
+                        ('local', NULL, 'generate', 5, '2026-06-15', 'ok'),
+                        ('gone', NULL, 'generate', 6, '2026-06-15', 'ok');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let at = jiff::Timestamp::from_millisecond(10).unwrap();
+        let used = |bucket: &str, keys: &[&str]| -> u32 {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            store
+                .bucket_usage(bucket, &keys, at, "2026-06-15")
+                .unwrap()
+                .used_today
+        };
+        assert_eq!(used("key-solo", &["fp-solo"]), 2);
+        assert_eq!(
+            used("renamed", &["fp-solo"]),
+            2,
+            "the key's rows follow the key"
+        );
+        assert_eq!(used("team", &["fp-a", "fp-b"]), 2);
+        assert_eq!(used("local", &[]), 1);
+        assert_eq!(used("gone", &[]), 1);
+        let unnamed: i64 = store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM calls WHERE key_fingerprint IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unnamed, 0);
     }
 }

@@ -9,6 +9,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
+use crate::ledger::key_set;
 use crate::{from_millis, millis, BucketUsage, Store, StoreError, IN_FLIGHT_WINDOW_MS};
 
 impl Store {
@@ -17,6 +18,7 @@ impl Store {
     pub fn bucket_standing(
         &self,
         bucket: &str,
+        keys: &[String],
         now: Timestamp,
         quota_date: &str,
     ) -> Result<BucketUsage, StoreError> {
@@ -30,16 +32,25 @@ impl Store {
                      COALESCE(SUM(outcome IS NOT NULL AND outcome != 'transient'), 0) AS answered, \
                      COALESCE(SUM(outcome IS NULL OR outcome = 'transient'), 0) AS uncertain \
                    FROM calls \
-                   WHERE bucket = ?1 AND quota_date = ?3 AND refunded = 0) AS day \
-             CROSS JOIN (SELECT COUNT(*) AS n FROM calls WHERE bucket = ?1 AND refunded = 0 \
+                   WHERE key_fingerprint IN (SELECT value FROM json_each(?5)) \
+                     AND quota_date = ?3 AND refunded = 0) AS day \
+             CROSS JOIN (SELECT COUNT(*) AS n FROM calls \
+                   WHERE key_fingerprint IN (SELECT value FROM json_each(?5)) AND refunded = 0 \
                    AND outcome IS NULL AND sent_at > ?2 - ?4) AS flight \
              CROSS JOIN (SELECT COUNT(*) AS n, COALESCE(SUM(input_tokens), 0) AS tokens, \
                            MIN(sent_at) AS oldest FROM calls \
-                         WHERE bucket = ?1 AND sent_at > ?2 - 60000 AND refunded = 0) AS minute \
+                         WHERE key_fingerprint IN (SELECT value FROM json_each(?5)) \
+                           AND sent_at > ?2 - 60000 AND refunded = 0) AS minute \
              LEFT JOIN buckets b ON b.name = ?1",
         )?;
         let usage = stmt.query_row(
-            params![bucket, now_ms, quota_date, IN_FLIGHT_WINDOW_MS],
+            params![
+                bucket,
+                now_ms,
+                quota_date,
+                IN_FLIGHT_WINDOW_MS,
+                key_set(bucket, keys)
+            ],
             |r| {
                 let used_today: i64 = r.get(0)?;
                 let sent: i64 = r.get(1)?;
@@ -91,6 +102,7 @@ mod tests {
         CallIntent {
             bucket,
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Generate,
@@ -171,8 +183,8 @@ mod tests {
             at("2026-06-15T18:00:00Z"),
         ] {
             for bucket in ["project-a", "project-b", "never-registered"] {
-                let slow = store.bucket_usage(bucket, probe, day).unwrap();
-                let fast = store.bucket_standing(bucket, probe, day).unwrap();
+                let slow = store.bucket_usage(bucket, &[], probe, day).unwrap();
+                let fast = store.bucket_standing(bucket, &[], probe, day).unwrap();
                 assert!(
                     same(&slow, &fast),
                     "{bucket} at {probe}: {slow:?} vs {fast:?}"
@@ -180,7 +192,7 @@ mod tests {
             }
         }
         let a = store
-            .bucket_standing("project-a", at("2026-06-15T17:00:50Z"), day)
+            .bucket_standing("project-a", &[], at("2026-06-15T17:00:50Z"), day)
             .unwrap();
         assert_eq!(
             (a.used_today, a.sent_last_minute, a.tokens_last_minute),
@@ -188,7 +200,7 @@ mod tests {
         );
         assert_eq!(a.window_frees_at, Some(at("2026-06-15T17:01:00Z")));
         assert_eq!(a.backoff_level, 2);
-        let b = store.bucket_standing("project-b", t0, day).unwrap();
+        let b = store.bucket_standing("project-b", &[], t0, day).unwrap();
         assert_eq!(b.used_today, 0, "yesterday's call is not today's");
         assert_eq!(b.exhausted_until, Some(at("2026-06-16T07:05:00Z")));
     }
@@ -213,5 +225,129 @@ mod tests {
         );
         assert_eq!(store.enable_key("KEYB").unwrap(), 1);
         assert!(store.disabled_key_fingerprints().unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod by_key {
+    use super::*;
+    use crate::{BucketLimits, CallIntent, CallPurpose};
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// Three keys each used alone, then grouped as one bucket (a configured group, or a
+    /// project learned later): the group's day, minute and flight are what its keys sent, and
+    /// its write-ahead check counts them too.
+    #[test]
+    fn a_buckets_counts_are_its_current_keys_rows_however_they_are_grouped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fintel.db")).unwrap();
+        let keys: Vec<String> = ["fp-1", "fp-2", "fp-3"].map(String::from).to_vec();
+        let limits = BucketLimits {
+            requests_per_day: 10,
+            requests_per_minute: 100,
+            input_tokens_per_minute: 1_000_000,
+        };
+        let day = "2026-06-15";
+        let t0 = at("2026-06-15T17:00:00Z");
+        for key in &keys {
+            let alone = format!("key-{key}");
+            store.register_key(key, key, &alone).unwrap();
+            for _ in 0..3 {
+                let intent = CallIntent {
+                    bucket: &alone,
+                    key_fingerprint: Some(key),
+                    bucket_keys: std::slice::from_ref(key),
+                    batch_id: None,
+                    task_id: None,
+                    purpose: CallPurpose::Generate,
+                    input_tokens: 100,
+                };
+                store
+                    .reserve_call(&intent, &limits, t0, day)
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        let team = store.bucket_standing("team", &keys, t0, day).unwrap();
+        assert_eq!(
+            (
+                team.used_today,
+                team.in_flight,
+                team.sent_last_minute,
+                team.tokens_last_minute
+            ),
+            (9, 9, 9, 900)
+        );
+        assert_eq!(
+            store
+                .bucket_usage("team", &keys, t0, day)
+                .unwrap()
+                .used_today,
+            9
+        );
+        assert_eq!(
+            store.answered_on("team", &keys, day).unwrap(),
+            0,
+            "none answered yet"
+        );
+        let (left, _) = store
+            .bucket_requests_left("team", &keys, &limits, t0, day)
+            .unwrap();
+        assert_eq!(left, 1);
+        let intent = CallIntent {
+            bucket: "team",
+            key_fingerprint: Some("fp-2"),
+            bucket_keys: &keys,
+            batch_id: None,
+            task_id: None,
+            purpose: CallPurpose::Generate,
+            input_tokens: 100,
+        };
+        assert!(store
+            .reserve_call(&intent, &limits, t0, day)
+            .unwrap()
+            .is_some());
+        assert!(
+            store
+                .reserve_call(&intent, &limits, t0, day)
+                .unwrap()
+                .is_none(),
+            "the group's tenth request was its last"
+        );
+        // Apart again: each key keeps its own rows, the group's one included.
+        let two = store
+            .bucket_standing("key-fp-2", &keys[1..2], t0, day)
+            .unwrap();
+        assert_eq!(two.used_today, 4);
+    }
+
+    /// The key pool's reads go by the fingerprint indexes, not a scan of the ledger.
+    #[test]
+    fn the_reads_by_key_use_the_fingerprint_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fintel.db")).unwrap();
+        let conn = store.conn();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            rows.join("\n")
+        };
+        let day = plan(
+            "SELECT COUNT(*) FROM calls WHERE key_fingerprint IN \
+             (SELECT value FROM json_each('[\"a\",\"b\"]')) AND quota_date = 'd' AND refunded = 0",
+        );
+        assert!(day.contains("calls_key_day"), "{day}");
+        let minute = plan(
+            "SELECT COUNT(*) FROM calls WHERE key_fingerprint IN \
+             (SELECT value FROM json_each('[\"a\",\"b\"]')) AND sent_at > 5 AND refunded = 0",
+        );
+        assert!(minute.contains("calls_key_sent"), "{minute}");
     }
 }

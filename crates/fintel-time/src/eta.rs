@@ -65,6 +65,71 @@ pub fn quota_eta(
     })
 }
 
+/// A batch with requests left on the shared key pool, as the pool serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedBatch {
+    pub id: String,
+    pub priority: i64,
+    pub created_at: Timestamp,
+    /// Model requests it still has to send.
+    pub requests: u64,
+}
+
+/// What the key pool serves before one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ahead {
+    /// The other batches' model requests served first.
+    pub requests: u64,
+    /// How many other batches (with requests left) those are.
+    pub batches: usize,
+}
+
+/// The work the key pool serves before `this`: every other batch in `queue` with requests
+/// left and a higher priority, or the same priority and created earlier (the id breaks a
+/// tie). `this` need not be in `queue` (a batch still being planned).
+pub fn queue_ahead(queue: &[QueuedBatch], this: &QueuedBatch) -> Ahead {
+    served_before(queue, this)
+        .into_iter()
+        .fold(Ahead::default(), |a, b| Ahead {
+            requests: a.requests + b.requests,
+            batches: a.batches + 1,
+        })
+}
+
+/// The batches of `queue` that [`queue_ahead`] counts before `this`, in the order served.
+pub fn served_before<'a>(queue: &'a [QueuedBatch], this: &QueuedBatch) -> Vec<&'a QueuedBatch> {
+    let key = |b: &QueuedBatch| (std::cmp::Reverse(b.priority), b.created_at, b.id.clone());
+    let mine = key(this);
+    let mut before: Vec<&QueuedBatch> = queue
+        .iter()
+        .filter(|b| b.id != this.id && b.requests > 0 && key(b) < mine)
+        .collect();
+    before.sort_by_key(|b| key(b));
+    before
+}
+
+/// [`quota_eta`] for a batch sharing its keys: its own requests after those served before it.
+pub fn queued_eta(
+    queue: &[QueuedBatch],
+    this: &QueuedBatch,
+    buckets: &[BucketCapacity],
+    now: Timestamp,
+    reset_buffer: Duration,
+) -> (Option<QuotaEta>, Ahead) {
+    let ahead = queue_ahead(queue, this);
+    let eta = quota_eta(ahead.requests + this.requests, buckets, now, reset_buffer);
+    (eta, ahead)
+}
+
+/// "after 2 other batches on these keys", or nothing when the batch has the keys alone.
+pub fn ahead_words(ahead: &Ahead) -> Option<String> {
+    match ahead.batches {
+        0 => None,
+        1 => Some("after 1 other batch on these keys".to_string()),
+        n => Some(format!("after {n} other batches on these keys")),
+    }
+}
+
 /// The number of the quota day `t` falls on, counting the quota day of `start` as day 1.
 pub fn quota_day_number(start: Timestamp, t: Timestamp) -> i64 {
     let (a, b) = (pacific_date(start), pacific_date(t));
@@ -154,5 +219,60 @@ mod tests {
     fn an_absurd_amount_is_unknown_rather_than_a_panic() {
         let now = pt("2026-03-02 15:00");
         assert_eq!(quota_eta(u64::MAX, &[b(0, 1)], now, BUFFER), None);
+    }
+
+    #[test]
+    fn batches_on_one_key_pool_are_estimated_in_the_order_the_pool_serves_them() {
+        let now = pt("2026-03-02 15:00");
+        let at = |h: &str| pt(&format!("2026-03-01 {h}"));
+        let q = |id: &str, priority: i64, created: &str, requests: u64| QueuedBatch {
+            id: id.into(),
+            priority,
+            created_at: at(created),
+            requests,
+        };
+        // Three batches waiting for the reset on 40 a day, today spent.
+        let queue = vec![
+            q("a", 0, "09:00", 6),
+            q("b", 0, "10:00", 12),
+            q("c", 0, "11:00", 46),
+        ];
+        let caps = [b(0, 40)];
+        let days = |this: &QueuedBatch| {
+            let (eta, ahead) = queued_eta(&queue, this, &caps, now, BUFFER);
+            (eta.unwrap().quota_days, ahead.batches, ahead.requests)
+        };
+        assert_eq!(days(&queue[0]), (2, 0, 0), "6: the next quota day");
+        assert_eq!(
+            days(&queue[1]),
+            (2, 1, 6),
+            "6 + 12 = 18: the next quota day too"
+        );
+        assert_eq!(days(&queue[2]), (3, 2, 18), "18 + 46 = 64: the day after");
+        // A fourth, planned now with the same priority, comes after all three.
+        let fourth = q("", 0, "23:00", 4);
+        assert_eq!(days(&fourth), (3, 3, 64));
+        // A higher priority goes first; a batch with nothing left is not ahead of anyone.
+        assert_eq!(days(&q("", 5, "23:00", 4)), (2, 0, 0));
+        let with_done = vec![q("done", 0, "08:00", 0), q("a", 0, "09:00", 6)];
+        assert_eq!(
+            queue_ahead(&with_done, &fourth),
+            Ahead {
+                requests: 6,
+                batches: 1
+            }
+        );
+        // A lower priority created earlier is served after.
+        let low = vec![q("low", -1, "08:00", 100)];
+        assert_eq!(queue_ahead(&low, &fourth), Ahead::default());
+        assert_eq!(
+            ahead_words(&Ahead {
+                requests: 18,
+                batches: 2
+            })
+            .as_deref(),
+            Some("after 2 other batches on these keys")
+        );
+        assert_eq!(ahead_words(&Ahead::default()), None);
     }
 }

@@ -17,7 +17,11 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
 mod eta;
-pub use eta::{quota_day_number, quota_eta, BucketCapacity, QuotaEta};
+pub use eta::served_before;
+pub use eta::{
+    ahead_words, queue_ahead, queued_eta, quota_day_number, quota_eta, Ahead, BucketCapacity,
+    QueuedBatch, QuotaEta,
+};
 
 /// The environment variable that turns on the fake clock (SPEC.md section 11).
 pub const FAKE_CLOCK_ENV: &str = "FINTEL_FAKE_CLOCK";

@@ -118,6 +118,7 @@ fn fill(store: &Store, start: Timestamp) -> (u64, Timestamp) {
                 &CallIntent {
                     bucket: "project-a",
                     key_fingerprint: Some("fp-a"),
+                    bucket_keys: &[],
                     batch_id: Some(batch),
                     task_id: Some(task.id),
                     purpose: CallPurpose::Generate,

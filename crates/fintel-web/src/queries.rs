@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use fintel_export::mask_keys;
 use fintel_store::{from_millis, millis, BatchState, LiveProcess, ReasonGroup, Store, TaskCounts};
-use fintel_time::{quota_eta, BucketCapacity, QuotaEta};
+use fintel_time::{queued_eta, Ahead, BucketCapacity, QueuedBatch, QuotaEta};
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
@@ -56,6 +56,8 @@ pub(crate) struct BatchSummary {
     pub processes: Vec<LiveProcess>,
     /// The quota-aware finish estimate ([`with_estimates`]); `None` when finished or unknown.
     pub eta: Option<QuotaEta>,
+    /// The other batches on the same keys served before it ([`with_estimates`]).
+    pub ahead: Ahead,
 }
 
 impl BatchSummary {
@@ -173,6 +175,7 @@ pub(crate) fn batches_overview(
             first_started: first,
             processes: Vec::new(),
             eta: None,
+            ahead: Ahead::default(),
             batch,
         });
     }
@@ -243,7 +246,8 @@ pub(crate) fn capacities(
         let (left_today, per_day) = if all_disabled || b.keys.is_empty() {
             (0, 0)
         } else {
-            store.bucket_requests_left(&b.name, &b.limits, now, &date)?
+            let fingerprints: Vec<String> = b.keys.iter().map(|k| k.fingerprint.clone()).collect();
+            store.bucket_requests_left(&b.name, &fingerprints, &b.limits, now, &date)?
         };
         out.push(BucketCapacity {
             left_today,
@@ -267,12 +271,32 @@ pub(crate) fn with_estimates(
         return Ok(());
     }
     let caps = capacities(store, buckets, now)?;
+    // The batches on the same keys, served by priority then age: each waits for those ahead.
+    let queue: Vec<QueuedBatch> = store
+        .batch_queue()?
+        .into_iter()
+        .map(|(id, priority, created_at, requests)| QueuedBatch {
+            id,
+            priority,
+            created_at,
+            requests,
+        })
+        .collect();
     for s in summaries
         .iter_mut()
         .filter(|s| s.batch.state.is_incomplete())
     {
-        let requests = store.model_requests_left(&s.batch.id)?;
-        s.eta = quota_eta(requests, &caps, now, reset_buffer);
+        let this = match queue.iter().find(|q| q.id == s.batch.id) {
+            Some(q) => q.clone(),
+            // A stopped batch: where it would stand if resumed now.
+            None => QueuedBatch {
+                id: s.batch.id.clone(),
+                priority: store.find_batch(&s.batch.id)?.priority,
+                created_at: s.batch.created_at,
+                requests: store.model_requests_left(&s.batch.id)?,
+            },
+        };
+        (s.eta, s.ahead) = queued_eta(&queue, &this, &caps, now, reset_buffer);
     }
     Ok(())
 }
@@ -385,6 +409,7 @@ pub(crate) fn batch_detail(
             first_started: first,
             processes,
             eta: None,
+            ahead: Ahead::default(),
         },
         reasons,
         progress,

@@ -60,6 +60,7 @@ fn weather_keys() -> (Fixture, WebConfig) {
         let intent = CallIntent {
             bucket: "project-b",
             key_fingerprint: Some("fp-project-b"),
+            bucket_keys: &[],
             batch_id: Some(MAIN),
             task_id: None,
             purpose: CallPurpose::Generate,

@@ -979,3 +979,44 @@ async fn batch_page_shows_when_results_come_from_more_than_one_model() {
     );
     assert_no_live_markup(body, "batch page with two models");
 }
+
+#[tokio::test]
+async fn a_batch_behind_another_on_the_same_keys_says_so_and_finishes_after_it() {
+    let f = fixture();
+    let store = f.store();
+    let now = f.clock.now();
+    let later = fintel_store::NewBatch {
+        id: "b-later-0002".into(),
+        name: Some("later".into()),
+        analysis_type: "fundamental".into(),
+        analysis_version: "0123456789abcdef0123".into(),
+        workflow: "pinned".into(),
+        min_years: 1,
+        years_spec: r#"{"latest":3}"#.into(),
+        as_of_date: "2026-06-15".into(),
+        model: "gemini-2.5-flash".into(),
+        settings: "{}".into(),
+        priority: 0,
+        input_file: Some("later.csv".into()),
+        companies: vec![fintel_store::NewCompany {
+            line_no: None,
+            ticker: Some("LATE".into()),
+            cik: Some(4242),
+            company_name: Some("Late Inc".into()),
+            priority: 0,
+            skip_reason: None,
+        }],
+    };
+    store.create_batch(&later, now).unwrap();
+    store
+        .set_batch_state("b-later-0002", BatchState::WaitingReset, None, now)
+        .unwrap();
+    drop(store);
+    let page = get(&f.router(), "/").await.body;
+    assert!(
+        page.contains("Comes after 1 other batch on these keys"),
+        "{page}"
+    );
+    // The older batch is served first and has the keys alone.
+    assert_eq!(page.matches("other batch").count(), 1, "{page}");
+}

@@ -106,7 +106,8 @@ async fn create_and_run(app: &App, args: &BatchArgs, file: &std::path::Path) -> 
     // The plan next: unknown tickers get their "did you mean", and on a terminal the user
     // sees what the batch will cost before anything is created.
     let pack = args.pack.unwrap_or(app.config.pack);
-    let plan = crate::planning::make_plan(app, &rows, &years, &workflow, pack).await?;
+    let plan =
+        crate::planning::make_plan(app, &rows, &years, &workflow, pack, args.priority).await?;
     if !plan.unknown.is_empty() && !args.skip_unknown {
         return Err(crate::planning::unknown_error(&plan.unknown));
     }
@@ -886,16 +887,18 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         vec![]
     };
     let now = app.clock.now();
-    let eta = if batch.state.is_incomplete() {
-        crate::outlook::batch_eta(app, &store, &batch.id, now)?
+    let (eta, ahead) = if batch.state.is_incomplete() {
+        crate::outlook::batch_eta(app, &store, &batch, now)?
     } else {
-        None
+        (None, Default::default())
     };
     let result_models = store.batch_result_models(&batch.id)?;
     let switches = store.model_switches(&batch.id)?;
     if args.json {
         let mut v = batch_json(&store, &batch)?;
         v["estimated_finish"] = json!(eta.map(|e| e.finish.to_string()));
+        v["batches_ahead"] = json!(ahead.batches);
+        v["requests_ahead"] = json!(ahead.requests);
         v["reasons"] = json!(reasons);
         v["result_models"] = json!(result_models);
         v["model_switches"] = json!(switches);
@@ -961,7 +964,10 @@ fn status(app: &App, args: StatusArgs) -> Result<u8> {
         println!(
             "  finish     {}",
             match &eta {
-                Some(e) => crate::outlook::describe(e, Some(batch.created_at), now),
+                Some(e) => crate::outlook::with_ahead(
+                    crate::outlook::describe(e, Some(batch.created_at), now),
+                    &ahead
+                ),
                 None => "unknown: no configured key can send its requests".to_string(),
             }
         );

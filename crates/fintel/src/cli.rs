@@ -485,6 +485,15 @@ pub struct PlanArgs {
     /// Count unknown tickers as the batch would skip them, instead of refusing the file
     #[arg(long)]
     pub skip_unknown: bool,
+    /// The batch's priority, as for `fintel batch`: the batches on the same keys with this
+    /// priority or higher are served first
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "P"
+    )]
+    pub priority: i64,
     /// Print one JSON document on stdout
     #[arg(long)]
     pub json: bool,

@@ -70,7 +70,7 @@ pub fn keys(app: &App, args: KeysArgs) -> Result<u8> {
     let mut rows = Vec::new();
     for b in &buckets {
         let usage_now = match &store {
-            Some(s) => s.bucket_usage(&b.name, now, &date)?,
+            Some(s) => s.bucket_usage(&b.name, &b.fingerprints(), now, &date)?,
             None => Default::default(),
         };
         let keys: Vec<_> = b
@@ -705,7 +705,8 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         &String::from_utf8_lossy(&bytes),
     )?;
     let pack = args.pack.unwrap_or(app.config.pack);
-    let plan = crate::planning::make_plan(app, &rows, &years, &workflow, pack).await?;
+    let plan =
+        crate::planning::make_plan(app, &rows, &years, &workflow, pack, args.priority).await?;
     if !plan.unknown.is_empty() && !args.skip_unknown {
         return Err(crate::planning::unknown_error(&plan.unknown));
     }
@@ -718,6 +719,8 @@ pub async fn plan(app: &App, args: PlanArgs) -> Result<u8> {
         "requests_total": plan.requests_total,
         "already_stored": plan.already_stored,
         "requests_needed": plan.requests_needed,
+        "batches_ahead": plan.ahead.batches,
+        "requests_ahead": plan.ahead.requests,
         "pack": plan.pack.to_string(),
         "requests_per_day": plan.requests_per_day,
         "quota_days": if plan.requests_needed == 0 { 0 } else { plan.eta.map_or(0, |e| e.quota_days) },

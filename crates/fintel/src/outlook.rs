@@ -9,7 +9,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use fintel_engine::Bucket;
 use fintel_store::{Batch, Store};
-use fintel_time::{local_and_pacific, pacific_date, quota_eta, BucketCapacity, QuotaEta};
+use fintel_time::{
+    ahead_words, local_and_pacific, pacific_date, queued_eta, Ahead, BucketCapacity, QueuedBatch,
+    QuotaEta,
+};
 use jiff::Timestamp;
 
 use crate::app::App;
@@ -37,7 +40,7 @@ pub fn capacities(
             continue;
         }
         let (left_today, per_day) = match store {
-            Some(s) => s.bucket_requests_left(&b.name, &b.limits, now, &date)?,
+            Some(s) => s.bucket_requests_left(&b.name, &b.fingerprints(), &b.limits, now, &date)?,
             None => {
                 let per_day = u64::from(b.limits.requests_per_day);
                 (per_day, per_day)
@@ -51,18 +54,40 @@ pub fn capacities(
     Ok(out)
 }
 
-/// When `batch_id` is expected to finish, or `None` when no key could send its requests.
+/// The batches sharing the key pool with the requests each has left, for
+/// [`fintel_time::queued_eta`].
+pub fn batch_queue(store: &Store) -> Result<Vec<QueuedBatch>> {
+    Ok(store
+        .batch_queue()?
+        .into_iter()
+        .map(|(id, priority, created_at, requests)| QueuedBatch {
+            id,
+            priority,
+            created_at,
+            requests,
+        })
+        .collect())
+}
+
+/// When `batch` is expected to finish, or `None` when no key could send its requests, after
+/// the other batches the key pool serves first (what [`Ahead`] says).
 pub fn batch_eta(
     app: &App,
     store: &Store,
-    batch_id: &str,
+    batch: &Batch,
     now: Timestamp,
-) -> Result<Option<QuotaEta>> {
-    let requests = store.model_requests_left(batch_id)?;
+) -> Result<(Option<QuotaEta>, Ahead)> {
+    let this = QueuedBatch {
+        id: batch.id.clone(),
+        priority: batch.priority,
+        created_at: batch.created_at,
+        requests: store.model_requests_left(&batch.id)?,
+    };
     let (buckets, _) = crate::projects::effective_buckets(app, Some(store))?;
     let capacities = capacities(&buckets, Some(store), now)?;
-    Ok(quota_eta(
-        requests,
+    Ok(queued_eta(
+        &batch_queue(store)?,
+        &this,
         &capacities,
         now,
         app.config.reset_buffer,
@@ -74,17 +99,32 @@ pub fn batch_eta(
 pub fn estimator(app: &App, store: Arc<Store>, batch: &Batch) -> crate::progress::Estimator {
     let buckets = app.config.buckets.clone();
     let buffer = app.config.reset_buffer;
-    let (batch_id, created) = (batch.id.clone(), batch.created_at);
+    let (batch_id, created, priority) = (batch.id.clone(), batch.created_at, batch.priority);
     Box::new(move |now| {
-        let requests = store.model_requests_left(&batch_id).ok()?;
-        // Read each time: a merge of keys that share a project moves the finish.
+        let this = QueuedBatch {
+            id: batch_id.clone(),
+            priority,
+            created_at: created,
+            requests: store.model_requests_left(&batch_id).ok()?,
+        };
+        // Read each time: a merge of keys that share a project moves the finish, and other
+        // batches on the same keys come and go.
         let (effective, _) = fintel_engine::effective_buckets(&buckets, &store).ok()?;
         let capacities = capacities(&effective, Some(&store), now).ok()?;
-        match quota_eta(requests, &capacities, now, buffer) {
-            Some(eta) => Some(describe(&eta, Some(created), now)),
-            None => Some("finish unknown: no usable key".to_string()),
+        let queue = batch_queue(&store).ok()?;
+        match queued_eta(&queue, &this, &capacities, now, buffer) {
+            (Some(eta), ahead) => Some(with_ahead(describe(&eta, Some(created), now), &ahead)),
+            (None, _) => Some("finish unknown: no usable key".to_string()),
         }
     })
+}
+
+/// An estimate in words followed by the other batches served first, if any.
+pub fn with_ahead(words: String, ahead: &Ahead) -> String {
+    match ahead_words(ahead) {
+        Some(after) => format!("{words}, {after}"),
+        None => words,
+    }
 }
 
 /// An estimate in words for the terminal: "expected to finish today, within today's quota"

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use fintel_engine::{input::InputRow, pack::Pack, YearsSpec};
-use fintel_time::{quota_eta, QuotaEta};
+use fintel_time::{queued_eta, Ahead, QueuedBatch, QuotaEta};
 use fintel_workflows::Workflow;
 
 use crate::app::App;
@@ -141,6 +141,8 @@ pub struct Plan {
     /// `None` without buckets.
     pub assumption: Option<String>,
     pub eta: Option<QuotaEta>,
+    /// The other batches on these keys served before this one.
+    pub ahead: Ahead,
     /// The pack mode the requests are counted with.
     pub pack: Pack,
     /// For a batch unpacked and longer than a quota day: its requests and quota days with
@@ -169,8 +171,15 @@ impl Plan {
                 s.push_str("nothing to ask the model: every result is stored already\n")
             }
             Some(eta) => {
+                let after = match fintel_time::ahead_words(&self.ahead) {
+                    Some(words) => format!(
+                        ", {words} ({} of their requests first)",
+                        thousands(self.ahead.requests)
+                    ),
+                    None => String::new(),
+                };
                 s.push_str(&format!(
-                    "at {} requests/day over {} bucket(s): {} quota day(s), {}\n",
+                    "at {} requests/day over {} bucket(s): {} quota day(s), {}{after}\n",
                     self.requests_per_day,
                     self.buckets,
                     eta.quota_days,
@@ -249,6 +258,7 @@ pub async fn make_plan(
     years: &YearsSpec,
     workflow: &Workflow,
     pack: Pack,
+    priority: i64,
 ) -> Result<Plan> {
     let list = app
         .edgar()?
@@ -322,12 +332,60 @@ pub async fn make_plan(
     let now = app.clock.now();
     let (buckets, _) = crate::projects::effective_buckets(app, store.as_deref())?;
     let capacities = crate::outlook::capacities(&buckets, store.as_deref(), now)?;
-    let eta = quota_eta(requests_needed, &capacities, now, app.config.reset_buffer);
+    // A new batch is served after every batch on these keys of its priority or higher.
+    let queue = match &store {
+        Some(s) => crate::outlook::batch_queue(s)?,
+        None => Vec::new(),
+    };
+    let planned = |requests: u64| QueuedBatch {
+        id: String::new(),
+        priority,
+        created_at: now,
+        requests,
+    };
+    // What the batches served first still have open of the same work, this one reuses once
+    // they store it: only the rest is its own to send after theirs.
+    let before: Vec<String> = fintel_time::served_before(&queue, &planned(requests_needed))
+        .into_iter()
+        .map(|b| b.id.clone())
+        .collect();
+    let mut own_left = left_per_company.clone();
+    if let (Some(store), false) = (&store, before.is_empty()) {
+        for (cik, left) in ciks.iter().zip(own_left.iter_mut()) {
+            let shared = store.open_model_tasks_of_company(
+                &before,
+                *cik,
+                &workflow.name,
+                &workflow.version,
+            )?;
+            *left = left.saturating_sub(shared);
+        }
+    }
+    let own_with = |p: Pack| -> u64 {
+        own_left
+            .iter()
+            .map(|&left| company_requests(left, multi, p))
+            .sum()
+    };
+    let (eta, ahead) = queued_eta(
+        &queue,
+        &planned(own_with(pack)),
+        &capacities,
+        now,
+        app.config.reset_buffer,
+    );
     let with_pack_2 = match (&eta, pack) {
         (Some(e), Pack::Off) if e.quota_days > 1 && needs_model => {
             let packed = requests_with(Pack::Years(2));
-            quota_eta(packed, &capacities, now, app.config.reset_buffer)
-                .map(|p| (packed, p.quota_days))
+            queued_eta(
+                &queue,
+                &planned(own_with(Pack::Years(2))),
+                &capacities,
+                now,
+                app.config.reset_buffer,
+            )
+            .0
+            .map(|p| (packed, p.quota_days))
         }
         _ => None,
     };
@@ -345,6 +403,7 @@ pub async fn make_plan(
         assumption: (!buckets.is_empty())
             .then(|| crate::projects::capacity_line_for(app.config.provider, &buckets)),
         eta,
+        ahead,
         pack,
         with_pack_2,
     })

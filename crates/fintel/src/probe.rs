@@ -46,6 +46,7 @@ pub async fn probe(app: &App, provider: &dyn Provider, model: &str) -> Result<Pr
         let intent = CallIntent {
             bucket: "",
             key_fingerprint: None,
+            bucket_keys: &[],
             batch_id: None,
             task_id: None,
             purpose: CallPurpose::Probe,

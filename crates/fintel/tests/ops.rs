@@ -1112,6 +1112,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
     let mut fields = LIST_ENTRY.to_vec();
     fields.extend([
         ("estimated_finish", T::OptStr),
+        ("batches_ahead", T::Num),
+        ("requests_ahead", T::Num),
         ("reasons", T::Arr),
         ("result_models", T::Arr),
         ("model_switches", T::Arr),
@@ -1283,6 +1285,8 @@ async fn every_json_output_parses_and_has_its_documented_shape() {
             ("requests_total", T::Num),
             ("already_stored", T::Num),
             ("requests_needed", T::Num),
+            ("batches_ahead", T::Num),
+            ("requests_ahead", T::Num),
             ("pack", T::Str),
             ("requests_per_day", T::Num),
             ("quota_days", T::Num),

@@ -282,6 +282,7 @@ impl EngineInner {
             let intent = CallIntent {
                 bucket: "",
                 key_fingerprint: None,
+                bucket_keys: &[],
                 batch_id: Some(&self.batch.id),
                 task_id: Some(task.id),
                 purpose,
@@ -677,6 +678,7 @@ impl EngineInner {
     ) -> Result<u64, EngineError> {
         let standing = self.store().bucket_standing(
             bucket,
+            &self.e.pool.bucket_keys(bucket),
             now,
             &fintel_time::pacific_date(now).to_string(),
         )?;

@@ -186,5 +186,11 @@ fn pace_line(s: &BatchSummary, now: Timestamp) -> Option<Markup> {
             }
             None => { "Finish unknown: no configured key can send its requests." }
         }
+        @if let (true, Some(after)) = (remaining > 0, fintel_time::ahead_words(&s.ahead)) {
+            " " span.ahead {
+                "Comes " (after) " (" (format::thousands(s.ahead.requests))
+                " of their requests first)."
+            }
+        }
     })
 }

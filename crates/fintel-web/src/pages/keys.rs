@@ -108,6 +108,8 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
             let merges = store.project_merges()?;
             let waiting_tokens = store.waiting_request_tokens(now)?;
             let mut views: Vec<BucketView> = Vec::new();
+            // Each view's keys: its counts are the sum of their ledger rows.
+            let mut view_keys: Vec<Vec<String>> = Vec::new();
             for b in &configured {
                 // A configured bucket merged with others (its keys share a project) is shown
                 // as the merged bucket the database counts it in.
@@ -133,7 +135,10 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                     .keys
                     .iter()
                     .find_map(|k| projects.get(&k.fingerprint).cloned());
-                if let Some(v) = views.iter_mut().find(|v| v.name == name) {
+                let fingerprints = b.keys.iter().map(|k| k.fingerprint.clone());
+                if let Some(i) = views.iter().position(|v| v.name == name) {
+                    view_keys[i].extend(fingerprints);
+                    let v = &mut views[i];
                     v.keys.extend(keys);
                     v.limits = v.limits.map(|l| BucketLimits {
                         requests_per_day: l.requests_per_day.min(b.limits.requests_per_day),
@@ -152,26 +157,33 @@ pub(crate) async fn page(State(state): State<Shared>) -> Result<Markup, PageErro
                         .iter()
                         .find(|r| r.bucket == name && r.spent_elsewhere)
                         .map(|r| (r.answered, r.requests_per_day)),
-                    usage: store.bucket_standing(&name, now, &quota_date)?,
+                    usage: Default::default(),
                     name,
                     keys,
                     limits: Some(b.limits),
                     project,
                     waiting_tokens: waiting_tokens.clone(),
                 });
+                view_keys.push(fingerprints.collect());
+            }
+            for (v, fingerprints) in views.iter_mut().zip(&view_keys) {
+                v.usage = store.bucket_standing(&v.name, fingerprints, now, &quota_date)?;
             }
             // Buckets the database knows from earlier runs but the configuration no longer has.
-            let mut others: BTreeMap<String, Vec<(String, Option<String>)>> = BTreeMap::new();
+            // A key configured now is counted in its configured bucket only, whatever bucket
+            // the database last saw it in.
+            type Others = BTreeMap<String, (Vec<(String, Option<String>)>, Vec<String>)>;
+            let mut others: Others = BTreeMap::new();
             for k in stored {
-                if !views.iter().any(|v| v.name == k.bucket) {
-                    others
-                        .entry(k.bucket.clone())
-                        .or_default()
-                        .push((k.label, k.disabled_reason));
+                let configured_now = view_keys.iter().flatten().any(|f| *f == k.fingerprint);
+                if !configured_now && !views.iter().any(|v| v.name == k.bucket) {
+                    let entry = others.entry(k.bucket.clone()).or_default();
+                    entry.0.push((k.label, k.disabled_reason));
+                    entry.1.push(k.fingerprint);
                 }
             }
-            for (name, keys) in others {
-                let usage = store.bucket_standing(&name, now, &quota_date)?;
+            for (name, (keys, fingerprints)) in others {
+                let usage = store.bucket_standing(&name, &fingerprints, now, &quota_date)?;
                 views.push(BucketView {
                     project: name.strip_prefix(MERGED_BUCKET_PREFIX).map(str::to_string),
                     spent_elsewhere: None,

@@ -288,6 +288,7 @@ pub fn fixture() -> Fixture {
         let intent = CallIntent {
             bucket: "project-a",
             key_fingerprint: Some("fp-a"),
+            bucket_keys: &[],
             batch_id: Some(MAIN),
             task_id: Some(task.id),
             purpose: CallPurpose::Generate,

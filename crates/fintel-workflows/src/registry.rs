@@ -8,7 +8,8 @@
 //! - A custom type with the name of a built-in **replaces** it (with a warning), so a user can
 //!   tune a built-in prompt by copying it (`fintel workflows show NAME`) and editing the copy.
 //!   Its version differs, so its results never mix with the built-in's. Two names cannot be
-//!   replaced: `financials` (computed from XBRL, not a prompt) and the alias `multi_analysis`.
+//!   replaced: `financials` (computed from XBRL, not a prompt), `changes` (computed by comparing
+//!   consecutive filings) and the alias `multi_analysis`.
 //! - Two custom files with the same name are an error naming both files.
 //! - Names are looked up case-insensitively; `multi_analysis` is an alias of `multi`.
 
@@ -42,6 +43,7 @@ const BUILTIN_FILES: &[BuiltinFile] = &[
     builtin!("contrarian.toml"),
     builtin!("multi.toml"),
     builtin!("financials.toml"),
+    builtin!("changes.toml"),
     builtin!("excellent.toml"),
     builtin!("objective.toml"),
     builtin!("scanner.toml"),
@@ -52,10 +54,16 @@ const BUILTIN_FILES: &[BuiltinFile] = &[
 const ALIASES: &[(&str, &str)] = &[("multi_analysis", "multi")];
 
 /// Built-in types that a custom file may not replace, and why.
-const IRREPLACEABLE: &[(&str, &str)] = &[(
-    "financials",
-    "it is computed from the filing's XBRL facts, not from a prompt",
-)];
+const IRREPLACEABLE: &[(&str, &str)] = &[
+    (
+        "financials",
+        "it is computed from the filing's XBRL facts, not from a prompt",
+    ),
+    (
+        "changes",
+        "it is computed by comparing the filing with the previous year's, not from a prompt",
+    ),
+];
 
 /// The analysis types available to a run.
 #[derive(Debug, Clone)]

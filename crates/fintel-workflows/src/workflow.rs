@@ -32,6 +32,9 @@ pub enum Kind {
     Llm,
     /// Computed from the filing's inline-XBRL facts; no model call (built-in `financials`).
     Xbrl,
+    /// Computed by comparing the filing with the previous fiscal year's (`fintel_changes`); no
+    /// model call (built-in `changes`).
+    Changes,
 }
 
 impl Kind {
@@ -40,7 +43,13 @@ impl Kind {
         match self {
             Kind::Llm => "llm",
             Kind::Xbrl => "xbrl",
+            Kind::Changes => "changes",
         }
+    }
+
+    /// Whether a model is asked for the per-year result.
+    pub fn needs_model(self) -> bool {
+        self == Kind::Llm
     }
 }
 
@@ -435,6 +444,13 @@ pub(crate) fn parse(
             "\"xbrl\" is reserved for the built-in `financials` type, whose result is computed from the filing's XBRL facts; custom types use kind = \"llm\"".to_string(),
         ));
     }
+    if kind == Kind::Changes && matches!(origin, Origin::File(_)) {
+        return Err(parser.bad_value(
+            kind_offset,
+            "kind",
+            "\"changes\" is reserved for the built-in `changes` type, whose result is computed by comparing the filing with the previous year's; custom types use kind = \"llm\"".to_string(),
+        ));
+    }
 
     let Some(raw_year) = raw.year.as_ref() else {
         return Err(parser.error_at(
@@ -448,18 +464,19 @@ pub(crate) fn parse(
         |offset: usize, message: String| parser.error_at(Some(offset), Problem::Steps { message });
 
     let year = match kind {
-        Kind::Xbrl => {
+        Kind::Xbrl | Kind::Changes => {
             let step = raw_year.get_ref();
+            let name = kind.as_str();
             if let Some(field) = step.prompt.as_ref().or(step.system.as_ref()) {
                 return Err(steps_error(
                     field.span().start,
-                    "a kind = \"xbrl\" type asks no model: its [year] step has a schema and no prompt or system".to_string(),
+                    format!("a kind = \"{name}\" type asks no model: its [year] step has a schema and no prompt or system"),
                 ));
             }
             if let Some(aggregate) = &raw.aggregate {
                 return Err(steps_error(
                     aggregate.span().start,
-                    "a kind = \"xbrl\" type has no [aggregate] step".to_string(),
+                    format!("a kind = \"{name}\" type has no [aggregate] step"),
                 ));
             }
             Step {

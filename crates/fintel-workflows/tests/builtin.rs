@@ -17,6 +17,7 @@ const EXPECTED: &[(&str, bool)] = &[
     ("contrarian", false),
     ("multi", false),
     ("financials", false),
+    ("changes", false),
     ("excellent", true),
     ("objective", true),
     ("scanner", true),
@@ -62,10 +63,10 @@ fn every_expected_builtin_is_listed_with_the_right_shape() {
         } else {
             assert_eq!(workflow.min_years, 1, "{name}");
         }
-        let expected_kind = if *name == "financials" {
-            Kind::Xbrl
-        } else {
-            Kind::Llm
+        let expected_kind = match *name {
+            "financials" => Kind::Xbrl,
+            "changes" => Kind::Changes,
+            _ => Kind::Llm,
         };
         assert_eq!(workflow.kind, expected_kind);
     }
@@ -141,6 +142,8 @@ fn scores_out_of_range_and_unknown_ratings_are_rejected() {
         ("multi", "year", "/synthesis/overall_score", json!(12)),
         ("multi", "year", "/taleb/tail_risks", json!([])),
         ("financials", "year", "/revenue", json!("391 billion")),
+        ("changes", "year", "/whole/cosine", json!("high")),
+        ("changes", "year", "/sections/1A/old", json!("missing")),
         ("excellent", "aggregate", "/verdict", json!("superb")),
         ("objective", "aggregate", "/overall_trajectory", json!("up")),
         ("checklist", "aggregate", "/score", json!(101)),
@@ -216,7 +219,7 @@ fn year_prompts_render_every_placeholder() {
         document,
     };
     for workflow in registry.list() {
-        if workflow.kind == Kind::Xbrl {
+        if !workflow.kind.needs_model() {
             continue;
         }
         let step = workflow.year.as_ref().unwrap();
@@ -316,8 +319,8 @@ fn builtin_sources_are_complete_files_that_load_as_custom_files() {
         assert!(source.contains(&format!("name = \"{name}\"")));
         let path = dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, source).unwrap();
-        if *name == "financials" {
-            // A custom file may not claim kind = "xbrl".
+        if *name == "financials" || *name == "changes" {
+            // A custom file may not claim kind = "xbrl" or "changes".
             assert!(Workflow::from_file(&path).is_err());
             continue;
         }

@@ -75,7 +75,7 @@ fn a_custom_file_replaces_a_builtin_with_a_warning() {
 
 #[test]
 fn financials_and_the_alias_cannot_be_replaced() {
-    for name in ["financials", "multi_analysis"] {
+    for name in ["financials", "changes", "multi_analysis"] {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "x.toml", &custom(name, "Judge"));
         let error = Registry::load(&[dir.path().to_path_buf()]).unwrap_err();

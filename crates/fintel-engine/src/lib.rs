@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod budget;
+pub mod changes;
 pub mod create;
 pub mod idle;
 pub mod input;

@@ -57,6 +57,18 @@ pub struct PreparedDocument {
     pub facts: Option<serde_json::Value>,
 }
 
+/// A filing's whole text, unfitted, for analyses that read all of it (`changes`).
+#[derive(Debug, Clone)]
+pub struct FilingText {
+    /// Clean text as `fintel_filing::html_to_text` writes it (with an annual-report exhibit
+    /// appended where the filing incorporates one).
+    pub text: String,
+    /// The source was plain text (hard-wrapped lines), as the converter reported.
+    pub plain_text_source: bool,
+    pub url: String,
+    pub sha256: String,
+}
+
 /// Failures of the SEC side, already classified.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
@@ -97,6 +109,15 @@ pub trait FilingSource: Send + Sync {
         filing: &FilingRef,
         budget_tokens: u64,
     ) -> Result<PreparedDocument, SourceError>;
+
+    /// Fetches (or reads from the cache) a filing's document as whole text, for comparing
+    /// years. A source that keeps no texts answers `Unavailable`, which skips the year.
+    async fn filing_text(&self, cik: u64, filing: &FilingRef) -> Result<FilingText, SourceError> {
+        let _ = (cik, filing);
+        Err(SourceError::Unavailable(
+            "this filing source provides no whole texts to compare".to_string(),
+        ))
+    }
 }
 
 /// What a model call of an analysis step consists of.
@@ -135,8 +156,13 @@ pub trait Analysis: Send + Sync {
     /// The pinned, self-contained text stored in the batch.
     fn canonical(&self) -> &str;
     fn min_years(&self) -> u32;
-    /// False for analyses computed from XBRL facts without a model.
+    /// False for analyses computed without a model (XBRL facts, year-over-year changes).
     fn needs_model(&self) -> bool;
+    /// True for the `changes` analysis: each year's filing is compared with the previous
+    /// year's (see [`crate::changes`]), with no model.
+    fn compares_years(&self) -> bool {
+        false
+    }
     fn is_multi_year(&self) -> bool;
     /// The request of a per-year step; None for analyses without a model call.
     fn year_request(&self, input: &YearInput<'_>) -> Option<StepRequest>;

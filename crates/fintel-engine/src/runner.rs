@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod changes;
 mod drain;
 mod heard;
 mod model_call;
@@ -989,6 +990,9 @@ impl EngineInner {
         else {
             return self.skip(task, "no filing recorded for this year");
         };
+        if self.e.analysis.compares_years() {
+            return self.changes_year(task, cik, filing, year, started).await;
+        }
         let analysis = &self.e.analysis;
         let model = self.model_label();
         let key = self.year_result_key(cik, &filing.accession);
@@ -1293,6 +1297,8 @@ impl EngineInner {
     fn model_label(&self) -> String {
         if self.e.analysis.needs_model() {
             self.e.settings.model.clone()
+        } else if self.e.analysis.compares_years() {
+            crate::changes::MODEL_LABEL.to_string()
         } else {
             "xbrl".to_string()
         }

@@ -9,8 +9,8 @@ use fintel_edgar::{
     DocumentRef, DocumentSource, EdgarClient, EdgarError, FileName, SelectOptions, YearRequest,
 };
 use fintel_engine::{
-    AggregateInput, Analysis, CompanyMatch, CompanyQuery, FilingSource, PreparedDocument,
-    Resolution, SourceError, StepRequest, YearInput, YearsSpec,
+    AggregateInput, Analysis, CompanyMatch, CompanyQuery, FilingSource, FilingText,
+    PreparedDocument, Resolution, SourceError, StepRequest, YearInput, YearsSpec,
 };
 use fintel_filing::{FormKind, TokenEstimator};
 use fintel_store::{FilingRef, YearPlan};
@@ -126,16 +126,80 @@ impl FilingSource for LiveSource {
         filing: &FilingRef,
         budget_tokens: u64,
     ) -> Result<PreparedDocument, SourceError> {
+        let fetched = self.fetch_filing(cik, filing).await?;
+        let (main_bytes, exhibit) = (fetched.main, fetched.exhibit);
+        let form = filing.form.clone();
+        let period = filing.period.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare_text(
+                &main_bytes,
+                exhibit.as_deref(),
+                &form,
+                period.as_deref(),
+                budget_tokens,
+            )
+        })
+        .await
+        .map_err(|e| SourceError::Transient(format!("text preparation stopped: {e}")))?;
+        Ok(PreparedDocument {
+            url: fetched.url,
+            sha256: fetched.sha256,
+            ..prepared
+        })
+    }
+
+    async fn filing_text(&self, cik: u64, filing: &FilingRef) -> Result<FilingText, SourceError> {
+        let fetched = self.fetch_filing(cik, filing).await?;
+        let (url, sha256) = (fetched.url.clone(), fetched.sha256.clone());
+        let (text, plain_text_source) = tokio::task::spawn_blocking(move || {
+            let main = fintel_filing::html_to_text(&fetched.main);
+            let mut text = main.text;
+            if let Some(exhibit) = &fetched.exhibit {
+                text.push_str(EXHIBIT_13_HEADING);
+                text.push_str(&fintel_filing::html_to_text(exhibit).text);
+            }
+            (text, main.plain_text_source)
+        })
+        .await
+        .map_err(|e| SourceError::Transient(format!("text conversion stopped: {e}")))?;
+        Ok(FilingText {
+            text,
+            plain_text_source,
+            url,
+            sha256,
+        })
+    }
+}
+
+/// Written between a filing's text and the annual-report exhibit it incorporates.
+const EXHIBIT_13_HEADING: &str =
+    "\n\nEXHIBIT 13 - ANNUAL REPORT TO SHAREHOLDERS (incorporated by reference)\n\n";
+
+/// A filing's documents as fetched (or read from the cache): the annual report's own bytes
+/// (taken out of a complete submission where needed) and an EX-13 it incorporates.
+struct FetchedFiling {
+    main: Vec<u8>,
+    exhibit: Option<Vec<u8>>,
+    url: String,
+    sha256: String,
+}
+
+impl LiveSource {
+    async fn fetch_filing(
+        &self,
+        cik: u64,
+        filing: &FilingRef,
+    ) -> Result<FetchedFiling, SourceError> {
         let doc_ref = document_ref(cik, filing).map_err(classify)?;
         let doc = self
             .edgar
             .fetch_document(&doc_ref)
             .await
             .map_err(classify)?;
-        let mut main_bytes = doc.bytes.clone();
+        let mut main = doc.bytes.clone();
         if doc_ref.source == DocumentSource::CompleteSubmission {
             if let Some(embedded) = annual_report_in_submission_text(&doc.bytes) {
-                main_bytes = doc.bytes[embedded.text.clone()].to_vec();
+                main = doc.bytes[embedded.text.clone()].to_vec();
             }
         }
         let exhibit = match self.edgar.annual_report_exhibit(&doc_ref, &doc).await {
@@ -151,23 +215,11 @@ impl FilingSource for LiveSource {
                 None
             }
         };
-        let form = filing.form.clone();
-        let period = filing.period.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare_text(
-                &main_bytes,
-                exhibit.as_deref(),
-                &form,
-                period.as_deref(),
-                budget_tokens,
-            )
-        })
-        .await
-        .map_err(|e| SourceError::Transient(format!("text preparation stopped: {e}")))?;
-        Ok(PreparedDocument {
+        Ok(FetchedFiling {
+            main,
+            exhibit,
             url: doc.url,
             sha256: doc.sha256,
-            ..prepared
         })
     }
 }
@@ -201,9 +253,7 @@ fn prepare_text(
 ) -> PreparedDocument {
     let mut text = fintel_filing::html_to_text(main).text;
     if let Some(ex) = exhibit {
-        text.push_str(
-            "\n\nEXHIBIT 13 - ANNUAL REPORT TO SHAREHOLDERS (incorporated by reference)\n\n",
-        );
+        text.push_str(EXHIBIT_13_HEADING);
         text.push_str(&fintel_filing::html_to_text(ex).text);
     }
     let kind = FormKind::parse(form).unwrap_or_else(|_| FormKind::detect(&text));
@@ -295,7 +345,10 @@ impl Analysis for WorkflowAnalysis {
         self.workflow.min_years
     }
     fn needs_model(&self) -> bool {
-        self.workflow.kind == Kind::Llm
+        self.workflow.kind.needs_model()
+    }
+    fn compares_years(&self) -> bool {
+        self.workflow.kind == Kind::Changes
     }
     fn is_multi_year(&self) -> bool {
         self.workflow.is_multi_year()

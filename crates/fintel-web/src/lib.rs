@@ -21,6 +21,7 @@
 
 mod actions;
 mod assets;
+mod changes_view;
 mod charts;
 mod filing_text;
 mod format;
@@ -206,6 +207,7 @@ pub fn router(config: WebConfig) -> Result<Router, WebError> {
         .route("/companies/{company}", get(pages::results::company))
         .route("/screen", get(pages::screen::page))
         .route("/results/{id}/document", get(pages::filing::for_result))
+        .route("/results/{id}/changes", get(pages::changes::page))
         .route("/tasks/{id}", get(pages::filing::for_task))
         .route("/static/style.css", get(assets::style))
         .route("/static/live.js", get(assets::script))

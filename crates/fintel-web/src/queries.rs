@@ -599,6 +599,30 @@ pub(crate) fn company_results(
     fintel_export::company_results(store, ticker_or_cik, None, None).map_err(export_error)
 }
 
+/// The form and document of a company's filing as some batch resolved it (the previous year
+/// of a `changes` result), if recorded.
+pub(crate) fn filing_document(
+    store: &Store,
+    cik: u64,
+    accession: &str,
+) -> Result<Option<(String, String)>, PageError> {
+    let conn = store.conn();
+    Ok(conn
+        .query_row(
+            "SELECT t.form, t.document_url FROM tasks t JOIN companies c ON c.id = t.company_id \
+             WHERE c.cik = ?1 AND t.accession = ?2 AND t.document_url IS NOT NULL \
+             ORDER BY t.id LIMIT 1",
+            params![cik as i64, accession],
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, String>(1)?,
+                ))
+            },
+        )
+        .optional()?)
+}
+
 /// One result by id.
 pub(crate) fn result(store: &Store, id: i64) -> Result<Option<ResultRow>, PageError> {
     fintel_export::result_by_id(store, id).map_err(export_error)

@@ -20,14 +20,19 @@ struct Series<'r> {
 }
 
 /// The yearly results of each analysis type (newest stored result per year), leaving out the
-/// key financials (they have their own table) and multi-year aggregates.
+/// key financials and `changes` comparisons (they have their own tables) and multi-year
+/// aggregates.
 fn series(results: &[ResultRow]) -> Vec<Series<'_>> {
     let mut by_type: BTreeMap<&str, BTreeMap<i32, (&ResultRow, &Value)>> = BTreeMap::new();
     for r in results {
         let (Some(year), Ok(json)) = (r.fiscal_year, &r.json) else {
             continue;
         };
-        if r.multi_year || r.analysis_type == "financials" || !json.is_object() {
+        if r.multi_year
+            || r.analysis_type == "financials"
+            || r.analysis_type == "changes"
+            || !json.is_object()
+        {
             continue;
         }
         // Results come newest first within a year: the first one seen is the current one.

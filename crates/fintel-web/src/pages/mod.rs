@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod batches;
+pub(crate) mod changes;
 pub(crate) mod filing;
 pub(crate) mod keys;
 pub(crate) mod results;

@@ -7,6 +7,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::changes_view;
 use crate::format;
 use crate::json_view;
 use crate::pages::{external_link, layout, time, Nav};
@@ -154,7 +155,7 @@ pub(crate) async fn company(
             @for (label, rows) in &groups {
                 section id=(anchor(label)) {
                     h2 { (label) }
-                    @for r in rows { (result_card(r)) }
+                    @for r in rows { (result_card(r, &results)) }
                 }
             }
         },
@@ -182,12 +183,23 @@ fn anchor(label: &str) -> String {
         .collect()
 }
 
-fn result_card(r: &ResultRow) -> Markup {
+/// The company's `changes` result of the fiscal year before `r`'s, if stored.
+fn last_years_changes<'a>(r: &ResultRow, all: &'a [ResultRow]) -> Option<&'a Value> {
+    let year = r.fiscal_year? - 1;
+    all.iter()
+        .filter(|o| o.analysis_type == r.analysis_type && o.fiscal_year == Some(year))
+        .find_map(|o| o.json.as_ref().ok())
+}
+
+fn result_card(r: &ResultRow, all: &[ResultRow]) -> Markup {
     let version: String = r.analysis_version.chars().take(12).collect();
     html! {
         article.result id={"result-" (r.id)} {
             h3 { (format::humanize(&r.analysis_type)) }
             @match &r.json {
+                Ok(v) if changes_view::is_changes(&r.analysis_type, v) => {
+                    (changes_view::render(v, last_years_changes(r, all), r.id))
+                }
                 Ok(v) => { (json_view::render_result(v, r.schema.as_ref())) }
                 Err(e) => { p.notice.error { "The stored JSON does not parse (" (e) "); export it to look at it." } }
             }

@@ -119,7 +119,7 @@ pub fn ten_k_html() -> String {
     )
 }
 
-fn filing(cik: u64, year: i32, n: u32) -> FilingRef {
+pub fn filing(cik: u64, year: i32, n: u32) -> FilingRef {
     let accession = format!("{:010}-{}-{:06}", cik, (year + 1) % 100, n);
     let folder = accession.replace('-', "");
     FilingRef {
@@ -134,7 +134,7 @@ fn filing(cik: u64, year: i32, n: u32) -> FilingRef {
     }
 }
 
-fn new_batch(id: &str, name: &str, analysis: &str, companies: Vec<NewCompany>) -> NewBatch {
+pub fn new_batch(id: &str, name: &str, analysis: &str, companies: Vec<NewCompany>) -> NewBatch {
     NewBatch {
         id: id.into(),
         name: Some(name.into()),
@@ -152,7 +152,7 @@ fn new_batch(id: &str, name: &str, analysis: &str, companies: Vec<NewCompany>) -
     }
 }
 
-fn company(ticker: &str, cik: u64, name: &str) -> NewCompany {
+pub fn company(ticker: &str, cik: u64, name: &str) -> NewCompany {
     NewCompany {
         line_no: None,
         ticker: Some(ticker.into()),
@@ -165,7 +165,7 @@ fn company(ticker: &str, cik: u64, name: &str) -> NewCompany {
 
 /// Resolves every company of the batch to FY2022..FY2024 (in `MAIN`, ACME's FY2022 has no
 /// filing).
-fn resolve_all(store: &Store, batch: &str, now: Timestamp) {
+pub fn resolve_all(store: &Store, batch: &str, now: Timestamp) {
     while let Some(t) = store.claim_next(batch, OWNER, now, false).unwrap() {
         let cik = t.cik.unwrap();
         let plans: Vec<YearPlan> = (2022..=2024)
@@ -191,7 +191,7 @@ fn resolve_all(store: &Store, batch: &str, now: Timestamp) {
     }
 }
 
-fn result_for(
+pub fn result_for(
     task: &fintel_store::ClaimedTask,
     analysis: &str,
     json: serde_json::Value,

@@ -126,6 +126,13 @@ pub struct LearnedParam {
 }
 
 impl LearnedParam {
+    /// A rule as the database stores it (`param`, and `action` as [`ParamAction::to_stored`]
+    /// wrote it); `None` for a rule this version does not know, which is ignored rather than
+    /// misapplied.
+    pub fn from_stored(param: String, action: &str) -> Option<LearnedParam> {
+        ParamAction::from_stored(action).map(|action| LearnedParam { param, action })
+    }
+
     /// The rule for a refused parameter fintel knows how to do without, or `None` (a
     /// parameter fintel cannot leave out or rename, e.g. `response_format`).
     pub fn for_refused(param: &str) -> Option<LearnedParam> {

@@ -8,9 +8,7 @@ use fintel_engine::keys::Grant;
 use fintel_engine::outcome::{
     ledger_outcome, outcome_name, param_refusal, LedgerOutcome, ParamVerdict,
 };
-use fintel_llm::params::{
-    record_request_params, request_params, LearnedParam, ParamAction, ParamsInput,
-};
+use fintel_llm::params::{record_request_params, request_params, LearnedParam, ParamsInput};
 use fintel_llm::{CallError, GenerateRequest, Provider, Role, Turn};
 use fintel_store::{CallIntent, CallPurpose, LearnedParamRow, Store};
 use serde_json::json;
@@ -163,11 +161,6 @@ fn learned(store: &Store, provider: &str, model: &str) -> Result<Vec<LearnedPara
     Ok(store
         .learned_params(provider, model)?
         .into_iter()
-        .filter_map(|row| {
-            ParamAction::from_stored(&row.action).map(|action| LearnedParam {
-                param: row.param,
-                action,
-            })
-        })
+        .filter_map(|row| LearnedParam::from_stored(row.param, &row.action))
         .collect())
 }

@@ -3,7 +3,7 @@
 //! [`fintel_llm::params::request_params`], and a refused parameter is decided by
 //! [`crate::outcome::param_refusal`], stored, and said to the user.
 
-use fintel_llm::params::{request_params, LearnedParam, ParamAction, ParamsInput, RequestParams};
+use fintel_llm::params::{request_params, LearnedParam, ParamsInput, RequestParams};
 use fintel_llm::GenerateRequest;
 use fintel_store::LearnedParamRow;
 
@@ -43,13 +43,7 @@ impl EngineInner {
             .learned_params(self.e.provider.name(), &self.e.settings.model)?;
         Ok(rows
             .into_iter()
-            .filter_map(|row| {
-                // A rule this version does not know is ignored, not misapplied.
-                ParamAction::from_stored(&row.action).map(|action| LearnedParam {
-                    param: row.param,
-                    action,
-                })
-            })
+            .filter_map(|row| LearnedParam::from_stored(row.param, &row.action))
             .collect())
     }
 

@@ -126,8 +126,9 @@ fn main() -> ExitCode {
     );
     println!("per quota day:\n{}", report.days_table());
     println!(
-        "wall time:           {:.2} s (target < 30 s)",
-        report.wall.as_secs_f64()
+        "wall time:           {:.2} s (target < 30 s), {} bucket reads",
+        report.wall.as_secs_f64(),
+        report.standing_reads
     );
     // A per-day refusal after uncertain (faulted) requests is the provider settling the
     // count, at most one per fault; weather delays are judged by the quota day of the finish.

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use fintel_llm::ApiKey;
-use fintel_store::{BucketLimits, BucketUsage, CallIntent, ReserveMode, Store, StoreError};
+use fintel_store::{
+    BucketLimits, BucketUsage, CallIntent, LedgerMark, ReserveMode, Store, StoreError,
+};
 use fintel_time::{duration_to_span, next_reset, pacific_date, pacific_day_start};
 
 use crate::outcome::{daily_refusal, DailyVerdict, DayContext};
@@ -156,6 +158,10 @@ pub struct KeyPool {
 struct PacingHold {
     until: Timestamp,
     tokens: u64,
+    /// Where the ledger stood when it was learned, if no bucket's wait then depended on calls
+    /// in flight (see [`wait_is_settled`]): while the ledger stands there, the wait is known
+    /// without reading a bucket again.
+    known: Option<LedgerMark>,
 }
 
 /// The hold after a committing decision for a request of `tokens` answered `wait`: a pacing
@@ -168,15 +174,30 @@ fn next_hold(
     now: Timestamp,
     tokens: u64,
     wait: Option<(Timestamp, WaitReason)>,
+    known: Option<LedgerMark>,
 ) -> Option<PacingHold> {
     let old = old.filter(|h| h.until > now);
     match wait {
         Some((until, WaitReason::Pacing)) if tokens > 0 && until > now => match old {
             Some(h) if h.tokens < tokens => Some(h),
-            _ => Some(PacingHold { until, tokens }),
+            _ => Some(PacingHold {
+                until,
+                tokens,
+                known,
+            }),
         },
         _ => old,
     }
+}
+
+/// Whether the hold answers "may a request of its size go now?" (no) without a look at the
+/// buckets: it is still running and the ledger stands where it stood when the hold was
+/// learned, so every bucket waits as it did then. Until its wait ends a bucket's answer
+/// changes only by a write that frees quota or changes a wait (a refund, a refused call, a
+/// bucket's wait, a key, a merge: each moves the mark) or by another process's commit (moves
+/// the mark too); more requests sent only make the wait longer.
+fn hold_answers(hold: Option<PacingHold>, now: Timestamp, mark: LedgerMark) -> bool {
+    hold.is_some_and(|h| h.until > now && h.known == Some(mark))
 }
 
 impl KeyPool {
@@ -331,16 +352,52 @@ impl KeyPool {
         intent: &CallIntent<'_>,
         commit: bool,
     ) -> Result<Grant, StoreError> {
-        let grant = self.decide(store, now, intent, commit)?;
+        let (grant, settled) = self.decide(store, now, intent, commit)?;
         if commit {
             let wait = match &grant {
                 Grant::Wait { until, why } => Some((*until, *why)),
                 _ => None,
             };
+            let known = match wait {
+                Some((_, WaitReason::Pacing)) if settled => Some(store.ledger_mark()?),
+                _ => None,
+            };
             let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
-            *hold = next_hold(*hold, now, intent.input_tokens, wait);
+            *hold = next_hold(*hold, now, intent.input_tokens, wait, known);
         }
         Ok(grant)
+    }
+
+    /// Whether model work may be claimed now: whether a request of the [`pacing_hold`] size
+    /// could go. While a tokens-per-minute cap paces every bucket the runner asks this on
+    /// every wake (each task that ends); the pool answers from the hold it learned when
+    /// nothing happened since that could change it ([`hold_answers`]), else by a dry run
+    /// over the buckets. Either way the rotation moves on by one, so the buckets are tried
+    /// in the same order as if every wake had looked.
+    ///
+    /// [`pacing_hold`]: KeyPool::pacing_hold
+    pub fn may_send(&self, store: &Store, now: Timestamp) -> Result<bool, StoreError> {
+        let hold = *self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        let active = hold.filter(|h| h.until > now);
+        if active.is_some_and(|h| h.known.is_some())
+            && hold_answers(active, now, store.ledger_mark()?)
+        {
+            self.rotation.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        let intent = CallIntent {
+            bucket: "",
+            key_fingerprint: None,
+            bucket_keys: &[],
+            batch_id: None,
+            task_id: None,
+            purpose: fintel_store::CallPurpose::Generate,
+            input_tokens: active.map_or(0, |h| h.tokens),
+        };
+        Ok(matches!(
+            self.acquire(store, now, &intent, false)?,
+            Grant::Granted { .. }
+        ))
     }
 
     /// The size of request to ask a dry run about before claiming model work: 0 (any request)
@@ -361,18 +418,20 @@ impl KeyPool {
         self.standing_reads.load(Ordering::Relaxed)
     }
 
+    /// The decision, and whether a wait it answers is settled: no bucket's wait depended on
+    /// calls in flight or on a race with another process (see [`wait_is_settled`]).
     fn decide(
         &self,
         store: &Store,
         now: Timestamp,
         intent: &CallIntent<'_>,
         commit: bool,
-    ) -> Result<Grant, StoreError> {
+    ) -> Result<(Grant, bool), StoreError> {
         self.refresh(store)?;
         let layout = self.layout();
         let cap = self.max_request_tokens();
         if intent.input_tokens > cap {
-            return Ok(Grant::TooLarge { cap });
+            return Ok((Grant::TooLarge { cap }, false));
         }
         let today = pacific_date(now);
         let quota_date = today.to_string();
@@ -392,6 +451,7 @@ impl KeyPool {
         let mut any_fits = false;
         let mut any_pacing = false;
         let mut any_not_reset = false;
+        let mut settled = true;
         // Read once per decision, not once per bucket: this runs before every request.
         let disabled = if self.keyless {
             Vec::new()
@@ -436,6 +496,7 @@ impl KeyPool {
                 spent_yesterday.then_some(todays_reset),
             );
             if let Some((t, why)) = wake {
+                settled &= wait_is_settled(&usage, limits);
                 match why {
                     BucketWait::Spent => {}
                     BucketWait::NotResetYet => any_not_reset = true,
@@ -445,11 +506,14 @@ impl KeyPool {
                 continue;
             }
             if !commit {
-                return Ok(Grant::Granted {
-                    call_id: 0,
-                    bucket: bucket.name.clone(),
-                    key: None,
-                });
+                return Ok((
+                    Grant::Granted {
+                        call_id: 0,
+                        bucket: bucket.name.clone(),
+                        key: None,
+                    },
+                    false,
+                ));
             }
             let chosen = (!keys.is_empty()).then(|| keys[start % keys.len()]);
             let key = chosen.map(|k| bucket.keys[k].clone());
@@ -462,14 +526,18 @@ impl KeyPool {
             };
             match store.reserve_call_as(&intent, limits, now, &quota_date, mode)? {
                 Some(call_id) => {
-                    return Ok(Grant::Granted {
-                        call_id,
-                        bucket: bucket.name.clone(),
-                        key,
-                    })
+                    return Ok((
+                        Grant::Granted {
+                            call_id,
+                            bucket: bucket.name.clone(),
+                            key,
+                        },
+                        false,
+                    ))
                 }
                 // Another process took the last slot between our read and our write.
                 None => {
+                    settled = false;
                     any_pacing = true;
                     let t = now + duration_to_span(Duration::from_secs(1));
                     earliest = Some(earliest.map_or(t, |e| e.min(t)));
@@ -477,17 +545,23 @@ impl KeyPool {
             }
         }
         if !any_usable {
-            return Ok(Grant::Wait {
-                until: reset,
-                why: WaitReason::NoUsableKey,
-            });
+            return Ok((
+                Grant::Wait {
+                    until: reset,
+                    why: WaitReason::NoUsableKey,
+                },
+                false,
+            ));
         }
         if !any_fits {
-            return Ok(Grant::TooLarge {
-                cap: largest_usable_cap,
-            });
+            return Ok((
+                Grant::TooLarge {
+                    cap: largest_usable_cap,
+                },
+                false,
+            ));
         }
-        Ok(Grant::Wait {
+        let grant = Grant::Wait {
             until: earliest.unwrap_or(reset),
             why: if any_pacing {
                 WaitReason::Pacing
@@ -496,7 +570,8 @@ impl KeyPool {
             } else {
                 WaitReason::DailyQuotaSpent
             },
-        })
+        };
+        Ok((grant, settled))
     }
 
     /// Some key the provider may be asked with for free calls (token counts): the first
@@ -591,6 +666,14 @@ impl KeyPool {
         }
         Ok(())
     }
+}
+
+/// Whether a bucket's wait (as [`bucket_decision`] answers it) stands until its end whatever
+/// the calls in flight answer: false when the bucket is spent only by uncertain requests or
+/// still refused after a reset, where an answer arriving changes the decision.
+fn wait_is_settled(usage: &BucketUsage, limits: &BucketLimits) -> bool {
+    usage.backoff_level == 0
+        && !(usage.used_today >= limits.requests_per_day && usage.uncertain_today > 0)
 }
 
 /// Whether one bucket may send a request of `input_tokens` now, and in which mode; or until
@@ -798,6 +881,7 @@ mod tests {
             Some(PacingHold {
                 until: t(until),
                 tokens,
+                known: None,
             })
         };
         let pacing = |until: i64| Some((t(until), WaitReason::Pacing));
@@ -824,8 +908,118 @@ mod tests {
             ("a dry size of zero is not held", None, 0, pacing(30), None),
         ];
         for (what, old, tokens, wait, want) in cases {
-            assert_eq!(next_hold(*old, t0, *tokens, *wait), *want, "{what}");
+            assert_eq!(next_hold(*old, t0, *tokens, *wait, None), *want, "{what}");
         }
+        // The ledger's mark goes with a new hold, and a kept hold keeps its own.
+        let mark = |epoch: u64| LedgerMark {
+            epoch,
+            data_version: 1,
+        };
+        let new = next_hold(None, t0, 800, pacing(30), Some(mark(3))).unwrap();
+        assert_eq!(new.known, Some(mark(3)));
+        let kept = next_hold(Some(new), t0, 900, pacing(40), Some(mark(4))).unwrap();
+        assert_eq!((kept.tokens, kept.known), (800, Some(mark(3))));
+    }
+
+    #[test]
+    fn a_hold_answers_without_a_look_only_while_the_ledger_stands_where_it_was_learned() {
+        let t0 = noon();
+        let t = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        let mark = |epoch: u64, data_version: i64| LedgerMark {
+            epoch,
+            data_version,
+        };
+        let hold = |until: i64, known: Option<LedgerMark>| {
+            Some(PacingHold {
+                until: t(until),
+                tokens: 800,
+                known,
+            })
+        };
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<PacingHold>, i64, LedgerMark, bool)] = &[
+            ("no hold", None, 0, mark(1, 1), false),
+            ("a running hold, nothing changed", hold(30, Some(mark(1, 1))), 10, mark(1, 1), true),
+            ("its wait has ended", hold(30, Some(mark(1, 1))), 30, mark(1, 1), false),
+            ("this process freed quota or changed a wait", hold(30, Some(mark(1, 1))), 10, mark(2, 1), false),
+            ("another process committed", hold(30, Some(mark(1, 1))), 10, mark(1, 2), false),
+            ("learned while a wait hung on calls in flight", hold(30, None), 10, mark(1, 1), false),
+        ];
+        for (what, h, at, now_mark, want) in cases {
+            assert_eq!(hold_answers(*h, t(*at), *now_mark), *want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_wait_is_settled_unless_an_answer_in_flight_could_change_it() {
+        let limits = BucketLimits {
+            requests_per_day: 20,
+            requests_per_minute: 5,
+            input_tokens_per_minute: 1_000,
+        };
+        let usage = |used: u32, uncertain: u32, level: u32| BucketUsage {
+            used_today: used,
+            answered_today: used - uncertain,
+            uncertain_today: uncertain,
+            in_flight: uncertain,
+            sent_last_minute: 5,
+            tokens_last_minute: 900,
+            window_frees_at: None,
+            exhausted_until: None,
+            backoff_until: None,
+            backoff_level: level,
+        };
+        #[rustfmt::skip]
+        let cases: &[(&str, BucketUsage, bool)] = &[
+            ("paced by the minute, calls in flight", usage(7, 2, 0), true),
+            ("spent by answered requests", usage(20, 0, 0), true),
+            ("spent only with uncertain ones among them", usage(20, 1, 0), false),
+            ("still refused after a reset", usage(0, 0, 1), false),
+        ];
+        for (what, u, want) in cases {
+            assert_eq!(wait_is_settled(u, &limits), *want, "{what}");
+        }
+    }
+
+    #[test]
+    fn while_a_settled_hold_runs_a_wake_reads_no_bucket_and_a_refund_makes_it_look_again() {
+        let (_dir, store) = store();
+        let pool = pool_of(3, 1);
+        pool.register(&store).unwrap();
+        let big = |tokens: u64| CallIntent {
+            input_tokens: tokens,
+            ..intent(0)
+        };
+        let mut first = 0;
+        for i in 0..3 {
+            match pool.acquire(&store, noon(), &big(800), true).unwrap() {
+                Grant::Granted { call_id, .. } if i == 0 => first = call_id,
+                Grant::Granted { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let later = noon() + jiff::SignedDuration::from_secs(10);
+        assert!(matches!(
+            pool.acquire(&store, later, &big(800), true).unwrap(),
+            Grant::Wait {
+                why: WaitReason::Pacing,
+                ..
+            }
+        ));
+        let reads = pool.standing_reads();
+        let turn = pool.rotation.load(Ordering::Relaxed);
+        assert!(!pool.may_send(&store, later).unwrap());
+        assert!(!pool.may_send(&store, later).unwrap());
+        assert_eq!(pool.standing_reads(), reads, "the hold answered");
+        assert_eq!(
+            pool.rotation.load(Ordering::Relaxed),
+            turn + 2,
+            "the rotation moves on as if the buckets had been read"
+        );
+        // A refund frees a bucket's minute: the next wake looks, and may send.
+        store.refund_call(first, "never sent").unwrap();
+        assert!(pool.may_send(&store, later).unwrap());
+        assert!(pool.standing_reads() > reads);
     }
 
     #[test]

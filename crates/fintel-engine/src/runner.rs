@@ -583,19 +583,7 @@ impl Engine {
         }
         // Asked for the smallest request paced moments ago, if any: one that size or larger
         // cannot go before its wait ends, so no claim is made only to be put back.
-        let intent = CallIntent {
-            bucket: "",
-            key_fingerprint: None,
-            bucket_keys: &[],
-            batch_id: None,
-            task_id: None,
-            purpose: CallPurpose::Generate,
-            input_tokens: self.pool.pacing_hold(now),
-        };
-        let model_allowed = matches!(
-            self.pool.acquire(&self.store, now, &intent, false)?,
-            Grant::Granted { .. }
-        );
+        let model_allowed = self.pool.may_send(&self.store, now)?;
         Ok(Some((model_allowed, probe)))
     }
 

@@ -146,6 +146,7 @@ impl Store {
             "INSERT INTO buckets (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
             [bucket],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 
@@ -177,6 +178,7 @@ impl Store {
             "UPDATE keys SET disabled_reason = ?2, disabled_at = ?3 WHERE fingerprint = ?1",
             params![fingerprint, reason, millis(now)],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 
@@ -187,6 +189,7 @@ impl Store {
              WHERE label = ?1 OR substr(label, 1, length(?1) + 2) = ?1 || ' ('",
             params![label],
         )?;
+        self.ledger_changed();
         Ok(n as u64)
     }
 
@@ -288,6 +291,7 @@ impl Store {
             "UPDATE calls SET refunded = 1, outcome = 'not_sent', detail = ?2 WHERE id = ?1",
             params![call_id, detail],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 
@@ -305,6 +309,7 @@ impl Store {
              WHERE id = ?1",
             params![call_id, outcome, detail, latency_ms],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 
@@ -373,6 +378,7 @@ impl Store {
              ON CONFLICT (name) DO UPDATE SET exhausted_until = excluded.exhausted_until",
             params![bucket, millis(until)],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 
@@ -389,6 +395,7 @@ impl Store {
                backoff_level = excluded.backoff_level",
             params![bucket, until.map(millis), level],
         )?;
+        self.ledger_changed();
         Ok(())
     }
 

@@ -124,6 +124,19 @@ impl StoreError {
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Bumped by every write of this connection that may let a bucket send sooner (see
+    /// [`LedgerMark`]).
+    ledger_epoch: std::sync::atomic::AtomicU64,
+}
+
+/// Where the ledger stood: this connection's writes that may free quota (a refund, a refused
+/// call, a bucket's wait or a key changed, buckets merged) and the database's
+/// `PRAGMA data_version`, which changes when any other connection commits. Two equal marks
+/// mean nothing happened in between that could let a waiting bucket send earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerMark {
+    pub epoch: u64,
+    pub data_version: i64,
 }
 
 /// Milliseconds since the Unix epoch: how instants are stored, so that they compare as numbers.
@@ -180,7 +193,25 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            ledger_epoch: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Where the ledger stands now (one pragma read).
+    pub fn ledger_mark(&self) -> Result<LedgerMark, StoreError> {
+        let data_version = self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(LedgerMark {
+            epoch: self.ledger_epoch.load(std::sync::atomic::Ordering::SeqCst),
+            data_version,
+        })
+    }
+
+    /// Notes a write that may let a bucket send sooner than the ledger said before it.
+    pub(crate) fn ledger_changed(&self) {
+        self.ledger_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Where the database file is.

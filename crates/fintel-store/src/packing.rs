@@ -48,6 +48,67 @@ pub struct BadPart {
     pub end: BadPartEnd,
 }
 
+/// The packed claim with the lead's table and model condition filled in: `?1` batch, `?2`
+/// owner, `?3` now (ms), `?4` whether model work may be claimed, `?5` the most years in a pack.
+macro_rules! claim_pack_sql {
+    ($lead_from:literal, $model:literal) => {
+        concat!(
+            "WITH lead AS MATERIALIZED ( \
+       SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone, t.needs_model \
+       FROM ",
+            $lead_from,
+            " \
+       WHERE t.batch_id = ?1 AND t.state = 'pending' \
+         AND (t.not_before IS NULL OR t.not_before <= ?3) \
+         AND ",
+            $model,
+            " \
+         AND (t.kind != 'aggregate' OR NOT EXISTS ( \
+           SELECT 1 FROM tasks y WHERE y.company_id = t.company_id \
+             AND y.kind IN ('resolve', 'year') AND y.state IN ('pending', 'running'))) \
+       ORDER BY t.priority DESC, t.kind = 'aggregate', t.company_id, t.fiscal_year DESC \
+       LIMIT 1), \
+     cand AS MATERIALIZED ( \
+       SELECT y.id, y.fiscal_year FROM lead l \
+         CROSS JOIN tasks y INDEXED BY tasks_company ON y.company_id = l.company_id \
+       WHERE l.kind = 'year' AND l.pack_alone = 0 AND l.needs_model = 1 AND ?5 > 1 \
+         AND y.batch_id = ?1 AND y.kind = 'year' AND y.state = 'pending' \
+         AND y.pack_alone = 0 AND y.needs_model = 1 \
+         AND (y.not_before IS NULL OR y.not_before <= ?3) \
+         AND y.fiscal_year < l.fiscal_year AND y.fiscal_year > l.fiscal_year - ?5) \
+     UPDATE tasks SET state = 'running', lease_owner = ?2, updated_at = ?3, \
+       started_at = COALESCE(started_at, ?3) \
+     WHERE id IN ( \
+       SELECT id FROM lead \
+       UNION \
+       SELECT c.id FROM cand c, lead l \
+       WHERE (SELECT COUNT(*) FROM cand c2 WHERE c2.fiscal_year >= c.fiscal_year) \
+         = l.fiscal_year - c.fiscal_year) \
+     RETURNING id"
+        )
+    };
+}
+
+/// The packed claim, model work allowed.
+const CLAIM_PACK_SQL: &str = claim_pack_sql!("tasks t", "(?4 OR t.needs_model = 0)");
+
+/// The packed claim while no model call may go: only the tasks that need none, read through
+/// their own index (`?4` is false), so a wake while the keys are spent or paced does not walk
+/// every pending task of the batch to find none.
+const CLAIM_FREE_SQL: &str = claim_pack_sql!(
+    "tasks t INDEXED BY tasks_claim_free",
+    "t.needs_model = 0 AND NOT ?4"
+);
+
+/// The statement of a packed claim.
+fn claim_sql(model_allowed: bool) -> &'static str {
+    if model_allowed {
+        CLAIM_PACK_SQL
+    } else {
+        CLAIM_FREE_SQL
+    }
+}
+
 impl Store {
     /// Claims the next runnable task like [`Store::claim_next`] and, when it is a yearly task
     /// that may be packed and `max_years` > 1, the pending yearly tasks of the same company for
@@ -70,37 +131,9 @@ impl Store {
         // A lead that needs no model (its result is stored) goes alone.
         // The candidates are the lead company's few tasks: without statistics SQLite would
         // take the batch-wide (batch, kind, state) index and read every pending year of the
-        // batch on every claim.
-        let mut stmt = conn.prepare(
-            "WITH lead AS MATERIALIZED ( \
-               SELECT t.id, t.company_id, t.kind, t.fiscal_year, t.pack_alone, t.needs_model \
-               FROM tasks t \
-               WHERE t.batch_id = ?1 AND t.state = 'pending' \
-                 AND (t.not_before IS NULL OR t.not_before <= ?3) \
-                 AND (?4 OR t.needs_model = 0) \
-                 AND (t.kind != 'aggregate' OR NOT EXISTS ( \
-                   SELECT 1 FROM tasks y WHERE y.company_id = t.company_id \
-                     AND y.kind IN ('resolve', 'year') AND y.state IN ('pending', 'running'))) \
-               ORDER BY t.priority DESC, t.kind = 'aggregate', t.company_id, t.fiscal_year DESC \
-               LIMIT 1), \
-             cand AS MATERIALIZED ( \
-               SELECT y.id, y.fiscal_year FROM lead l \
-                 JOIN tasks y INDEXED BY tasks_company ON y.company_id = l.company_id \
-               WHERE l.kind = 'year' AND l.pack_alone = 0 AND l.needs_model = 1 AND ?5 > 1 \
-                 AND y.batch_id = ?1 AND y.kind = 'year' AND y.state = 'pending' \
-                 AND y.pack_alone = 0 AND y.needs_model = 1 \
-                 AND (y.not_before IS NULL OR y.not_before <= ?3) \
-                 AND y.fiscal_year < l.fiscal_year AND y.fiscal_year > l.fiscal_year - ?5) \
-             UPDATE tasks SET state = 'running', lease_owner = ?2, updated_at = ?3, \
-               started_at = COALESCE(started_at, ?3) \
-             WHERE id IN ( \
-               SELECT id FROM lead \
-               UNION \
-               SELECT c.id FROM cand c, lead l \
-               WHERE (SELECT COUNT(*) FROM cand c2 WHERE c2.fiscal_year >= c.fiscal_year) \
-                 = l.fiscal_year - c.fiscal_year) \
-             RETURNING id",
-        )?;
+        // batch on every claim, and with `tasks_company` alone it put `tasks` in the outer
+        // loop and walked that whole index; the CROSS JOIN keeps the one-row `lead` outside.
+        let mut stmt = conn.prepare_cached(claim_sql(model_allowed))?;
         let ids = stmt
             .query_map(
                 params![batch_id, owner, now, model_allowed, max_years as i64],
@@ -112,7 +145,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let placeholders = vec!["?"; ids.len()].join(", ");
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT {CLAIM_COLUMNS} FROM tasks t JOIN companies c ON c.id = t.company_id \
              WHERE t.id IN ({placeholders}) ORDER BY t.fiscal_year DESC"
         ))?;
@@ -534,5 +567,92 @@ mod tests {
         s.follow_pack_lead(lead, 0, &[other], OWNER, t(20)).unwrap();
         assert_eq!(row(lead), ("pending".into(), 0, None, 1));
         assert_eq!(row(other), ("pending".into(), 0, None, 1));
+    }
+
+    /// The lines of the claim's query plan that read the tasks table without an index search
+    /// (`SCAN t`, `SCAN y USING INDEX ...`: every task of the database on every claim).
+    fn task_scans(s: &Store) -> Vec<String> {
+        let mut scans: Vec<String> = [true, false]
+            .into_iter()
+            .flat_map(|model_allowed| claim_plan(s, model_allowed))
+            .filter(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some("SCAN") && matches!(words.next(), Some("t" | "y" | "tasks"))
+            })
+            .collect();
+        scans.dedup();
+        scans
+    }
+
+    fn claim_plan(s: &Store, model_allowed: bool) -> Vec<String> {
+        let conn = s.conn();
+        let sql = claim_sql(model_allowed);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let lines = stmt
+            .query_map(params!["b1", OWNER, 10_i64, model_allowed, 2_i64], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        lines
+    }
+
+    /// A packed claim reads the lead's company by index, not every task of the database: with
+    /// and without the statistics the daily maintenance gathers.
+    #[test]
+    fn the_packed_claim_searches_the_tasks_by_index_and_never_scans_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = company_with_years(dir.path(), &[2020, 2021, 2022], &[]);
+        assert_eq!(task_scans(&s), Vec::<String>::new());
+        // A batch of 300 companies x 7 years beside it, half of it done, then ANALYZE.
+        s.conn()
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 301) \
+                 INSERT INTO companies (id, batch_id, ticker, cik) \
+                 SELECT i, 'b1', 'T' || i, 1000 + i FROM n; \
+                 WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 301), \
+                   y(fy) AS (SELECT 2018 UNION ALL SELECT fy + 1 FROM y WHERE fy < 2024) \
+                 INSERT INTO tasks (batch_id, company_id, kind, fiscal_year, state, created_at, \
+                   updated_at) \
+                 SELECT 'b1', i, 'year', fy, CASE WHEN i % 2 = 0 THEN 'completed' \
+                   ELSE 'pending' END, 1, 1 FROM n, y; \
+                 ANALYZE;",
+            )
+            .unwrap();
+        assert_eq!(task_scans(&s), Vec::<String>::new());
+        assert_eq!(claim_years(&s, 2), [2022, 2021]);
+    }
+
+    /// While no model call may go, a claim reads only the tasks that need none: a wake while
+    /// the keys are paced must not walk every pending model task of the batch to find none.
+    #[test]
+    fn a_claim_without_model_work_reads_only_the_tasks_that_need_no_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = company_with_years(dir.path(), &[2021, 2022], &[]);
+        let plan = claim_plan(&s, false);
+        assert!(
+            plan.iter()
+                .any(|l| l.starts_with("SEARCH t USING INDEX tasks_claim_free")),
+            "{plan:#?}"
+        );
+        assert!(s
+            .claim_pack("b1", OWNER, t(10), false, 2)
+            .unwrap()
+            .is_empty());
+        s.conn()
+            .execute(
+                "UPDATE tasks SET needs_model = 0 WHERE fiscal_year = 2021",
+                [],
+            )
+            .unwrap();
+        let free: Vec<i32> = s
+            .claim_pack("b1", OWNER, t(10), false, 2)
+            .unwrap()
+            .iter()
+            .map(|t| t.fiscal_year.unwrap())
+            .collect();
+        assert_eq!(free, [2021], "a task with its result stored goes alone");
+        assert_eq!(claim_years(&s, 2), [2022]);
     }
 }

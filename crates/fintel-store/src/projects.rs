@@ -160,6 +160,7 @@ impl Store {
             [into],
         )?;
         tx.commit()?;
+        self.ledger_changed();
         Ok(())
     }
 

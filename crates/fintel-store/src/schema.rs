@@ -355,6 +355,14 @@ WHERE key_fingerprint IS NULL;
 CREATE INDEX calls_key_day ON calls (key_fingerprint, quota_date);
 CREATE INDEX calls_key_sent ON calls (key_fingerprint, sent_at);
 "#,
+    // The claim of work that needs no model (made on every wake while the keys are spent or
+    // paced) reads the few such pending tasks in claim order instead of walking every pending
+    // task of the batch to find none.
+    r#"
+CREATE INDEX tasks_claim_free ON tasks
+    (batch_id, state, priority DESC, (kind = 'aggregate'), company_id, fiscal_year DESC)
+    WHERE needs_model = 0;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -554,5 +562,47 @@ mod tests {
             )
             .unwrap();
         assert_eq!(unnamed, 0);
+    }
+
+    /// A database of the release before the index of quota-free claims opens with its tasks,
+    /// and the new index holds exactly those that need no model.
+    #[test]
+    fn tasks_of_an_older_database_keep_their_rows_under_the_quota_free_claim_index() {
+        let at = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("tasks_claim_free"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for m in &MIGRATIONS[..at] {
+                tx.execute_batch(m).unwrap();
+            }
+            tx.pragma_update(None, "user_version", at as i64).unwrap();
+            tx.execute_batch(
+                "INSERT INTO batches (id, created_at, updated_at, state, analysis_type,
+                     analysis_version, workflow, years_spec, as_of_date, model, settings)
+                 VALUES ('b1', 1, 1, 'running', 't', 'v', '', '{}', '2026-01-01', 'm', '{}');
+                 INSERT INTO companies (id, batch_id, ticker, cik) VALUES (1, 'b1', 'ACME', 42);
+                 INSERT INTO tasks (batch_id, company_id, kind, fiscal_year, needs_model, state,
+                     created_at, updated_at)
+                 VALUES ('b1', 1, 'year', 2022, 1, 'pending', 1, 1),
+                        ('b1', 1, 'year', 2023, 0, 'pending', 1, 1),
+                        ('b1', 1, 'year', 2024, 1, 'completed', 1, 1);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let conn = store.conn();
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("PRAGMA user_version"), SCHEMA_VERSION);
+        assert_eq!(count("SELECT COUNT(*) FROM tasks"), 3);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM tasks INDEXED BY tasks_claim_free WHERE needs_model = 0"),
+            1
+        );
     }
 }

@@ -799,6 +799,9 @@ pub struct SimReport {
     pub final_buckets: Vec<Bucket>,
     /// Results that came from packed calls.
     pub packed_results: u64,
+    /// Bucket standings the engines' key pools read from the ledger: the cost of their
+    /// decisions, which grows with every wake that asks the pool again.
+    pub standing_reads: u64,
 }
 
 /// An observer that keeps what it is told.
@@ -984,6 +987,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
     let taps: Vec<Arc<std::sync::atomic::AtomicU64>> = (0..config.engines.max(1))
         .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)))
         .collect();
+    let pools: std::sync::Mutex<Vec<Arc<KeyPool>>> = std::sync::Mutex::new(Vec::new());
     let spawn_engines = |runs: &mut tokio::task::JoinSet<RunOutcome>, generation: u64| {
         for (i, sent) in taps.iter().enumerate() {
             // Every engine but the very first opens its own connection, as another process
@@ -995,6 +999,7 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             };
             let pool = Arc::new(KeyPool::new(buckets.clone(), RESET_BUFFER));
             pool.register(&store).expect("register keys");
+            pools.lock().expect("pools").push(pool.clone());
             let now = clock.now();
             let owner = store
                 .register_owner(
@@ -1050,6 +1055,12 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             }
         }
     }
+    let standing_reads = pools
+        .lock()
+        .expect("pools")
+        .iter()
+        .map(|p| p.standing_reads())
+        .sum();
     let sent_by_engine = taps
         .iter()
         .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
@@ -1090,5 +1101,6 @@ pub async fn run_simulation(config: &SimConfig) -> SimReport {
             pool.buckets()
         },
         packed_results: packed_results as u64,
+        standing_reads,
     }
 }

@@ -181,6 +181,9 @@ async fn the_company_page_shows_each_items_measures_beside_last_years_and_the_se
         "{page}"
     );
     assert!(!page.contains("<script>alert(1)"), "escaped");
+    // No model read anything: the link to the text says what it is.
+    assert!(!page.contains("what the model read"), "{page}");
+    assert!(page.contains("the filing's text"), "{page}");
     assert!(page.contains(&format!("href=\"/results/{id_2024}/changes#item-1A\"")));
     // FY2023 has no comparison of the year before stored.
     assert!(page.contains("No comparison of the year before is stored."));

@@ -209,7 +209,7 @@ fn result_card(r: &ResultRow, all: &[ResultRow]) -> Markup {
                     dd {
                         (r.form.as_deref().unwrap_or("-")) ", accession " code { (r.accession.as_deref().unwrap_or("-")) }
                         @if r.fiscal_year.is_some() && r.accession.is_some() {
-                            " · " a href={"/results/" (r.id) "/document"} { "what the model read" }
+                            " · " a href={"/results/" (r.id) "/document"} { (document_link_label(&r.model)) }
                         }
                     }
                     @if let Some(url) = &r.document_url { dt { "document" } dd { (external_link(url)) } }
@@ -228,5 +228,14 @@ fn result_card(r: &ResultRow, all: &[ResultRow]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The words of the link to a result's document text: an analysis that asked no model (the
+/// XBRL `financials`, the year-over-year `changes`) read the filing itself.
+fn document_link_label(model: &str) -> &'static str {
+    match model {
+        "xbrl" | "local" => "the filing's text",
+        _ => "what the model read",
     }
 }

@@ -81,8 +81,8 @@ pub enum ScreenError {
         kind: String,
     },
 
-    #[error("unknown preset `{0}`; the presets are: compounders")]
-    UnknownPreset(String),
+    #[error("unknown preset `{name}`; the presets are: {available}")]
+    UnknownPreset { name: String, available: String },
 
     #[error("{0}")]
     BadArgument(String),

@@ -4,7 +4,8 @@
 //! `balance_sheet.trend`, `scores.strategic_anomaly`). Objects are walked into; arrays are
 //! fields of their own (searchable with `~`, never sorted). An enum's values rank in the order
 //! the schema lists them, the first the highest: the built-in schemas list the best value first
-//! (`HIGH, MEDIUM, LOW`; `buy, hold, pass`), so "at least MEDIUM" is `>= MEDIUM`.
+//! (`HIGH, MEDIUM, LOW`; `strong_buy, buy, hold, sell, strong_sell`), so "at least MEDIUM" is
+//! `>= MEDIUM` and the short leg of `multi` is `verdict <= sell`.
 
 use std::collections::BTreeMap;
 

@@ -69,6 +69,19 @@ pub enum ScreenError {
         values: Vec<String>,
     },
 
+    #[error(
+        "`{value}` is a value of `{field}` only in an earlier version of {analysis_type}, so it \
+         has no place on the current one ({}); to screen by it, pass --batch-id with a batch of \
+         that version",
+        .values.join(", ")
+    )]
+    EarlierEnumValue {
+        field: String,
+        value: String,
+        analysis_type: String,
+        values: Vec<String>,
+    },
+
     #[error("`{value}` is not true or false, which `{field}` is")]
     BadBoolean { field: String, value: String },
 

@@ -625,6 +625,23 @@ fn multi_verdicts_compare_on_their_scale_and_old_batches_keep_theirs() {
         ..ScreenRequest::default()
     };
     assert_eq!(run(old_only.clone()), ["OPASS"]);
+    // Over every batch the current scale decides, and the error says how to reach the old level.
+    let e = screen(
+        &store,
+        &registry,
+        &ScreenRequest {
+            batch_id: None,
+            ..old_only.clone()
+        },
+    )
+    .unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("`pass` is a value of `verdict` only in an earlier version of multi")
+            && message.contains("--batch-id")
+            && message.contains("strong_buy, buy, hold, sell, strong_sell"),
+        "{message}"
+    );
     // The new batch has no such level.
     let e = screen(
         &store,

@@ -122,6 +122,31 @@ async fn an_old_multi_batch_resumes_with_its_verdict_and_a_new_batch_gets_the_sc
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 4);
 
+    // Its export and its results read the earlier fields.
+    let csv = env.dir.path().join("old.csv");
+    let out = env.run(&[
+        "export",
+        "--batch-id",
+        &id,
+        "--format",
+        "csv",
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let exported = std::fs::read_to_string(&csv).unwrap();
+    let header = exported.lines().next().unwrap();
+    assert!(header.contains("verdict"), "{header}");
+    assert!(!header.contains("action_signal"), "{header}");
+    let ticker = rows[0]["ticker"].as_str().unwrap();
+    let out = env.run(&["results", ticker, "--analysis-type", "multi"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let verdict = rows[0]["fields"]["verdict"].as_str().unwrap();
+    let word = format!("Verdict: {}{}", verdict[..1].to_uppercase(), &verdict[1..]);
+    assert!(shown.contains(&word), "{word}: {shown}");
+    assert!(!shown.contains("Action signal"), "{shown}");
+
     // A new batch gets the scale and the action signals.
     let out = run(&[
         "batch",

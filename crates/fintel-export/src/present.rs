@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 fn lead_rank(key: &str) -> u8 {
     match key {
         "summary" | "executive_summary" | "overall_summary" => 0,
-        "verdict" | "stance" | "judgement" => 1,
+        "verdict" | "stance" | "judgement" | "action_signal" => 1,
         "score" | "conviction" | "confidence_level" => 2,
         k if k.ends_with("_score") => 2,
         "score_rationale" | "stance_rationale" | "rationale" => 3,

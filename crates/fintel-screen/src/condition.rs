@@ -250,10 +250,22 @@ pub fn parse_condition(
                 Operand::Number(n)
             }
             FieldKind::Enum(values) => {
-                let rank = enum_rank(values, raw_value).ok_or_else(|| ScreenError::NotInEnum {
-                    field: field.to_string(),
-                    value: raw_value.to_string(),
-                    values: values.clone(),
+                let rank = enum_rank(values, raw_value).ok_or_else(|| {
+                    // A level only an older version has (multi's `pass`) cannot be placed on
+                    // the current scale; its own batches still read it.
+                    match enum_rank(catalog.earlier_values(field), raw_value) {
+                        Some(_) => ScreenError::EarlierEnumValue {
+                            field: field.to_string(),
+                            value: raw_value.to_string(),
+                            analysis_type: analysis_type.to_string(),
+                            values: values.clone(),
+                        },
+                        None => ScreenError::NotInEnum {
+                            field: field.to_string(),
+                            value: raw_value.to_string(),
+                            values: values.clone(),
+                        },
+                    }
                 })?;
                 Operand::Enum {
                     value: values[rank].clone(),

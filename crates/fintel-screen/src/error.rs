@@ -69,6 +69,19 @@ pub enum ScreenError {
         values: Vec<String>,
     },
 
+    #[error(
+        "`{value}` is a value of `{field}` only in an earlier version of {analysis_type}, so it \
+         has no place on the current one ({}); to screen by it, pass --batch-id with a batch of \
+         that version",
+        .values.join(", ")
+    )]
+    EarlierEnumValue {
+        field: String,
+        value: String,
+        analysis_type: String,
+        values: Vec<String>,
+    },
+
     #[error("`{value}` is not true or false, which `{field}` is")]
     BadBoolean { field: String, value: String },
 
@@ -81,8 +94,8 @@ pub enum ScreenError {
         kind: String,
     },
 
-    #[error("unknown preset `{0}`; the presets are: compounders")]
-    UnknownPreset(String),
+    #[error("unknown preset `{name}`; the presets are: {available}")]
+    UnknownPreset { name: String, available: String },
 
     #[error("{0}")]
     BadArgument(String),

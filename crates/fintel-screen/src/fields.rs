@@ -4,7 +4,8 @@
 //! `balance_sheet.trend`, `scores.strategic_anomaly`). Objects are walked into; arrays are
 //! fields of their own (searchable with `~`, never sorted). An enum's values rank in the order
 //! the schema lists them, the first the highest: the built-in schemas list the best value first
-//! (`HIGH, MEDIUM, LOW`; `buy, hold, pass`), so "at least MEDIUM" is `>= MEDIUM`.
+//! (`HIGH, MEDIUM, LOW`; `strong_buy, buy, hold, sell, strong_sell`), so "at least MEDIUM" is
+//! `>= MEDIUM` and the short leg of `multi` is `verdict <= sell`.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,9 @@ pub struct FieldCatalog {
     fields: BTreeMap<String, FieldKind>,
     /// Paths in the order of the first schema that listed them, for messages and forms.
     order: Vec<String>,
+    /// Enum values that only later-added (older) schemas list, by path: known, but outside the
+    /// kept kind's order.
+    earlier: BTreeMap<String, Vec<String>>,
 }
 
 impl FieldCatalog {
@@ -61,10 +65,30 @@ impl FieldCatalog {
     }
 
     fn insert(&mut self, path: String, kind: FieldKind) {
-        if !self.fields.contains_key(&path) {
-            self.order.push(path.clone());
-            self.fields.insert(path, kind);
+        match (self.fields.get(&path), kind) {
+            (None, kind) => {
+                self.order.push(path.clone());
+                self.fields.insert(path, kind);
+            }
+            (Some(FieldKind::Enum(kept)), FieldKind::Enum(values)) => {
+                let extra: Vec<String> = values
+                    .into_iter()
+                    .filter(|v| !kept.iter().any(|k| k.eq_ignore_ascii_case(v)))
+                    .collect();
+                let earlier = self.earlier.entry(path).or_default();
+                for value in extra {
+                    if !earlier.contains(&value) {
+                        earlier.push(value);
+                    }
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Values of the enum at `path` that only an older version of the type lists.
+    pub fn earlier_values(&self, path: &str) -> &[String] {
+        self.earlier.get(path).map_or(&[], Vec::as_slice)
     }
 
     /// The kind of the field at `path`, if the type has it.

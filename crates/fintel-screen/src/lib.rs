@@ -43,7 +43,7 @@ pub use output::{render_table, write_file, FileFormat};
 
 use condition::SortKey;
 
-/// A named screen: EON's scans, kept for its users.
+/// A named screen: EON's scans, kept for its users, and the two legs of a long/short test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preset {
     pub name: &'static str,
@@ -52,25 +52,56 @@ pub struct Preset {
     pub sort: &'static str,
     pub conditions: &'static [&'static str],
     pub top: usize,
+    /// Fields shown beside the sort field (the caller's `--show` replaces them).
+    pub show: &'static [&'static str],
 }
 
 /// The presets, by name.
-pub const PRESETS: &[Preset] = &[Preset {
-    name: "compounders",
-    description: "EON's scan: scanner results with an overall alpha score of at least 70 and \
-                  confidence at least MEDIUM, the top 20",
-    analysis_type: "scanner",
-    sort: "overall_alpha_score",
-    conditions: &["overall_alpha_score >= 70", "confidence_level >= MEDIUM"],
-    top: 20,
-}];
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "compounders",
+        description: "EON's scan: scanner results with an overall alpha score of at least 70 and \
+                      confidence at least MEDIUM, the top 20",
+        analysis_type: "scanner",
+        sort: "overall_alpha_score",
+        conditions: &["overall_alpha_score >= 70", "confidence_level >= MEDIUM"],
+        top: 20,
+        show: &[],
+    },
+    Preset {
+        name: "strong_buys",
+        description: "multi results whose verdict is strong_buy, the 20 of highest conviction",
+        analysis_type: "multi",
+        sort: "conviction",
+        conditions: &["verdict = strong_buy"],
+        top: 20,
+        show: &["verdict", "synthesis.overall_score"],
+    },
+    Preset {
+        name: "shorts",
+        description: "multi results whose verdict is sell or strong_sell, the 20 of highest \
+                      conviction",
+        analysis_type: "multi",
+        sort: "conviction",
+        conditions: &["verdict <= sell"],
+        top: 20,
+        show: &["verdict", "synthesis.overall_score"],
+    },
+];
 
 /// The preset called `name` (case-insensitive).
 pub fn preset(name: &str) -> Result<&'static Preset, ScreenError> {
     PRESETS
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case(name.trim()))
-        .ok_or_else(|| ScreenError::UnknownPreset(name.to_string()))
+        .ok_or_else(|| ScreenError::UnknownPreset {
+            name: name.to_string(),
+            available: PRESETS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// What to screen, as the user wrote it (conditions unparsed: they are read against the
@@ -103,6 +134,7 @@ impl ScreenRequest {
             sort: preset.sort.to_string(),
             top: Some(preset.top),
             conditions: preset.conditions.iter().map(|c| c.to_string()).collect(),
+            show: preset.show.iter().map(|c| c.to_string()).collect(),
             ..ScreenRequest::default()
         }
     }
@@ -556,9 +588,22 @@ mod tests {
             request.conditions,
             vec!["overall_alpha_score >= 70", "confidence_level >= MEDIUM"]
         );
-        assert!(preset("growth")
-            .unwrap_err()
-            .to_string()
-            .contains("compounders"));
+        let unknown = preset("growth").unwrap_err().to_string();
+        assert!(
+            unknown.contains("compounders, strong_buys, shorts"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn the_signal_presets_read_multis_verdict_scale() {
+        let buys = ScreenRequest::from_preset(preset("strong_buys").unwrap());
+        assert_eq!(buys.analysis_type, "multi");
+        assert_eq!(buys.sort, "conviction");
+        assert_eq!(buys.conditions, vec!["verdict = strong_buy"]);
+        assert_eq!(buys.show, vec!["verdict", "synthesis.overall_score"]);
+        let shorts = ScreenRequest::from_preset(preset("SHORTS").unwrap());
+        assert_eq!(shorts.conditions, vec!["verdict <= sell"]);
+        assert!(!shorts.ascending);
     }
 }

@@ -510,3 +510,152 @@ fn csv_and_xlsx_files_hold_the_rows_and_are_never_clobbered() {
     let first = table.lines().nth(1).unwrap();
     assert!(first.contains("DDD") && first.contains("100"), "{table}");
 }
+
+/// `multi` as it was before its verdict became a five-level scale (`buy | hold | pass`).
+fn multi_before_signals() -> Workflow {
+    Workflow::from_canonical(
+        &Workflow::from_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../fintel-workflows/tests/samples/multi_before_signals.toml"),
+        )
+        .unwrap()
+        .canonical,
+    )
+    .unwrap()
+}
+
+/// `multi`'s verdict compares in its scale's order (strong_sell < sell < hold < buy <
+/// strong_buy), the signal presets pick the two ends, and a batch pinned to the earlier
+/// `buy | hold | pass` verdict is still screened by its own schema.
+#[test]
+fn multi_verdicts_compare_on_their_scale_and_old_batches_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir);
+    let registry = registry();
+    let old = multi_before_signals();
+    let new = registry.get("multi").unwrap();
+    assert_ne!(old.version, new.version);
+    let t = fill(
+        &store,
+        "b-old",
+        &old,
+        &[company("OBUY", 20), company("OPASS", 21)],
+        &[2024],
+        start(),
+        &mut |task| {
+            let verdict = match task.ticker.as_deref() {
+                Some("OBUY") => "buy",
+                _ => "pass",
+            };
+            Some(json!({"verdict": verdict, "conviction": 5}))
+        },
+    );
+    let companies: Vec<Company> = [
+        ("SB", 1),
+        ("SB2", 2),
+        ("B", 3),
+        ("H", 4),
+        ("S", 5),
+        ("SS", 6),
+    ]
+    .iter()
+    .map(|(t, c)| company(t, *c))
+    .collect();
+    fill(&store, "b-new", new, &companies, &[2024], t, &mut |task| {
+        let (verdict, conviction) = match task.ticker.as_deref().unwrap() {
+            "SB" => ("strong_buy", 7),
+            "SB2" => ("strong_buy", 9),
+            "B" => ("buy", 8),
+            "H" => ("hold", 5),
+            "S" => ("sell", 8),
+            _ => ("strong_sell", 6),
+        };
+        Some(json!({"verdict": verdict, "conviction": conviction,
+                    "synthesis": {"overall_score": conviction}}))
+    });
+    let run = |request: ScreenRequest| tickers(&screen(&store, &registry, &request).unwrap());
+    let with = |conditions: &[&str]| ScreenRequest {
+        analysis_type: "multi".into(),
+        sort: "conviction".into(),
+        conditions: conditions.iter().map(|c| c.to_string()).collect(),
+        batch_id: Some("b-new".into()),
+        ..ScreenRequest::default()
+    };
+    assert_eq!(run(with(&["verdict >= buy"])), ["SB2", "B", "SB"]);
+    assert_eq!(run(with(&["verdict <= sell"])), ["S", "SS"]);
+    assert_eq!(
+        run(with(&["verdict > hold", "verdict < strong_buy"])),
+        ["B"]
+    );
+    assert_eq!(run(with(&["verdict >= hold", "verdict <= hold"])), ["H"]);
+    // Sorting by the verdict itself: the scale, strong_buy first.
+    let mut by_verdict = with(&[]);
+    by_verdict.sort = "verdict".into();
+    let order = run(by_verdict.clone());
+    assert_eq!(&order[..2], ["SB", "SB2"]);
+    assert_eq!(&order[2..], ["B", "H", "S", "SS"]);
+    by_verdict.ascending = true;
+    assert_eq!(run(by_verdict)[0], "SS");
+
+    // The presets, over every batch of the type: the old batch's `buy` is no strong buy and
+    // its `pass` is on neither leg.
+    let s = screen(
+        &store,
+        &registry,
+        &ScreenRequest::from_preset(fintel_screen::preset("strong_buys").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(tickers(&s), ["SB2", "SB"]);
+    assert_eq!(s.rows[0].fields["verdict"], json!("strong_buy"));
+    assert_eq!(s.rows[0].fields["synthesis.overall_score"], json!(9));
+    let s = screen(
+        &store,
+        &registry,
+        &ScreenRequest::from_preset(fintel_screen::preset("shorts").unwrap()),
+    )
+    .unwrap();
+    assert_eq!(tickers(&s), ["S", "SS"]);
+
+    // The old batch alone reads its own verdicts, `pass` included.
+    let old_only = ScreenRequest {
+        analysis_type: "multi".into(),
+        sort: "conviction".into(),
+        conditions: vec!["verdict = pass".into()],
+        batch_id: Some("b-old".into()),
+        ..ScreenRequest::default()
+    };
+    assert_eq!(run(old_only.clone()), ["OPASS"]);
+    // Over every batch the current scale decides, and the error says how to reach the old level.
+    let e = screen(
+        &store,
+        &registry,
+        &ScreenRequest {
+            batch_id: None,
+            ..old_only.clone()
+        },
+    )
+    .unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("`pass` is a value of `verdict` only in an earlier version of multi")
+            && message.contains("--batch-id")
+            && message.contains("strong_buy, buy, hold, sell, strong_sell"),
+        "{message}"
+    );
+    // The new batch has no such level.
+    let e = screen(
+        &store,
+        &registry,
+        &ScreenRequest {
+            batch_id: Some("b-new".into()),
+            ..old_only
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, ScreenError::NotInEnum { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("strong_buy, buy, hold, sell, strong_sell"),
+        "{e}"
+    );
+}

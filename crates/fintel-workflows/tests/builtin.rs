@@ -162,7 +162,12 @@ fn scores_out_of_range_and_unknown_ratings_are_rejected() {
             json!(55.5),
         ),
         ("scanner", "aggregate", "/confidence_level", json!("medium")),
-        ("multi", "year", "/verdict", json!("sell")),
+        ("multi", "year", "/verdict", json!("pass")),
+        ("multi", "year", "/verdict", json!("STRONG_BUY")),
+        ("multi", "year", "/buffett/action_signal", json!("buy")),
+        ("buffett", "year", "/action_signal", json!("strong_buy")),
+        ("taleb", "year", "/action_signal", json!("avoid")),
+        ("contrarian", "year", "/action_signal", json!(null)),
         ("multi", "year", "/conviction", json!(0)),
         ("excellent", "aggregate", "/success_factors", json!([])),
         (
@@ -365,6 +370,68 @@ fn multi_has_the_three_lenses_and_a_synthesis_in_one_schema() {
         .unwrap();
     for section in ["buffett", "taleb", "contrarian", "synthesis"] {
         assert!(properties.contains_key(section), "{section}");
+    }
+}
+
+/// The signals a backtest reads: `multi`'s verdict is a five-level scale listed best first
+/// (the order the screen ranks it by), and every lens, alone or inside `multi`, ends with
+/// its required action signal.
+#[test]
+fn multi_verdict_is_a_scale_and_every_lens_has_an_action_signal() {
+    let registry = registry();
+    let year = |name: &str| registry.get(name).unwrap().year.clone().unwrap().schema;
+    let multi = year("multi");
+    assert_eq!(
+        multi["properties"]["verdict"]["enum"],
+        json!(["strong_buy", "buy", "hold", "sell", "strong_sell"])
+    );
+    assert_eq!(multi["properties"]["conviction"]["maximum"], json!(10));
+    let lenses = [
+        ("buffett", year("buffett")),
+        ("taleb", year("taleb")),
+        ("contrarian", year("contrarian")),
+        ("multi.buffett", multi["properties"]["buffett"].clone()),
+        ("multi.taleb", multi["properties"]["taleb"].clone()),
+        (
+            "multi.contrarian",
+            multi["properties"]["contrarian"].clone(),
+        ),
+    ];
+    for (lens, schema) in lenses {
+        assert_eq!(
+            schema["properties"]["action_signal"]["enum"],
+            json!(["priority", "investigate", "pass"]),
+            "{lens}"
+        );
+        assert!(
+            schema["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("action_signal")),
+            "{lens}"
+        );
+        let order = schema["propertyOrdering"].as_array().unwrap();
+        assert_eq!(order.last(), Some(&json!("action_signal")), "{lens}");
+    }
+    // Each level is explained in the prompt, so the model uses them as a scale.
+    let prompt = &registry.get("multi").unwrap().year.as_ref().unwrap().prompt;
+    for level in [
+        "strong_buy (",
+        "buy (",
+        "hold (",
+        "sell (",
+        "strong_sell (",
+        "priority (",
+        "investigate (",
+        "pass (",
+    ] {
+        assert!(prompt.contains(level), "multi prompt lacks {level}");
+    }
+    for lens in ["buffett", "taleb", "contrarian"] {
+        let prompt = &registry.get(lens).unwrap().year.as_ref().unwrap().prompt;
+        for level in ["priority (", "investigate (", "pass ("] {
+            assert!(prompt.contains(level), "{lens} prompt lacks {level}");
+        }
     }
 }
 

@@ -361,7 +361,8 @@ pub struct ScreenArgs {
     #[arg(long, value_name = "T")]
     pub analysis_type: Option<String>,
     /// A named screen: compounders (EON's scan: scanner, overall_alpha_score >= 70, confidence
-    /// at least MEDIUM, top 20); the other options refine it
+    /// at least MEDIUM, top 20), strong_buys (multi, verdict = strong_buy) or shorts (multi,
+    /// verdict <= sell), both by conviction; the other options refine it
     #[arg(long)]
     pub preset: Option<String>,
     /// The field to rank by, a dotted path into the result (score, balance_sheet.strength,

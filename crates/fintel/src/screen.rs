@@ -62,7 +62,9 @@ fn request(args: &ScreenArgs) -> Result<ScreenRequest> {
     request.conditions.extend(args.conditions.iter().cloned());
     request.batch_id = args.batch_id.clone();
     request.fiscal_year = args.fiscal_year;
-    request.show = args.show.clone();
+    if !args.show.is_empty() {
+        request.show = args.show.clone();
+    }
     Ok(request)
 }
 

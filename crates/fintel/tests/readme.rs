@@ -2,11 +2,10 @@
 //! leaves), and every relative link or image it points to exists.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-fn readme() -> (String, &'static Path) {
+fn readme() -> (String, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let root: &'static Path = Box::leak(root.into_boxed_path());
     let text = std::fs::read_to_string(root.join("README.md")).expect("README.md at the root");
     (text, root)
 }

@@ -7,35 +7,13 @@ mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fintel_engine::*;
 use fintel_llm::{CallError, GenerateRequest};
 use fintel_store::{BatchState, Store};
 use support::*;
 use tokio::sync::watch;
-
-fn names(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// Polls until `done` holds; fails once the harness clock has moved `fake_limit` past the
-/// start or, as a safety net, after a minute of real time.
-async fn until_clock(
-    h: &Harness,
-    what: &str,
-    fake_limit: Duration,
-    mut done: impl FnMut() -> bool,
-) {
-    let start = Instant::now();
-    let limit = start_time() + fintel_time::duration_to_span(fake_limit);
-    while !done() {
-        let now = fintel_time::Clock::now(&h.clock);
-        assert!(now < limit, "{what}: not by {now} on the engine's clock");
-        assert!(start.elapsed() < Duration::from_secs(60), "{what}: stuck");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 /// Makes the store's own connection refuse to grow the database file, as a full disk does:
 /// every write that needs a new page fails with SQLITE_FULL.

@@ -16,10 +16,6 @@ fn no_shutdown() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     watch::channel(false)
 }
 
-fn names(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 #[tokio::test]
 async fn a_batch_runs_to_completion_with_gap_years_skipped() {
     let h = Harness::new(6, FakeProvider::new(), buckets(2, 1000, 1000));

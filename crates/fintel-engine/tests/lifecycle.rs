@@ -6,36 +6,13 @@ mod support;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fintel_engine::*;
 use fintel_llm::CallError;
 use fintel_store::{BatchState, Ownership};
 use support::*;
 use tokio::sync::watch;
-
-fn names(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-/// Polls until `done` holds; fails once the harness clock has moved `fake_limit` past the
-/// start (an engine idling for ever moves it on every wait) or, as a safety net, after a
-/// minute of real time.
-async fn until_clock(
-    h: &Harness,
-    what: &str,
-    fake_limit: Duration,
-    mut done: impl FnMut() -> bool,
-) {
-    let start = Instant::now();
-    let limit = start_time() + fintel_time::duration_to_span(fake_limit);
-    while !done() {
-        let now = fintel_time::Clock::now(&h.clock);
-        assert!(now < limit, "{what}: not by {now} on the engine's clock");
-        assert!(start.elapsed() < Duration::from_secs(60), "{what}: stuck");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 /// A batch of 4 companies x 2 years, and process "a" running it with two calls that never
 /// answer: what the tests of several processes start from.

@@ -21,10 +21,6 @@ use serde_json::json;
 use support::*;
 use tokio::sync::watch;
 
-fn names(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
 }

@@ -641,3 +641,27 @@ impl Observer for Recorder {
         self.lines.lock().unwrap().push(line);
     }
 }
+
+/// The borrowed names of a list of tickers, as `Harness::create` takes them.
+pub fn names(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Polls until `done` holds; fails once the harness clock has moved `fake_limit` past the
+/// start (an engine idling for ever moves it on every wait) or, as a safety net, after a
+/// minute of real time.
+pub async fn until_clock(
+    h: &Harness,
+    what: &str,
+    fake_limit: Duration,
+    mut done: impl FnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    let limit = start_time() + fintel_time::duration_to_span(fake_limit);
+    while !done() {
+        let now = fintel_time::Clock::now(&h.clock);
+        assert!(now < limit, "{what}: not by {now} on the engine's clock");
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}: stuck");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

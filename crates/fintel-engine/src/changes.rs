@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::ports::FilingText;
 
 /// The model label of `changes` results: computed here, by no model.
-pub const MODEL_LABEL: &str = "local";
+pub const MODEL_LABEL: &str = fintel_store::no_model::CHANGES;
 
 /// Where the previous fiscal year's filing comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1288,7 +1288,7 @@ impl EngineInner {
         } else if self.e.analysis.compares_years() {
             crate::changes::MODEL_LABEL.to_string()
         } else {
-            "xbrl".to_string()
+            fintel_store::no_model::XBRL.to_string()
         }
     }
 

@@ -52,6 +52,20 @@ pub use schema::SCHEMA_VERSION;
 pub use stored_work::PendingModelTask;
 pub use tasks::*;
 
+/// The `model` a result stores when no model produced it: the engine writes these, and readers
+/// (the dashboard) tell such results from a model's by them.
+pub mod no_model {
+    /// `financials`: read from the filing's inline XBRL.
+    pub const XBRL: &str = "xbrl";
+    /// `changes`: this year's filing compared with last year's, computed locally.
+    pub const CHANGES: &str = "local";
+
+    /// Whether a result's `model` says no model produced it.
+    pub fn produced(model: &str) -> bool {
+        model == XBRL || model == CHANGES
+    }
+}
+
 /// Errors of the store. Messages say what to do, since most reach the user as they are.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -234,8 +234,9 @@ fn result_card(r: &ResultRow, all: &[ResultRow]) -> Markup {
 /// The words of the link to a result's document text: an analysis that asked no model (the
 /// XBRL `financials`, the year-over-year `changes`) read the filing itself.
 fn document_link_label(model: &str) -> &'static str {
-    match model {
-        "xbrl" | "local" => "the filing's text",
-        _ => "what the model read",
+    if fintel_store::no_model::produced(model) {
+        "the filing's text"
+    } else {
+        "what the model read"
     }
 }

@@ -43,6 +43,9 @@ pub enum Problem {
     /// The file could not be read.
     #[error("cannot read the file: {message}")]
     Unreadable { message: String },
+    /// The file holds nothing (often one a shell redirection has only just created).
+    #[error("the file is empty; write a workflow into it (e.g. `fintel workflows show fundamental`) or remove it")]
+    Empty,
     /// The file is larger than any sensible workflow.
     #[error("the file is {bytes} bytes; a workflow file may be at most {limit} bytes")]
     TooLarge { bytes: u64, limit: u64 },
@@ -153,6 +156,9 @@ pub enum WorkflowError {
         file: PathBuf,
         why: &'static str,
     },
+    /// The type is defined by a custom file that cannot be used (see its problem).
+    #[error("the analysis type `{name}` cannot be used: {detail}")]
+    UnusableType { name: String, detail: String },
     /// A workflows directory exists but cannot be listed.
     #[error("cannot read the workflows directory {}: {message}", dir.display())]
     Directory { dir: PathBuf, message: String },

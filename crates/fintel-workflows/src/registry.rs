@@ -4,7 +4,10 @@
 //! - Every `*.toml` file directly inside a custom directory is loaded (not sub-directories;
 //!   files whose name starts with `.` are skipped, so editor backups do not count). A directory
 //!   that does not exist is treated as empty.
-//! - All files are checked before anything is used; every bad file is reported, together.
+//! - A file that cannot be used (unreadable, empty, invalid, a reserved or twice-defined name)
+//!   makes only itself unusable: every other type loads, the file is named with its problem in
+//!   [`Registry::warnings`], and asking for the type it defines gives that problem. So an empty
+//!   file that `fintel workflows show NAME > FILE` is still writing breaks nothing.
 //! - A custom type with the name of a built-in **replaces** it (with a warning), so a user can
 //!   tune a built-in prompt by copying it (`fintel workflows show NAME`) and editing the copy.
 //!   Its version differs, so its results never mix with the built-in's. Two names cannot be
@@ -70,6 +73,32 @@ const IRREPLACEABLE: &[(&str, &str)] = &[
 pub struct Registry {
     workflows: BTreeMap<String, Workflow>,
     warnings: Vec<String>,
+    unusable: Vec<Unusable>,
+}
+
+/// A custom file (or directory) that could not be used, and the type names it stands for: its
+/// declared name where it has one, and its file stem.
+#[derive(Debug, Clone)]
+struct Unusable {
+    names: Vec<String>,
+    /// The problem, as the user reads it (the file is named in it).
+    error: String,
+}
+
+impl Unusable {
+    fn of_file(path: &Path, declared: Option<&str>, error: WorkflowError) -> Unusable {
+        let mut names: Vec<String> = declared.map(str::to_string).into_iter().collect();
+        if let Some(stem) = path.file_stem() {
+            let stem = stem.to_string_lossy().trim().to_ascii_lowercase();
+            if !names.contains(&stem) {
+                names.push(stem);
+            }
+        }
+        Unusable {
+            names,
+            error: error.to_string(),
+        }
+    }
 }
 
 impl Registry {
@@ -81,13 +110,17 @@ impl Registry {
             workflows.insert(builtin.name.clone(), builtin);
         }
 
-        let mut errors = Vec::new();
+        let mut unusable = Vec::new();
         let mut custom: BTreeMap<String, Workflow> = BTreeMap::new();
+        let mut twice: BTreeMap<String, WorkflowError> = BTreeMap::new();
         for dir in custom_dirs {
             let files = match workflow_files(dir) {
                 Ok(files) => files,
                 Err(error) => {
-                    errors.push(error);
+                    unusable.push(Unusable {
+                        names: Vec::new(),
+                        error: error.to_string(),
+                    });
                     continue;
                 }
             };
@@ -95,36 +128,51 @@ impl Registry {
                 let loaded = match Workflow::from_file(&path) {
                     Ok(loaded) => loaded,
                     Err(error) => {
-                        errors.push(error);
+                        unusable.push(Unusable::of_file(&path, None, error));
                         continue;
                     }
                 };
                 if let Some(why) = reserved_reason(&loaded.name) {
-                    errors.push(WorkflowError::ReservedName {
+                    let error = WorkflowError::ReservedName {
                         name: loaded.name.clone(),
-                        file: path,
+                        file: path.clone(),
                         why,
-                    });
+                    };
+                    unusable.push(Unusable::of_file(&path, None, error));
                     continue;
                 }
                 if let Some(previous) = custom.get(&loaded.name) {
-                    errors.push(WorkflowError::DuplicateName {
-                        name: loaded.name.clone(),
-                        first: origin_path(previous),
-                        second: path,
-                    });
+                    // Neither file wins: which one a run used would depend on file names.
+                    twice.insert(
+                        loaded.name.clone(),
+                        WorkflowError::DuplicateName {
+                            name: loaded.name.clone(),
+                            first: origin_path(previous),
+                            second: path,
+                        },
+                    );
                     continue;
                 }
                 custom.insert(loaded.name.clone(), loaded);
             }
         }
-        match errors.len() {
-            0 => {}
-            1 => return Err(errors.remove(0)),
-            _ => return Err(WorkflowError::Several(errors)),
+        for (name, error) in twice {
+            custom.remove(&name);
+            unusable.push(Unusable {
+                names: vec![name],
+                error: error.to_string(),
+            });
         }
 
         let mut warnings = Vec::new();
+        for file in &unusable {
+            let warning = format!(
+                "{}\n  (only this is skipped until it is fixed; every other analysis type works)",
+                file.error
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+        }
         for (name, workflow) in custom {
             if workflows.contains_key(&name) {
                 let warning = format!(
@@ -139,12 +187,22 @@ impl Registry {
         Ok(Registry {
             workflows,
             warnings,
+            unusable,
         })
     }
 
     /// The type called `name` (case-insensitive; aliases resolved).
     pub fn get(&self, name: &str) -> Result<&Workflow, WorkflowError> {
         let wanted = resolve_alias(name);
+        if let Some(workflow) = self.workflows.get(&wanted) {
+            return Ok(workflow);
+        }
+        if let Some(file) = self.unusable.iter().find(|f| f.names.contains(&wanted)) {
+            return Err(WorkflowError::UnusableType {
+                name: wanted,
+                detail: file.error.clone(),
+            });
+        }
         self.workflows
             .get(&wanted)
             .ok_or_else(|| WorkflowError::UnknownType {
@@ -158,9 +216,16 @@ impl Registry {
         self.workflows.values().collect()
     }
 
-    /// Warnings of loading (custom files replacing built-ins), also logged with `tracing`.
+    /// Warnings of loading (custom files replacing built-ins, files that cannot be used), also
+    /// logged with `tracing`.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The warnings about custom files that cannot be used, which every command should show:
+    /// the user's type is missing from it until the file is fixed.
+    pub fn unusable_files(&self) -> Vec<String> {
+        self.unusable.iter().map(|f| f.error.clone()).collect()
     }
 
     /// The text of a built-in workflow file, for `fintel workflows show NAME`: a complete file
@@ -171,6 +236,31 @@ impl Registry {
             .iter()
             .find(|builtin| builtin.file == file)
             .map(|builtin| builtin.text)
+    }
+
+    /// A built-in's file as `fintel workflows show NAME` prints it: its text, which loads as a
+    /// custom type of the same name (replacing the built-in), or, for a type that may not be
+    /// replaced, under the name `my_NAME`, said in a comment at the top.
+    pub fn builtin_copy(name: &str) -> Option<String> {
+        let name = resolve_alias(name);
+        let text = Self::builtin_source(&name)?;
+        if reserved_reason(&name).is_none() {
+            return Some(text.to_string());
+        }
+        let declared = format!("name = \"{name}\"");
+        let renamed = format!(
+            "# A copy of `{name}`, which cannot be replaced: it loads as the type `my_{name}`.\n"
+        );
+        let mut copy = String::with_capacity(text.len() + renamed.len());
+        copy.push_str(&renamed);
+        for line in text.split_inclusive('\n') {
+            if line.trim_end() == declared {
+                copy.push_str(&format!("name = \"my_{name}\"\n"));
+            } else {
+                copy.push_str(line);
+            }
+        }
+        Some(copy)
     }
 
     /// Names of the built-in types, in the order they are documented.

@@ -257,9 +257,13 @@ fn read_limited(path: &Path) -> Result<String, Problem> {
     let bytes = std::fs::read(path).map_err(|e| Problem::Unreadable {
         message: e.to_string(),
     })?;
-    String::from_utf8(bytes).map_err(|e| Problem::Unreadable {
+    let text = String::from_utf8(bytes).map_err(|e| Problem::Unreadable {
         message: format!("not UTF-8 text ({e})"),
-    })
+    })?;
+    if text.trim().is_empty() {
+        return Err(Problem::Empty);
+    }
+    Ok(text)
 }
 
 fn read_sibling(dir: &Path, step: &'static str, name: &str) -> SiblingResult {

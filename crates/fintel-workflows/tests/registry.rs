@@ -44,14 +44,34 @@ fn missing_directory_is_empty() {
 }
 
 #[test]
-fn a_file_given_as_directory_is_an_error() {
+fn a_file_given_as_directory_leaves_the_builtins_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "x.toml", "");
-    let error = Registry::load(&[file]).unwrap_err();
-    assert!(matches!(error, WorkflowError::Directory { .. }));
-    assert!(error
-        .to_string()
-        .starts_with("cannot read the workflows directory"));
+    let registry = Registry::load(&[file]).unwrap();
+    assert_eq!(registry.list().len(), Registry::builtin_names().len());
+    let warnings = registry.unusable_files();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("cannot read the workflows directory"));
+}
+
+#[test]
+fn an_empty_file_makes_only_itself_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "copy.toml", "");
+    write(dir.path(), "mine.toml", &custom("mine", "Judge"));
+    let registry = Registry::load(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(registry.get("mine").unwrap().name, "mine");
+    assert_eq!(registry.get("fundamental").unwrap().name, "fundamental");
+    let warnings = registry.unusable_files();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains(&empty.display().to_string()));
+    assert!(warnings[0].contains("the file is empty"), "{}", warnings[0]);
+    let error = registry.get("copy").unwrap_err();
+    assert!(
+        matches!(error, WorkflowError::UnusableType { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("the file is empty"), "{error}");
 }
 
 #[test]
@@ -78,48 +98,59 @@ fn financials_and_the_alias_cannot_be_replaced() {
     for name in ["financials", "changes", "multi_analysis"] {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "x.toml", &custom(name, "Judge"));
-        let error = Registry::load(&[dir.path().to_path_buf()]).unwrap_err();
+        let registry = Registry::load(&[dir.path().to_path_buf()]).unwrap();
+        let builtin = registry.get(name).unwrap();
+        assert_eq!(builtin.origin, Origin::Builtin);
+        let warnings = registry.unusable_files();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            matches!(error, WorkflowError::ReservedName { .. }),
-            "{error}"
+            warnings[0].contains(&format!("the name `{name}` is reserved")),
+            "{warnings:?}"
         );
-        assert!(error
-            .to_string()
-            .contains(&format!("the name `{name}` is reserved")));
     }
 }
 
 #[test]
-fn two_custom_files_with_one_name_are_an_error_naming_both() {
+fn two_custom_files_with_one_name_make_that_name_unusable_naming_both() {
     let first_dir = tempfile::tempdir().unwrap();
     let second_dir = tempfile::tempdir().unwrap();
     let first = write(first_dir.path(), "a.toml", &custom("mine", "Judge"));
     let second = write(second_dir.path(), "b.toml", &custom("mine", "Assess"));
-    let error = Registry::load(&[
+    write(second_dir.path(), "c.toml", &custom("other", "Assess"));
+    let registry = Registry::load(&[
         first_dir.path().to_path_buf(),
         second_dir.path().to_path_buf(),
     ])
-    .unwrap_err();
+    .unwrap();
+    assert_eq!(registry.get("other").unwrap().name, "other");
+    let error = registry.get("mine").unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, WorkflowError::DuplicateName { .. }));
+    assert!(
+        matches!(error, WorkflowError::UnusableType { .. }),
+        "{message}"
+    );
     assert!(message.contains(&first.display().to_string()), "{message}");
     assert!(message.contains(&second.display().to_string()), "{message}");
     assert!(message.contains("`mine`"));
 }
 
 #[test]
-fn every_bad_file_is_reported_together() {
+fn every_bad_file_is_reported_and_the_good_ones_load() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.toml", "name = ");
     write(dir.path(), "b.toml", &custom("b", "{tikcer}"));
     write(dir.path(), "c.toml", &custom("c", "Fine"));
-    let error = Registry::load(&[dir.path().to_path_buf()]).unwrap_err();
-    let problems = error.problems();
-    assert_eq!(problems.len(), 2, "{error}");
-    let message = error.to_string();
-    assert_eq!(message.lines().count(), 2, "{message}");
-    assert!(message.contains("a.toml line 1"));
-    assert!(message.contains("b.toml line 5: unknown placeholder {tikcer}"));
+    let registry = Registry::load(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(registry.get("c").unwrap().name, "c");
+    let warnings = registry.unusable_files();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("a.toml line 1"), "{warnings:?}");
+    assert!(
+        warnings[1].contains("b.toml line 5: unknown placeholder {tikcer}"),
+        "{warnings:?}"
+    );
+    let error = registry.get("b").unwrap_err().to_string();
+    assert!(error.contains("unknown placeholder {tikcer}"), "{error}");
 }
 
 #[test]

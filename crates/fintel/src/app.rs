@@ -100,8 +100,18 @@ impl App {
         })
     }
 
-    /// Built-in and custom analysis types.
+    /// Built-in and custom analysis types; a custom file that cannot be used is named on
+    /// stderr with its problem (only its type is missing).
     pub fn registry(&self) -> Result<Registry> {
+        let registry = self.registry_quietly()?;
+        for problem in registry.unusable_files() {
+            crate::pipes::err(&format!("warning: {problem}\n"));
+        }
+        Ok(registry)
+    }
+
+    /// [`App::registry`] without the warnings about unusable files.
+    pub fn registry_quietly(&self) -> Result<Registry> {
         Ok(Registry::load(&[self.config.workflows_dir()])?)
     }
 

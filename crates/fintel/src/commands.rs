@@ -290,17 +290,19 @@ pub fn text(args: TextArgs) -> Result<u8> {
 
 pub fn workflows(app: &App, args: WorkflowsArgs) -> Result<u8> {
     if let Some(WorkflowsAction::Show { name }) = args.action {
-        let registry = app.registry()?;
+        // Quietly: the file this output is being redirected into may be in the workflows
+        // directory, still empty.
+        let registry = app.registry_quietly()?;
         let wf = registry.get(&name)?;
-        match Registry::builtin_source(&wf.name) {
+        match Registry::builtin_copy(&wf.name) {
             Some(src) if matches!(wf.origin, fintel_workflows::Origin::Builtin) => print!("{src}"),
             _ => print!("{}", wf.canonical),
         }
         return Ok(exit::OK);
     }
-    let registry = app.registry()?;
+    let registry = app.registry_quietly()?;
     for w in registry.warnings() {
-        eprintln!("warning: {w}");
+        crate::pipes::err(&format!("warning: {w}\n"));
     }
     let list: Vec<_> = registry
         .list()

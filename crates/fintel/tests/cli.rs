@@ -290,25 +290,6 @@ async fn every_built_in_analysis_type_produces_a_stored_valid_result() {
     assert_eq!(stats.gemini.total.over_limit, 0);
 }
 
-#[test]
-fn a_broken_custom_workflow_is_refused_with_its_file_named() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
-    std::fs::write(
-        dir.path().join("workflows/mine.toml"),
-        "name = \"mine\"\ndescription = \"x\"\n[year]\nprompt = \"{tikcer} {document}\"\nschema = '{\"type\":\"object\"}'\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["workflows"])
-        .env("FINTEL_HOME", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(err.contains("mine.toml") && err.contains("tikcer"), "{err}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn results_export_upkeep_cancel_and_delete_from_the_command_line() {
     let env = Env::new(0).await;
